@@ -1,0 +1,1 @@
+"""Local development helpers (Azurite, the demo). Not part of the deployed package."""

@@ -1,0 +1,168 @@
+// The exporter: a Flex Consumption (FC1) Linux function app, Python 3.11,
+// system-assigned identity, app settings with Key Vault references.
+
+param name string
+param planName string
+param location string
+param tags object = {}
+
+param storageAccountName string
+param deploymentContainerName string
+param applicationInsightsName string
+
+@description('Vault holding the secrets etl-api-token and blob-sas-url (core/keyvault.bicep).')
+param keyVaultName string
+
+@description('Object id of a user granted data access for local checks; empty for none.')
+param userPrincipalId string = ''
+
+// --- exporter configuration (see docs/deploy.md for each setting) ---
+param etlApiEndpoint string
+
+@allowed(['csv', 'json', 'parquet'])
+param exportFormat string
+
+param blobPath string = ''
+param exportStart string = ''
+param stateTableName string = 'exporterpositions'
+param exportSchedule string = '0 */10 * * * *'
+
+@allowed(['none', 'gzip'])
+param exportCompression string = 'none'
+
+@allowed(['snappy', 'zstd', 'none'])
+param parquetCompression string = 'snappy'
+
+param csvEscapeFormulas bool = false
+
+@description('Write with the app identity to BLOB_ACCOUNT_URL/BLOB_CONTAINER instead of the SAS URL.')
+param useManagedIdentityDestination bool = false
+param destinationStorageAccountName string = ''
+param destinationContainer string = ''
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageAccountName
+}
+
+resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: applicationInsightsName
+}
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  }
+  properties: {
+    reserved: true // Linux
+  }
+}
+
+resource app 'Microsoft.Web/sites@2024-04-01' = {
+  name: name
+  location: location
+  tags: union(tags, { 'azd-service-name': 'exporter' })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'SystemAssigned'
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    keyVaultReferenceIdentity: 'SystemAssigned'
+    siteConfig: {
+      minTlsVersion: '1.2'
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: '${storage.properties.primaryEndpoints.blob}${deploymentContainerName}'
+          authentication: {
+            type: 'SystemAssignedIdentity'
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        // One timer function; the host runs it as a singleton anyway.
+        maximumInstanceCount: 40
+        instanceMemoryMB: 2048
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+  }
+}
+
+module rbac 'rbac.bicep' = {
+  name: 'exporter-rbac'
+  params: {
+    storageAccountName: storage.name
+    keyVaultName: keyVaultName
+    applicationInsightsName: applicationInsights.name
+    appPrincipalId: app.identity.principalId
+    userPrincipalId: userPrincipalId
+  }
+}
+
+// The settings the exporter reads: exactly the names in its settings module,
+// with the same defaults. AzureWebJobsStorage is given in its identity-based
+// form (AzureWebJobsStorage__*): the host uses it, and the exporter finds its
+// position table through it. Empty string = unset.
+var exporterSettings = {
+  'ETL_API_ENDPOINT': etlApiEndpoint
+  'ETL_API_TOKEN': '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=etl-api-token)'
+  'EXPORT_FORMAT': exportFormat
+  'BLOB_SAS_URL': useManagedIdentityDestination ? '' : '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=blob-sas-url)'
+  'BLOB_ACCOUNT_URL': useManagedIdentityDestination ? 'https://${destinationStorageAccountName}.blob.${environment().suffixes.storage}' : ''
+  'BLOB_CONTAINER': useManagedIdentityDestination ? destinationContainer : ''
+  'BLOB_PATH': blobPath
+  'AzureWebJobsStorage__accountName': storage.name
+  'AzureWebJobsStorage__blobServiceUri': storage.properties.primaryEndpoints.blob
+  'AzureWebJobsStorage__queueServiceUri': storage.properties.primaryEndpoints.queue
+  'AzureWebJobsStorage__tableServiceUri': storage.properties.primaryEndpoints.table
+  'AzureWebJobsStorage__credential': 'managedidentity'
+  'STATE_TABLE': stateTableName
+  'EXPORT_SCHEDULE': exportSchedule
+  'EXPORT_START': exportStart
+  'SETTLE_SECONDS': '60'
+  'MAX_WINDOWS_PER_RUN': '36'
+  'RUN_BUDGET_SECONDS': '480'
+  'MAX_FILE_BYTES': '268435456'
+  'MAX_FILE_ROWS': '1000000'
+  'EXPORT_COMPRESSION': exportCompression
+  'PARQUET_COMPRESSION': parquetCompression
+  'CSV_ESCAPE_FORMULAS': csvEscapeFormulas ? 'true' : 'false'
+  'MAX_CALL_BYTES': '32768'
+  'APPLICATIONINSIGHTS_CONNECTION_STRING': applicationInsights.properties.ConnectionString
+}
+
+// Platform settings the exporter does not read. Flex Consumption takes the
+// runtime and version from functionAppConfig and rejects
+// FUNCTIONS_WORKER_RUNTIME / FUNCTIONS_EXTENSION_VERSION / WEBSITE_RUN_FROM_PACKAGE.
+var platformSettings = {
+  // Application Insights accepts Entra ID telemetry only: the host and the
+  // OpenTelemetry exporter both sign in with the system-assigned identity.
+  'APPLICATIONINSIGHTS_AUTHENTICATION_STRING': 'Authorization=AAD'
+}
+
+resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
+  parent: app
+  name: 'appsettings'
+  properties: union(platformSettings, exporterSettings)
+  // Key Vault references resolve when settings change: grant access first.
+  dependsOn: [
+    rbac
+  ]
+}
+
+output name string = app.name
+output id string = app.id
+output principalId string = app.identity.principalId
+output defaultHostName string = app.properties.defaultHostName

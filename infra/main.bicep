@@ -1,0 +1,178 @@
+// ETL exporter: a timer-triggered Azure Functions app that exports calls from
+// the ETL API into a Blob container. See infra/README.md and docs/deploy.md.
+targetScope = 'resourceGroup'
+
+@minLength(1)
+@maxLength(64)
+@description('Environment name (azd AZURE_ENV_NAME); seeds resource names and the azd-env-name tag.')
+param environmentName string
+
+@minLength(1)
+@description('Region for all resources; must offer Flex Consumption.')
+param location string = resourceGroup().location
+
+@description('ETL API base URL, e.g. https://etl.example.com (ETL_API_ENDPOINT).')
+param etlApiEndpoint string
+
+@secure()
+@description('ETL API bearer token; stored in Key Vault as etl-api-token.')
+param etlApiToken string
+
+@secure()
+@description('Destination container SAS URL (r,c,w,l); stored in Key Vault as blob-sas-url. Not used when useManagedIdentityDestination.')
+param blobSasUrl string = ''
+
+@allowed(['csv', 'json', 'parquet'])
+@description('File format (EXPORT_FORMAT).')
+param exportFormat string
+
+@description('Folder inside the container, without leading or trailing "/" (BLOB_PATH).')
+param blobPath string = ''
+
+@description('RFC 3339 UTC time of the first window for a new destination; empty = the most recent due window (EXPORT_START).')
+param exportStart string = ''
+
+@description('Timer schedule, NCRONTAB with seconds (EXPORT_SCHEDULE).')
+param exportSchedule string = '0 */10 * * * *'
+
+@allowed(['none', 'gzip'])
+@description('Compression of csv/json files (EXPORT_COMPRESSION).')
+param exportCompression string = 'none'
+
+@allowed(['snappy', 'zstd', 'none'])
+@description('Parquet codec (PARQUET_COMPRESSION).')
+param parquetCompression string = 'snappy'
+
+@description('Escape spreadsheet formulas in CSV cells (CSV_ESCAPE_FORMULAS).')
+param csvEscapeFormulas bool = false
+
+@description('Write with the app\'s managed identity to destinationStorageAccountName/destinationContainer instead of the SAS URL.')
+param useManagedIdentityDestination bool = false
+
+@description('Existing destination storage account (managed-identity destination only).')
+param destinationStorageAccountName string = ''
+
+@description('Existing destination container (managed-identity destination only).')
+param destinationContainer string = ''
+
+@description('Resource group of the destination account; defaults to this one.')
+param destinationResourceGroupName string = resourceGroup().name
+
+@minValue(0)
+@description('Delete exported files after this many days (lifecycle rule on the managed-identity destination); 0 = keep.')
+param expireAfterDays int = 0
+
+@description('Email notified by the export-lag alert; empty = no action group.')
+param alertEmail string = ''
+
+@description('Object id of the deploying user (azd AZURE_PRINCIPAL_ID): gets data access to the app storage and Key Vault secrets. Empty for none.')
+param principalId string = ''
+
+var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
+var tags = {
+  'azd-env-name': environmentName
+  application: 'etl-exporter'
+}
+var functionAppName = 'func-${resourceToken}'
+var deploymentContainerName = 'app-package-${take(functionAppName, 32)}'
+var stateTableName = 'exporterpositions'
+
+module storage 'core/storage.bicep' = {
+  name: 'storage'
+  params: {
+    name: 'st${resourceToken}'
+    location: location
+    tags: tags
+    deploymentContainerName: deploymentContainerName
+    stateTableName: stateTableName
+  }
+}
+
+module monitoring 'core/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    logAnalyticsName: 'log-${resourceToken}'
+    applicationInsightsName: 'appi-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module keyVault 'core/keyvault.bicep' = {
+  name: 'keyvault'
+  params: {
+    name: 'kv-${resourceToken}'
+    location: location
+    tags: tags
+    etlApiToken: etlApiToken
+    blobSasUrl: blobSasUrl
+    storeBlobSasUrl: !useManagedIdentityDestination
+  }
+}
+
+module exporterApp 'app/function.bicep' = {
+  name: 'function'
+  params: {
+    name: functionAppName
+    planName: 'plan-${resourceToken}'
+    location: location
+    tags: tags
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: deploymentContainerName
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    keyVaultName: keyVault.outputs.name
+    userPrincipalId: principalId
+    etlApiEndpoint: etlApiEndpoint
+    exportFormat: exportFormat
+    blobPath: blobPath
+    exportStart: exportStart
+    stateTableName: stateTableName
+    exportSchedule: exportSchedule
+    exportCompression: exportCompression
+    parquetCompression: parquetCompression
+    csvEscapeFormulas: csvEscapeFormulas
+    useManagedIdentityDestination: useManagedIdentityDestination
+    destinationStorageAccountName: destinationStorageAccountName
+    destinationContainer: destinationContainer
+  }
+}
+
+module destination 'app/destination.bicep' = if (useManagedIdentityDestination) {
+  name: 'destination'
+  scope: resourceGroup(destinationResourceGroupName)
+  params: {
+    storageAccountName: destinationStorageAccountName
+    containerName: destinationContainer
+    appPrincipalId: exporterApp.outputs.principalId
+    blobPath: blobPath
+    expireAfterDays: expireAfterDays
+  }
+}
+
+module dashboard 'app/dashboard.bicep' = {
+  name: 'dashboard'
+  params: {
+    location: location
+    tags: tags
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    namePrefix: resourceToken
+    alertEmail: alertEmail
+  }
+}
+
+// Names only: no connection strings, keys, SAS URLs or tokens.
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = resourceGroup().name
+output AZURE_FUNCTION_APP_NAME string = exporterApp.outputs.name
+output SERVICE_EXPORTER_NAME string = exporterApp.outputs.name
+output AZURE_FUNCTION_APP_PRINCIPAL_ID string = exporterApp.outputs.principalId
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output AZURE_STORAGE_TABLE_ENDPOINT string = storage.outputs.tableEndpoint
+output STATE_TABLE string = stateTableName
+output AZURE_APPLICATION_INSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
+output AZURE_LOG_ANALYTICS_WORKSPACE_NAME string = monitoring.outputs.logAnalyticsName
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+output AZURE_KEY_VAULT_URI string = keyVault.outputs.uri
+output AZURE_WORKBOOK_ID string = dashboard.outputs.workbookId
+output AZURE_LAG_ALERT_NAME string = dashboard.outputs.alertRuleName

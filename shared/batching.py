@@ -1,0 +1,75 @@
+"""Streaming helpers: fixed-size batches independent of the API's paging, and read-ahead."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
+
+#: Lines per parse batch. Batch boundaries decide where a file may be split by the size cap, so
+#: they depend only on the order of the calls, never on how the ETL API paged them.
+BATCH_LINES = 5000
+
+
+def rebatch(pages: Iterable[list[bytes]], size: int = BATCH_LINES) -> Iterator[list[bytes]]:
+    """Regroup pages of lines into batches of exactly ``size`` lines (the last may be shorter)."""
+    pending: list[bytes] = []
+    for page in pages:
+        if not pending and len(page) == size:
+            yield page
+            continue
+        pending.extend(page)
+        while len(pending) >= size:
+            yield pending[:size]
+            del pending[:size]
+    if pending:
+        yield pending
+
+
+_DONE = object()
+
+
+def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+    """Iterate ``items`` in a background thread, up to ``depth`` ahead (network overlaps parsing).
+
+    Exceptions are re-raised in the consumer at the position they happened. Closing the returned
+    generator early stops the producer at its next item.
+    """
+    q: queue.Queue[object] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(_DONE)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            q.put(exc)
+
+    thread = threading.Thread(target=produce, name="prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                thread.join(0.05)

@@ -1,0 +1,332 @@
+"""The destination container: file names, staged create-only uploads, and verifying our own blobs.
+
+Every data file is written once: blocks are staged as the writer fills them (deterministic block
+ids) and the block list is committed with ``If-None-Match: *`` together with the file's metadata
+(window, type, position, rows, SHA-256 of the content). A blob is never overwritten, appended or
+touched after that commit. When a commit finds the name taken (409/412), the blob is ours only if
+its metadata records the same window, type and content hash: then the write already happened (a
+lost response, a crashed run, a concurrent identical run) and counts as done; anything else is a
+BlobConflictError for a person to look at.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.storage.blob import BlobBlock, BlobClient, ContainerClient, ContentSettings
+
+from shared.errors import BlobConflictError, StorageError, StoragePermissionError
+from shared.redact import redact_text
+
+log = logging.getLogger(__name__)
+
+# Transport settings, spelled out (the SDK defaults are tuned for interactive use).
+BLOCK_SIZE = 8 * 1024 * 1024  # staged block size; also the single-shot upload threshold
+UPLOAD_CONCURRENCY = 4  # blocks in flight per file: 32 MiB of buffers at most
+CONNECTION_TIMEOUT = 20  # seconds
+READ_TIMEOUT = 120  # seconds; a block of 8 MiB takes well under that on a slow link
+RETRY_TOTAL = 5  # the SDK's exponential retry on 408/429/5xx/connection errors
+RETRY_BACKOFF = 2  # seconds, doubled per retry by the SDK
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class FileIdentity:
+    """What a data file is: recorded in its metadata when it is committed."""
+
+    window_start: datetime
+    window_end: datetime
+    call_type: str
+    position: int
+
+    def metadata(self, rows: int, sha256: str, kind: str = "data") -> dict[str, str]:
+        return {
+            "exporter": "cdp-blob-exporter",
+            "kind": kind,
+            "window_start": _ts(self.window_start),
+            "window_end": _ts(self.window_end),
+            "call_type": self.call_type,
+            "position": str(self.position),
+            "rows": str(rows),
+            "sha256": sha256,
+        }
+
+    def matches(self, metadata: Mapping[str, str]) -> bool:
+        md = {k.lower(): v for k, v in metadata.items()}
+        return (
+            md.get("window_start") == _ts(self.window_start)
+            and md.get("window_end") == _ts(self.window_end)
+            and md.get("call_type") == self.call_type
+            and md.get("position") == str(self.position)
+        )
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    name: str
+    size: int
+    sha256: str
+    created: bool  # False: the identical blob was already there (resumed or lost response)
+
+
+def _ts(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def make_container_client(
+    *,
+    sas_url: str = "",
+    account_url: str = "",
+    container: str = "",
+    credential: Any = None,
+    **client_kwargs: Any,
+) -> ContainerClient:
+    """Build the destination client with explicit timeouts, retries and block sizes.
+
+    ``client_kwargs`` go to the SDK (tests pass a ``transport`` that misbehaves).
+    """
+    kwargs: dict[str, Any] = {
+        "connection_timeout": CONNECTION_TIMEOUT,
+        "read_timeout": READ_TIMEOUT,
+        "retry_total": RETRY_TOTAL,
+        "retry_backoff_factor": RETRY_BACKOFF,
+        "max_block_size": BLOCK_SIZE,
+        "max_single_put_size": BLOCK_SIZE,
+    }
+    kwargs.update(client_kwargs)
+    if sas_url:
+        return ContainerClient.from_container_url(sas_url, **kwargs)
+    if credential is None:
+        from azure.identity import DefaultAzureCredential
+
+        credential = DefaultAzureCredential()
+    return ContainerClient(account_url, container, credential=credential, **kwargs)
+
+
+def sas_permissions(sas_url: str) -> str:
+    return parse_qs(urlsplit(sas_url).query).get("sp", [""])[0]
+
+
+def sas_expiry(sas_url: str) -> datetime | None:
+    raw = parse_qs(urlsplit(sas_url).query).get("se", [""])[0]
+    if not raw:
+        return None
+    try:
+        return datetime.fromisoformat(raw.replace("Z", "+00:00")).astimezone(UTC)
+    except ValueError:
+        return None
+
+
+class BlobStore:
+    """Files in the destination container under the optional folder."""
+
+    def __init__(self, container: ContainerClient, blob_path: str = "", sas_url: str = "") -> None:
+        self.container = container
+        self.blob_path = blob_path.strip("/")
+        self._sas_url = sas_url
+        self._pool = ThreadPoolExecutor(UPLOAD_CONCURRENCY, thread_name_prefix="stage")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def name(self, leaf: str) -> str:
+        return f"{self.blob_path}/{leaf}" if self.blob_path else leaf
+
+    def data_file_name(self, dest_key: str, position: int, call_type: str, extension: str) -> str:
+        return self.name(f"{dest_key}.{position}.{call_type}.{extension}")
+
+    def rejected_file_name(self, dest_key: str, window_start: datetime, call_type: str) -> str:
+        stamp = window_start.astimezone(UTC).strftime("%Y%m%dT%H%MZ")
+        return self.name(f"_rejected/{dest_key}.{stamp}.{call_type}.ndjson")
+
+    def metadata_of(self, name: str) -> dict[str, str] | None:
+        """The metadata of a committed blob, or None when there is none by that name."""
+        try:
+            props = self.call("read", lambda: self.container.get_blob_client(name).get_blob_properties())
+        except ResourceNotFoundError:
+            return None
+        return dict(props.metadata or {})
+
+    def open(self, name: str, identity: FileIdentity, content_type: str) -> StagedUpload:
+        """Start a file. If our identical blob is already there, nothing is uploaded again."""
+        existing = self.metadata_of(name)
+        if existing is not None and not identity.matches(existing):
+            raise _conflict(name, identity, existing)
+        return StagedUpload(self, name, identity, content_type, verify_only=existing is not None)
+
+    def call(self, permission: str, fn: Callable[[], _T]) -> _T:
+        """Run one SDK call, mapping its failures to our errors (403 -> permission, 5xx -> transient)."""
+        try:
+            return fn()
+        except (ResourceNotFoundError, ResourceExistsError, ResourceModifiedError):
+            raise
+        except ClientAuthenticationError as exc:
+            raise self._permission_error(permission, exc) from None
+        except HttpResponseError as exc:
+            if exc.status_code == 403:
+                raise self._permission_error(permission, exc) from None
+            if exc.status_code == 404 and "ContainerNotFound" in str(exc.error_code):
+                raise StoragePermissionError(
+                    "the destination container does not exist: create it or fix BLOB_SAS_URL"
+                ) from None
+            raise StorageError(
+                f"blob storage failed: HTTP {exc.status_code} {exc.error_code or ''}".strip()
+            ) from None
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise StorageError(f"blob storage unreachable: {redact_text(str(exc))[:200]}") from None
+
+    def _permission_error(self, permission: str, exc: HttpResponseError) -> StoragePermissionError:
+        code = getattr(exc, "error_code", None) or "AuthorizationFailure"
+        names = {"r": "read", "c": "create", "w": "write", "l": "list"}
+        need = "".join(p for p in permission if p in names) or permission
+        message = (
+            f"blob storage refused the request ({code}): the exporter needs the "
+            f"{' + '.join(names.get(p, p) for p in need)} permission"
+        )
+        if self._sas_url:
+            granted = sas_permissions(self._sas_url)
+            missing = [names[p] for p in need if p in names and p not in granted]
+            expiry = sas_expiry(self._sas_url)
+            if expiry and expiry <= datetime.now(UTC):
+                message = f"the BLOB_SAS_URL token expired at {_ts(expiry)} ({code}): issue a new SAS"
+            elif missing:
+                message = (
+                    f"the BLOB_SAS_URL token lacks the {' and '.join(missing)} permission ({code}): "
+                    "issue a SAS with sp=rcwl"
+                )
+            else:
+                message += "; the SAS may be tampered with, revoked or for another container"
+        return StoragePermissionError(message)
+
+
+def _conflict(name: str, identity: FileIdentity, existing: Mapping[str, str]) -> BlobConflictError:
+    return BlobConflictError(
+        f"{name} already exists and was not written by this export for {identity.call_type} "
+        f"{_ts(identity.window_start)} (its metadata: window_start={existing.get('window_start')}, "
+        f"call_type={existing.get('call_type')}); the exporter never overwrites a file: move it away "
+        "or point the export at an empty folder (docs/guarantees.md)"
+    )
+
+
+def _block_id(index: int) -> str:
+    return base64.b64encode(f"block-{index:010d}".encode()).decode()
+
+
+class StagedUpload:
+    """A ByteSink that stages fixed-size blocks as they fill and commits them create-only.
+
+    With ``verify_only`` (our blob is already there), bytes are only hashed: :meth:`commit`
+    then checks the hash against the blob's metadata instead of uploading.
+    """
+
+    def __init__(
+        self,
+        store: BlobStore,
+        name: str,
+        identity: FileIdentity,
+        content_type: str,
+        *,
+        verify_only: bool = False,
+    ) -> None:
+        self.store = store
+        self.name = name
+        self.identity = identity
+        self.content_type = content_type
+        self.verify_only = verify_only
+        self._client: BlobClient = store.container.get_blob_client(name)
+        self._buffer = bytearray()
+        self._hash = hashlib.sha256()
+        self._size = 0
+        self._blocks: list[str] = []
+        self._inflight: list[Future[Any]] = []
+
+    def write(self, data: bytes | memoryview) -> int:
+        self._hash.update(data)
+        self._size += len(data)
+        if self.verify_only:
+            return len(data)
+        self._buffer += data
+        while len(self._buffer) >= BLOCK_SIZE:
+            block = bytes(self._buffer[:BLOCK_SIZE])
+            del self._buffer[:BLOCK_SIZE]
+            self._stage(block)
+        return len(data)
+
+    def _stage(self, block: bytes) -> None:
+        block_id = _block_id(len(self._blocks))
+        self._blocks.append(block_id)
+        while len(self._inflight) >= UPLOAD_CONCURRENCY:
+            self._inflight.pop(0).result()
+        client = self._client
+        self._inflight.append(
+            self.store._pool.submit(
+                self.store.call, "w", lambda: client.stage_block(block_id, block, length=len(block))
+            )
+        )
+
+    def commit(self, rows: int) -> CommitResult:
+        """Commit create-only with metadata. Raises BlobConflictError if another file is there."""
+        digest = self._hash.hexdigest()
+        metadata = self.identity.metadata(rows, digest)
+        if not self.verify_only:
+            if self._blocks and self._buffer:
+                self._stage(bytes(self._buffer))
+                self._buffer.clear()
+            for fut in self._inflight:
+                fut.result()
+            self._inflight.clear()
+            settings = ContentSettings(content_type=self.content_type)
+            try:
+                if self._blocks:
+                    blocks = [BlobBlock(block_id=b) for b in self._blocks]
+                    self.store.call("cw", lambda: self._client.commit_block_list(
+                        blocks, content_settings=settings, metadata=metadata,
+                        match_condition=MatchConditions.IfMissing,
+                    ))
+                else:
+                    data = bytes(self._buffer)
+                    self.store.call("cw", lambda: self._client.upload_blob(
+                        data, length=len(data), overwrite=False, content_settings=settings,
+                        metadata=metadata,
+                    ))
+                return CommitResult(self.name, self._size, digest, created=True)
+            except (ResourceExistsError, ResourceModifiedError):
+                pass  # taken: ours (a lost response, a racing twin) or someone else's; look
+        existing = self.store.metadata_of(self.name)
+        if existing is None:
+            raise StorageError(f"{self.name}: the create-only commit was refused but no blob is there")
+        if not self.identity.matches(existing):
+            raise _conflict(self.name, self.identity, existing)
+        if existing.get("sha256") != digest:
+            raise BlobConflictError(
+                f"{self.name} exists for the same window and type but with different content "
+                f"(sha256 {existing.get('sha256')} != {digest}): the ETL API returned different "
+                "calls for a closed window; the file is left as it is (docs/guarantees.md)"
+            )
+        return CommitResult(self.name, self._size, digest, created=False)
+
+    def abandon(self) -> None:
+        """Drop the buffers; staged blocks that are never committed expire in the service."""
+        for fut in self._inflight:
+            fut.cancel()
+        self._inflight.clear()
+        self._buffer.clear()

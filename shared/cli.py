@@ -1,0 +1,173 @@
+"""Command line for operators and local runs.
+
+    python -m shared.cli run [--now RFC3339]   one timer tick at that instant; prints what it wrote
+    python -m shared.cli status                per type: last position, last window, lag, SAS expiry
+    python -m shared.cli check                 one line per check with pass/fail and the fix
+
+Settings come from the environment, over the ``Values`` of ./local.settings.json when present (as
+``func`` does). Exit status: 0 success, 1 the run or a check failed, 2 bad settings or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TextIO
+
+from shared.blob_store import sas_expiry
+from shared.calltypes import CALL_TYPES
+from shared.checks import run_checks
+from shared.errors import ExportError, SettingsError
+from shared.export import RunSummary, run_export
+from shared.redact import install_log_redaction, redact_text
+from shared.settings import Settings, load_local_settings
+from shared.telemetry import configure_azure_monitor, quiet_sdk_loggers
+from shared.windows import format_rfc3339, parse_rfc3339
+from shared.wiring import build_clients, close_clients
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+SAS_WARN_DAYS = 14
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m shared.cli", description=__doc__.split("\n\n")[0])
+    p.add_argument("--settings", type=Path, default=Path("local.settings.json"),
+                   help="local.settings.json whose Values are read under the environment")
+    p.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="do what one timer tick does")
+    run.add_argument("--now", help="the tick's instant, RFC 3339 (default: now)")
+    sub.add_parser("status", help="where each type's export stands")
+    sub.add_parser("check", help="check settings, ETL API, SAS and state table")
+    return p
+
+
+def load_settings(path: Path) -> Settings:
+    return Settings.from_env(load_local_settings(path, os.environ))
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    install_log_redaction()
+    quiet_sdk_loggers(logging.DEBUG if args.verbose else logging.WARNING)
+    try:
+        settings = load_settings(args.settings)
+    except SettingsError as exc:
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.command == "check":
+        return EXIT_OK if run_checks(settings, out) else EXIT_FAILED
+    configure_azure_monitor(settings.appinsights_connection_string)
+    try:
+        now = parse_rfc3339(args.now) if getattr(args, "now", None) else datetime.now(UTC)
+    except ValueError:
+        print(f"error: --now {args.now!r} is not an RFC 3339 time", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        clients = build_clients(settings)
+    except ExportError as exc:
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        if args.command == "run":
+            summary = run_export(settings, clients, now)
+            print_summary(summary, out)
+            if not summary.ok:
+                print(f"error: {redact_text(summary.error or _failures(summary))}", file=sys.stderr)
+                return EXIT_FAILED
+            return EXIT_OK
+        return print_status(settings, clients, now, out)
+    except ExportError as exc:
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        close_clients(clients)
+
+
+def _failures(summary: RunSummary) -> str:
+    return "; ".join(f"{u.call_type} {format_rfc3339(u.window.start)}: {u.error}" for u in summary.failures)
+
+
+def _table(rows: list[list[str]], out: TextIO) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip(), file=out)
+
+
+def print_summary(summary: RunSummary, out: TextIO) -> None:
+    rows = [["window", "type", "rows", "blob", "bytes"]]
+    for unit in summary.units:
+        window = format_rfc3339(unit.window.start)
+        for f in unit.files:
+            note = "" if f.created else " (already there)"
+            rows.append([window, unit.call_type, str(f.rows), f.name + note, str(f.bytes)])
+        if unit.rejected_blob:
+            rows.append([window, unit.call_type, f"{unit.rejected} rejected", unit.rejected_blob, ""])
+        if unit.status not in ("exported",) and not unit.files:
+            detail = {"empty": "no calls", "busy": "another run has it", "not_closed": "not closed yet",
+                      "failed": f"failed: {unit.error}"}.get(unit.status, unit.status)
+            rows.append([window, unit.call_type, "0", f"- ({detail})", ""])
+    if len(rows) > 1:
+        _table(rows, out)
+    windows = len({u.window for u in summary.units})
+    print(f"{len(summary.files)} file(s), {summary.rows} call(s), {summary.rejected} rejected, "
+          f"{windows} window(s)" + (" - stopped by the run budget" if summary.stopped_by_budget else ""),
+          file=out)
+
+
+def print_status(settings: Settings, clients, now: datetime, out: TextIO) -> int:  # type: ignore[no-untyped-def]
+    dest = clients.etl.destination()
+    rows = [["type", "last position", "last window exported", "lag", "pending"]]
+    for call_type in CALL_TYPES:
+        state = clients.state.get(dest.key, call_type)
+        if state is None:
+            rows.append([call_type, "-", "- (not started)", "-", ""])
+            continue
+        lag = now - state.window_end
+        last_window = f"{format_rfc3339(state.window_end - timedelta(minutes=10))}/{format_rfc3339(state.window_end)}" \
+            if state.position or state.last_run else f"- (starts {format_rfc3339(state.window_end)})"
+        pending = (f"window {format_rfc3339(state.pending_start)} from position {state.pending_position}"
+                   if state.pending_start else "")
+        rows.append([call_type, str(state.position), last_window, _duration(lag), pending])
+    print(f"destination {dest.key} -> {settings.destination_label}", file=out)
+    _table(rows, out)
+    expiry = sas_expiry(settings.blob_sas_url) if settings.blob_sas_url else None
+    if expiry:
+        left = expiry - now
+        warn = " (renew it: under 14 days left)" if left < timedelta(days=SAS_WARN_DAYS) else ""
+        if left <= timedelta(0):
+            warn = " (EXPIRED: issue a new SAS)"
+        print(f"SAS expires {format_rfc3339(expiry)}, in {_duration(left)}{warn}", file=out)
+    return EXIT_OK
+
+
+def _duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    days, rem = divmod(seconds, 86400)
+    hours, rem = divmod(rem, 3600)
+    minutes = rem // 60
+    if days:
+        return f"{sign}{days}d{hours}h"
+    if hours:
+        return f"{sign}{hours}h{minutes:02d}m"
+    return f"{sign}{minutes}m"
+
+
+if __name__ == "__main__":
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.exit(code)

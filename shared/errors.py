@@ -1,0 +1,61 @@
+"""The exporter's errors, and the one place that decides transient vs permanent.
+
+Permanent errors need a person (a bad token, a SAS without a permission, a blob that is not
+ours in the way): retrying cannot help, so the run stops with a message that says what to fix.
+Transient errors heal by themselves (rate limits, 5xx, dropped connections): the clients retry
+them within the run's time budget, and the next run retries whatever is left. In both cases
+nothing advances past data that did not land.
+"""
+
+from __future__ import annotations
+
+
+class ExportError(Exception):
+    """Base class. ``transient`` says whether a later run may succeed without a change."""
+
+    transient = False
+
+
+class SettingsError(ExportError):
+    """A setting is missing or malformed. The message names the setting and the fix."""
+
+
+class EtlApiError(ExportError):
+    """The ETL API refused a request for good (400, 401, 403) or broke its contract."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class EtlApiUnavailable(EtlApiError):
+    """The ETL API kept failing transiently (429, 5xx, resets, timeouts, broken pages)."""
+
+    transient = True
+
+
+class WindowNotClosed(EtlApiError):
+    """409: the ETL API says the window is not closed yet; the next run asks again."""
+
+    transient = True
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message, status=409)
+        self.retry_after = retry_after
+
+
+class StorageError(ExportError):
+    """Blob or Table storage failed transiently beyond the SDK's own retries."""
+
+    transient = True
+
+
+class StoragePermissionError(ExportError):
+    """403 from storage: SAS expired, tampered, or missing a permission; the message says which."""
+
+
+class BlobConflictError(ExportError):
+    """A blob with our name exists but was not written by this export for this data.
+
+    The exporter never overwrites a file; a person has to look (see docs/guarantees.md).
+    """

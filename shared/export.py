@@ -1,0 +1,431 @@
+"""One export run: every due window, oldest first, for every call type.
+
+Plain Python: it takes settings, a clock and clients, and imports nothing from azure.functions,
+so the timer, the CLI and the tests run the same code.
+
+The unit of work is (window, type):
+
+    claim (Table, If-Match)  ->  ETL API pages  ->  records  ->  writer  ->  staged blocks
+    ->  create-only commit per file (with metadata)  ->  dead-letter file  ->  state commit
+
+Nothing advances past data that did not land: the state row moves (position, window end) only
+after every file of the window is committed, and a crash anywhere leaves a pending claim that the
+next run resumes at once, finding its own committed blobs instead of writing new ones.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+
+from shared.batching import prefetch, rebatch
+from shared.blob_store import BlobStore, FileIdentity, StagedUpload
+from shared.calltypes import CALL_TYPES
+from shared.crashpoints import crashpoint
+from shared.errors import ExportError, WindowNotClosed
+from shared.etl_client import Destination, EtlClient
+from shared.records import CallParser, Limits, ParsedBatch, RejectedCall
+from shared.settings import Settings
+from shared.state_store import StateStore, TypeState
+from shared.telemetry import (
+    bytes_written,
+    calls_exported,
+    export_lag,
+    failed_runs,
+    files_written,
+    rejected_calls,
+    run_duration,
+    tracer,
+)
+from shared.windows import WINDOW, Window, due_windows, format_rfc3339, latest_due_end
+from shared.writers import FormatWriter, WriterOptions, writer_class
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Clients:
+    """What a run talks to. Built from settings by :func:`shared.wiring.build_clients`."""
+
+    etl: EtlClient
+    blobs: BlobStore
+    state: StateStore
+
+
+@dataclass(frozen=True)
+class FileWritten:
+    window: Window
+    call_type: str
+    position: int
+    name: str
+    rows: int
+    bytes: int
+    created: bool
+
+
+@dataclass
+class UnitResult:
+    """What happened to one (window, type)."""
+
+    window: Window
+    call_type: str
+    status: str  # exported | empty | busy | not_closed | failed
+    files: list[FileWritten] = field(default_factory=list)
+    rows: int = 0
+    rejected: int = 0
+    rejected_blob: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    destination: Destination | None
+    now: datetime
+    units: list[UnitResult] = field(default_factory=list)
+    error: str | None = None  # a permanent error that stopped the run
+    stopped_by_budget: bool = False
+
+    @property
+    def failures(self) -> list[UnitResult]:
+        return [u for u in self.units if u.status == "failed"]
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.failures
+
+    @property
+    def files(self) -> list[FileWritten]:
+        return [f for u in self.units for f in u.files]
+
+    @property
+    def rows(self) -> int:
+        return sum(u.rows for u in self.units)
+
+    @property
+    def rejected(self) -> int:
+        return sum(u.rejected for u in self.units)
+
+
+class RunFailed(ExportError):
+    """Raised by :func:`run_export_or_raise` when a run did not finish cleanly."""
+
+    def __init__(self, summary: RunSummary) -> None:
+        detail = summary.error or "; ".join(
+            f"{u.call_type} {format_rfc3339(u.window.start)}: {u.error}" for u in summary.failures
+        )
+        super().__init__(detail)
+        self.summary = summary
+
+
+def run_export(
+    settings: Settings,
+    clients: Clients,
+    now: datetime,
+    *,
+    run_id: str | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> RunSummary:
+    """Export every due window (oldest first, at most ``max_windows_per_run``) for every type.
+
+    Never raises for a failed window: the summary says what failed and the state did not move
+    past it. Permanent errors (token, permissions, a foreign blob in the way) stop the run and
+    are reported in ``summary.error``.
+    """
+    run_id = run_id or uuid.uuid4().hex
+    started = monotonic()
+    deadline = started + settings.run_budget_seconds
+    summary = RunSummary(run_id=run_id, destination=None, now=now)
+    with tracer.start_as_current_span("export.run") as span:
+        span.set_attribute("exporter.run_id", run_id)
+        span.set_attribute("exporter.format", settings.export_format)
+        try:
+            _run(settings, clients, now, summary, deadline, monotonic)
+        except ExportError as exc:
+            summary.error = str(exc)
+            log.error("export run stopped: %s", exc)
+        span.set_attribute("exporter.rows", summary.rows)
+        span.set_attribute("exporter.files", len(summary.files))
+        span.set_attribute("exporter.rejected", summary.rejected)
+        if not summary.ok:
+            span.set_status(trace_error(summary))
+            failed_runs.add(1)
+    run_duration.record(monotonic() - started)
+    return summary
+
+
+def trace_error(summary: RunSummary):  # type: ignore[no-untyped-def]
+    from opentelemetry.trace import Status, StatusCode
+
+    return Status(StatusCode.ERROR, (summary.error or "a window failed")[:200])
+
+
+def _run(
+    settings: Settings,
+    clients: Clients,
+    now: datetime,
+    summary: RunSummary,
+    deadline: float,
+    monotonic: Callable[[], float],
+) -> None:
+    dest = clients.etl.destination()
+    summary.destination = dest
+    store = clients.state
+    store.ensure_table()
+    first_start = settings.export_start or (latest_due_end(now, settings.settle_seconds) - WINDOW)
+    states: dict[str, TypeState] = {}
+    for call_type in CALL_TYPES:
+        state = store.get(dest.key, call_type) or store.create(dest.key, call_type, first_start)
+        states[call_type] = state
+    plan = _plan(states, now, settings)
+    log.info(
+        "export run %s for %s: %d window(s) due",
+        summary.run_id, dest.key, len(plan),
+        extra={"integration_id": dest.integration_id, "action_id": dest.action_id},
+    )
+    stopped: set[str] = set()
+    for window in plan:
+        for call_type in CALL_TYPES:
+            if call_type in stopped or states[call_type].window_end != window.start:
+                continue
+            if monotonic() > deadline:
+                summary.stopped_by_budget = True
+                log.warning("run budget of %ss spent; the rest is left for the next run",
+                            settings.run_budget_seconds)
+                return
+            result, new_state = _export_unit(settings, clients, dest, states[call_type], window, summary.run_id)
+            summary.units.append(result)
+            if new_state is None:
+                stopped.add(call_type)
+            else:
+                states[call_type] = new_state
+    for call_type, state in states.items():
+        export_lag.set(max(0.0, (now - state.window_end).total_seconds()), {"type": call_type})
+
+
+def _plan(states: dict[str, TypeState], now: datetime, settings: Settings) -> list[Window]:
+    """The run's windows: the union of each type's due windows, oldest first, capped."""
+    windows: set[Window] = set()
+    for state in states.values():
+        windows.update(due_windows(state.window_end, now, settings.settle_seconds,
+                                   settings.max_windows_per_run))
+    return sorted(windows)[: settings.max_windows_per_run]
+
+
+def _export_unit(
+    settings: Settings,
+    clients: Clients,
+    dest: Destination,
+    state: TypeState,
+    window: Window,
+    run_id: str,
+) -> tuple[UnitResult, TypeState | None]:
+    """Export one (window, type). Returns the result and the new state (None: stop this type)."""
+    result = UnitResult(window, state.call_type, "exported")
+    attrs = {"type": state.call_type}
+    with tracer.start_as_current_span("export.window") as span:
+        span.set_attribute("exporter.type", state.call_type)
+        span.set_attribute("exporter.window_start", format_rfc3339(window.start))
+        span.set_attribute("exporter.window_end", format_rfc3339(window.end))
+        span.set_attribute("exporter.integration_id", dest.integration_id)
+        span.set_attribute("exporter.action_id", dest.action_id)
+        claimed = clients.state.claim(state, window.start, run_id)
+        if claimed is None:
+            result.status = "busy"
+            log.info("%s %s: another run is exporting it; leaving it to that run",
+                     state.call_type, window.label())
+            return result, None
+        crashpoint("after_claim")
+        try:
+            writer = _UnitWriter(settings, clients.blobs, dest, claimed, window)
+            writer.run(clients.etl)
+        except WindowNotClosed as exc:
+            result.status = "not_closed"
+            result.error = str(exc)
+            log.info("%s %s: %s", state.call_type, window.label(), exc)
+            return result, None
+        except ExportError as exc:
+            if not exc.transient:
+                raise
+            result.status = "failed"
+            result.error = str(exc)
+            span.set_attribute("exporter.error", str(exc)[:200])
+            log.warning("%s %s failed, will retry on the next run: %s",
+                        state.call_type, window.label(), exc)
+            return result, None
+        result.files = writer.files
+        result.rows = writer.rows
+        result.rejected = writer.rejected
+        result.rejected_blob = writer.rejected_blob
+        if not writer.files:
+            result.status = "empty"
+        last_position = claimed.pending_position - 1 + len(writer.files)  # type: ignore[operator]
+        crashpoint("before_state_commit")
+        committed = clients.state.commit(claimed, window.end, last_position, run_id)
+        crashpoint("after_state_commit")
+        if committed is None:
+            current = clients.state.get(claimed.dest_key, claimed.call_type)
+            if current is None or current.window_end < window.end:
+                result.status = "busy"
+                log.info("%s %s: another run took the window over; its files are in place",
+                         state.call_type, window.label())
+                return result, None
+            committed = current
+        for f in writer.files:
+            if f.created:
+                files_written.add(1, attrs)
+                bytes_written.add(f.bytes, attrs)
+        calls_exported.add(writer.rows, attrs)
+        if writer.rejected:
+            rejected_calls.add(writer.rejected, attrs)
+        span.set_attribute("exporter.rows", writer.rows)
+        span.set_attribute("exporter.files", len(writer.files))
+        span.set_attribute("exporter.bytes", sum(f.bytes for f in writer.files))
+        span.set_attribute("exporter.rejected", writer.rejected)
+        if writer.files:
+            span.set_attribute("exporter.first_position", writer.files[0].position)
+            span.set_attribute("exporter.last_position", writer.files[-1].position)
+            span.set_attribute("exporter.blob", writer.files[-1].name)
+        log.info(
+            "%s %s: %d call(s) in %d file(s), %d rejected",
+            state.call_type, window.label(), writer.rows, len(writer.files), writer.rejected,
+            extra={"integration_id": dest.integration_id, "action_id": dest.action_id},
+        )
+        return result, committed
+
+
+class _UnitWriter:
+    """Streams one (window, type) into files of at most the size cap, then commits them."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        blobs: BlobStore,
+        dest: Destination,
+        claimed: TypeState,
+        window: Window,
+    ) -> None:
+        self.settings = settings
+        self.blobs = blobs
+        self.dest = dest
+        self.call_type = claimed.call_type
+        self.window = window
+        self.position = claimed.pending_position or claimed.next_position
+        self.writer_cls = writer_class(settings.export_format)
+        self.options = WriterOptions(
+            gzip=settings.gzip,
+            parquet_compression=settings.parquet_compression,
+            csv_escape_formulas=settings.csv_escape_formulas,
+        )
+        self.parser = CallParser(
+            self.call_type, self.writer_cls.spec.mode, Limits(max_call_bytes=settings.max_call_bytes)
+        )
+        self.files: list[FileWritten] = []
+        self.rows = 0
+        self.rejected = 0
+        self.rejected_blob: str | None = None
+        self._upload: StagedUpload | None = None
+        self._writer: FormatWriter | None = None
+        self._rejects: StagedUpload | None = None
+
+    def run(self, etl: EtlClient) -> None:
+        try:
+            pages = etl.pages(self.call_type, self.window.start, self.window.end)
+            for lines in prefetch(rebatch(pages)):
+                self._take(self.parser.parse(lines))
+            self._finish_file()
+            self._finish_rejects()
+        except BaseException:
+            for upload in (self._upload, self._rejects):
+                if upload is not None:
+                    upload.abandon()
+            raise
+
+    def _take(self, batch: ParsedBatch) -> None:
+        if batch.rejected:
+            self._reject(batch.rejected)
+        offset = 0
+        max_rows = self.settings.max_file_rows
+        while offset < batch.count:
+            writer = self._writer or self._open_file()
+            take = min(max_rows - writer.rows, batch.count - offset)
+            writer.write(batch if (offset == 0 and take == batch.count) else _slice(batch, offset, take))
+            offset += take
+            crashpoint("after_stage")
+            if writer.rows >= max_rows or writer.size_before_compression >= self.settings.max_file_bytes:
+                self._finish_file()
+
+    def _open_file(self) -> FormatWriter:
+        identity = FileIdentity(self.window.start, self.window.end, self.call_type, self.position)
+        cls, options = self.writer_cls, self.options
+        name = self.blobs.data_file_name(
+            self.dest.key, self.position, self.call_type, cls.extension_for(options)
+        )
+        self._upload = self.blobs.open(name, identity, cls.content_type_for(options))
+        self._writer = self.writer_cls(self._upload, self.call_type, self.options)
+        return self._writer
+
+    def _finish_file(self) -> None:
+        if self._writer is None or self._upload is None:
+            return
+        self._writer.close()
+        committed = self._upload.commit(self._writer.rows)
+        crashpoint("after_file_commit")
+        self.files.append(FileWritten(
+            self.window, self.call_type, self.position, committed.name, self._writer.rows,
+            committed.size, committed.created,
+        ))
+        self.rows += self._writer.rows
+        self.position += 1
+        self._writer = None
+        self._upload = None
+
+    def _reject(self, rejected: list[RejectedCall]) -> None:
+        if self._rejects is None:
+            name = self.blobs.rejected_file_name(self.dest.key, self.window.start, self.call_type)
+            identity = FileIdentity(self.window.start, self.window.end, self.call_type, 0)
+            self._rejects = self.blobs.open(name, identity, "application/x-ndjson")
+            self.rejected_blob = name
+        out = bytearray()
+        for bad in rejected:
+            out += dead_letter_line(bad) + b"\n"
+        self._rejects.write(bytes(out))
+        self.rejected += len(rejected)
+        log.warning("%s %s: %d call(s) rejected, first: %s", self.call_type, self.window.label(),
+                    len(rejected), rejected[0].reason)
+
+    def _finish_rejects(self) -> None:
+        if self._rejects is not None:
+            self._rejects.commit(self.rejected)
+
+
+def dead_letter_line(bad: RejectedCall) -> bytes:
+    """One line of a ``_rejected/`` file: the reason and the original line, losslessly."""
+    try:
+        text = bad.line.decode("utf-8")
+        return orjson.dumps({"reason": bad.reason, "line": text})
+    except (UnicodeDecodeError, orjson.JSONEncodeError):
+        # Not UTF-8, or lone surrogates orjson refuses: keep the exact bytes.
+        return orjson.dumps({"reason": bad.reason, "line_base64": base64.b64encode(bad.line).decode()})
+
+
+def _slice(batch: ParsedBatch, offset: int, count: int) -> ParsedBatch:
+    end = offset + count
+    return ParsedBatch(
+        call_type=batch.call_type,
+        mode=batch.mode,
+        columns=[col[offset:end] for col in batch.columns],
+        lines=batch.lines[offset:end],
+        count=count,
+    )
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

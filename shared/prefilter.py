@@ -1,0 +1,81 @@
+"""Which lines of a batch need the reference parser: one conservative regex screen in C++.
+
+The fast parser keeps nested objects as their raw JSON text and lets msgspec skip over values
+it does not convert. That is only right when the text is compact and when nothing in it breaks a
+rule that only a full decode checks (UTF-8, nesting depth, numbers out of range, the size cap):
+msgspec's skipping checks the JSON grammar and string escapes (lone surrogates included), but
+not UTF-8 inside strings nor the range of numbers. One RE2 pass and one UTF-8 validation
+(pyarrow, no Python per line) flag every line that *might* break one of those rules; a flagged
+line simply takes the slower reference path, so a false alarm costs time, never correctness.
+
+A line that is not flagged is guaranteed: at most ``max_call_bytes`` long, valid UTF-8, at most
+``max_depth`` openers ``{``/``[`` (so it cannot nest deeper), no run of 16+ digits (so no
+integer outside 64 bits), no exponent of 3 or more digits (so no float overflow), and no white
+space outside strings (so its raw text is compact JSON).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+if TYPE_CHECKING:
+    from shared.records import Limits
+
+# Alternatives, in order: a number of 16+ digits; a number with an exponent of 3+ digits (both
+# only where a number can start or end, so hex ids in strings don't trip them); white space
+# outside strings (the string-aware prefix walks over whole strings, escapes included); more
+# openers than the depth cap. RE2 matches binary arrays byte by byte (Latin-1), so multi-byte
+# UTF-8 characters are never mistaken for any of the ASCII characters named here.
+_PATTERN = (
+    r"[:,\[][ \t\r]*-?\d{16}"
+    r"|\d[eE][+-]?\d{3,}(?:[,}\] \t\r]|$)"
+    r'|^(?:[^" \t\r]|"(?:[^"\\]|\\.)*")*[ \t\r]'
+    r"|(?:[^{\[]*[{\[]){%d}"
+)
+
+
+@lru_cache(maxsize=8)
+def _pattern(max_depth: int) -> str:
+    return _PATTERN % (max_depth + 1)
+
+
+def _not_utf8(lines: Sequence[bytes], array: pa.LargeBinaryArray) -> np.ndarray:
+    """True where a line is not valid UTF-8; Python only looks when Arrow found a bad line."""
+    try:
+        array.view(pa.large_string()).validate(full=True)
+    except pa.ArrowInvalid:
+        pass
+    else:
+        return np.zeros(len(lines), dtype=bool)
+    flags = np.zeros(len(lines), dtype=bool)
+    for i, line in enumerate(lines):
+        try:
+            bytes(line).decode("utf-8")
+        except UnicodeDecodeError:
+            flags[i] = True
+    return flags
+
+
+def needs_reference_path(lines: Sequence[bytes], limits: Limits) -> np.ndarray:
+    """Return a bool array: True where ``lines[i]`` must take the reference path."""
+    n = len(lines)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    lengths = np.fromiter(map(len, lines), dtype=np.int64, count=n)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    data = b"".join(lines)
+    array = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
+    matched = pc.match_substring_regex(array, _pattern(limits.max_depth))
+    flags = matched.to_numpy(zero_copy_only=False).astype(bool, copy=True)
+    flags |= lengths > limits.max_call_bytes
+    flags |= _not_utf8(lines, array)
+    return flags

@@ -1,0 +1,379 @@
+"""Calls -> records: validate each NDJSON line of the ETL API and shape it for a writer.
+
+Pure logic, no I/O. Two paths produce the same result:
+
+* the *reference* path (:func:`parse_call`) validates one line completely and builds its cells;
+* the *fast* path (:meth:`CallParser.parse`) decodes a whole batch with a typed msgspec decoder
+  that keeps nested objects as their raw JSON text (no decode/re-encode), after a numpy
+  prefilter (:mod:`shared.prefilter`) has sent every line that might need the reference path's
+  extra care (size, deep nesting, huge numbers, non-compact whitespace) to the reference path.
+
+A line that is not a valid call is never dropped: it becomes a :class:`RejectedCall` with a
+reason, which the export writes to the dead-letter blob.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import msgspec
+import orjson
+
+from shared.calltypes import CALL_TYPES, COLUMNS, EXTRA_COLUMN, KNOWN_FIELDS
+from shared.prefilter import needs_reference_path
+from shared.slug import slugify_event
+
+Mode = Literal["columns", "json"]
+Cell = str | None
+
+INT64_MIN = -(2**63)
+UINT64_MAX = 2**64 - 1
+
+_NESTED_FIELDS = frozenset({"context", "integrations", "traits", "properties"})
+_raw_fields_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_str_decoder = msgspec.json.Decoder(str)
+_encoder = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps that make a line a bad call. Documented in docs/file-format.md."""
+
+    max_call_bytes: int = 32768
+    max_depth: int = 32
+
+
+@dataclass(frozen=True)
+class RejectedCall:
+    """A line the export will not put in a data file, and why."""
+
+    line: bytes
+    reason: str
+
+
+@dataclass
+class ParsedBatch:
+    """The valid calls of a batch, shaped for one writer, plus the rejected lines.
+
+    ``columns`` (mode "columns"): one list per column of ``COLUMNS[type]``, all the same length.
+    ``lines`` (mode "json"): one output JSON document per call, without line terminator.
+    ``input_bytes``: bytes of the accepted input lines (used by the file size cap for Parquet).
+    """
+
+    call_type: str
+    mode: Mode
+    columns: list[list[Cell]] = field(default_factory=list)
+    lines: list[bytes] = field(default_factory=list)
+    rejected: list[RejectedCall] = field(default_factory=list)
+    count: int = 0
+    input_bytes: int = 0
+
+
+class BadCall(ValueError):
+    """Raised by :func:`parse_call` for a line that is not a valid call of the window's type."""
+
+
+# --------------------------------------------------------------------------------------------
+# Cells
+
+
+def raw_cell(raw: bytes) -> Cell:
+    """The CSV/Parquet cell of one JSON value given as raw text (DESIGN.md "Scalars").
+
+    Strings as they are, ``null`` -> None, objects and arrays as compact JSON text,
+    numbers and booleans as their JSON text (as sent: ``3.0`` stays ``3.0``).
+    """
+    first = raw[:1]
+    if first == b'"':
+        return _str_decoder.decode(raw)
+    if first in (b"{", b"["):
+        return msgspec.json.format(raw, indent=-1).decode("utf-8")
+    if raw == b"null":
+        return None
+    return raw.decode("utf-8")
+
+
+def _check_value(value: Any, depth: int, limits: Limits) -> str | None:
+    """Return why a decoded JSON value is not acceptable, or None.
+
+    ``depth`` counts the objects and arrays down to and including ``value`` (the call itself is
+    level 1): a call may nest ``max_depth`` levels, whatever the innermost level holds.
+    """
+    if isinstance(value, dict):
+        children: Any = value.values()
+    elif isinstance(value, list):
+        children = value
+    else:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < INT64_MIN or value > UINT64_MAX:
+                return "holds an integer outside the 64-bit range"
+        return None
+    if depth > limits.max_depth:
+        return f"nests deeper than {limits.max_depth} levels"
+    for v in children:
+        reason = _check_value(v, depth + 1, limits)
+        if reason:
+            return reason
+    return None
+
+
+def _json_error(line: bytes, exc: Exception) -> str:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as err:
+        bad = line[err.start : err.start + 1]
+        return f"not valid UTF-8 (byte 0x{bad.hex()} at offset {err.start})"
+    # orjson words the common faults better than msgspec ("no low surrogate in string" rather
+    # than "Input data was truncated"); it is only asked once msgspec has already refused.
+    try:
+        orjson.loads(line)
+    except orjson.JSONDecodeError as err:
+        return f"not valid JSON: {err}"
+    return f"not valid JSON: {exc}"
+
+
+def validate_call(line: bytes, call_type: str, limits: Limits) -> dict[str, msgspec.Raw]:
+    """Validate one line completely; return its top-level fields as raw JSON text.
+
+    Raises :class:`BadCall` with the reason when the line is not a valid call of ``call_type``.
+    """
+    if len(line) > limits.max_call_bytes:
+        raise BadCall(f"call is {len(line)} bytes, over the {limits.max_call_bytes}-byte cap")
+    try:
+        value = msgspec.json.decode(line)
+    except RecursionError:
+        raise BadCall(f"nests deeper than {limits.max_depth} levels") from None
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
+        if "recursion" in str(exc):
+            raise BadCall(f"nests deeper than {limits.max_depth} levels") from None
+        raise BadCall(_json_error(line, exc)) from None
+    if not isinstance(value, dict):
+        raise BadCall(f"not a JSON object (a JSON {type(value).__name__})")
+    reason = _check_value(value, 1, limits)
+    if reason:
+        raise BadCall(reason)
+    found = value.get("type")
+    if found not in CALL_TYPES:
+        raise BadCall(f"unknown call type {found!r}")
+    if found != call_type:
+        raise BadCall(f"a {found} call in the {call_type} export")
+    return _raw_fields_decoder.decode(line)
+
+
+def _event_pair(raw: msgspec.Raw | None) -> tuple[Cell, Cell]:
+    """(event slug, event_text) for a track call's raw ``event`` value."""
+    if raw is None:
+        return None, None
+    text = raw_cell(bytes(raw))
+    if text is None:
+        return None, None
+    return slugify_event(text), text
+
+
+def _extra_cell(fields: dict[str, msgspec.Raw], call_type: str) -> Cell:
+    known = KNOWN_FIELDS[call_type]
+    extra = {k: v for k, v in fields.items() if k not in known}
+    if not extra:
+        return None
+    return msgspec.json.format(_encoder.encode(extra), indent=-1).decode("utf-8")
+
+
+def cells_of(fields: dict[str, msgspec.Raw], call_type: str) -> list[Cell]:
+    """The CSV/Parquet cells of a validated call, in ``COLUMNS[call_type]`` order."""
+    out: list[Cell] = []
+    for column in COLUMNS[call_type]:
+        if column == EXTRA_COLUMN:
+            out.append(_extra_cell(fields, call_type))
+        elif column == "event":
+            slug, text = _event_pair(fields.get("event"))
+            out.append(slug)
+            out.append(text)
+        elif column == "event_text":
+            continue  # appended together with "event"
+        else:
+            raw = fields.get(column)
+            out.append(None if raw is None else raw_cell(bytes(raw)))
+    return out
+
+
+def json_document(line: bytes, fields: dict[str, msgspec.Raw], call_type: str) -> bytes:
+    """The JSON-file document of a validated call.
+
+    The call exactly as sent (numbers and escapes untouched), except for track: ``event`` is
+    slugged and ``event_text`` (the name as sent) follows it.
+    """
+    if call_type != "track" or "event" not in fields:
+        return line.rstrip(b"\r")
+    slug, text = _event_pair(fields["event"])
+    out: dict[str, Any] = {}
+    for key, raw in fields.items():
+        if key == "event_text":
+            continue  # replaced by the derived one (the sent value stays in CSV/Parquet `extra`)
+        if key == "event":
+            out["event"] = slug
+            out["event_text"] = text
+        else:
+            out[key] = raw
+    return _encoder.encode(out)
+
+
+def parse_call(line: bytes, call_type: str, limits: Limits, mode: Mode) -> list[Cell] | bytes:
+    """Reference path for one line: its cells (mode "columns") or its JSON document.
+
+    Raises :class:`BadCall` for a line that is not a valid call of ``call_type``.
+    """
+    fields = validate_call(line, call_type, limits)
+    try:
+        if mode == "json":
+            return json_document(line, fields, call_type)
+        return cells_of(fields, call_type)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise BadCall(f"not valid UTF-8 or JSON: {exc}") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Fast path
+
+
+def _fast_struct(call_type: str) -> type[msgspec.Struct]:
+    fields: list[tuple[str, Any, Any]] = []
+    for column in COLUMNS[call_type]:
+        if column in (EXTRA_COLUMN, "event_text"):
+            continue
+        fields.append((column, msgspec.Raw if column in _NESTED_FIELDS else str | None, None))
+    return msgspec.defstruct(
+        f"Fast{call_type.title()}Call", fields, forbid_unknown_fields=True, array_like=False
+    )
+
+
+class _TypeOnly(msgspec.Struct):
+    """A call's ``type``; msgspec skips (and syntax-checks) every other field."""
+
+    type: str | None = None
+
+
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError)
+
+
+class CallParser:
+    """Turns batches of NDJSON lines of one call type into a :class:`ParsedBatch`.
+
+    Each line the prefilter lets through is tried on a fast route, cheapest first; any line a
+    fast route does not accept outright goes to :func:`parse_call`, which either accepts it the
+    same way or rejects it with the reason. So the result is always exactly the reference
+    path's, line by line (tests/test_records.py proves it on generated calls):
+
+    * columns, calls with only the type's own fields as strings/objects: a typed struct decode,
+      nested objects kept as their raw (compact) text;
+    * JSON, not track: the line itself, once a skip-decode has checked it and read its type;
+    * anything else (extra fields, numbers or booleans in string fields, track JSON): one decode
+      into raw fields, shaped by the reference path's own :func:`cells_of` / :func:`json_document`.
+    """
+
+    def __init__(self, call_type: str, mode: Mode, limits: Limits | None = None) -> None:
+        if call_type not in CALL_TYPES:
+            raise ValueError(f"unknown call type {call_type!r}")
+        self.call_type = call_type
+        self.mode = mode
+        self.limits = limits or Limits()
+        self._decoder = msgspec.json.Decoder(_fast_struct(call_type))
+        self._type_decoder = msgspec.json.Decoder(_TypeOnly)
+        self._type_raw = b'"' + call_type.encode() + b'"'
+        fast_columns = [c for c in COLUMNS[call_type] if c not in (EXTRA_COLUMN, "event_text")]
+        self._nested_idx = [i for i, c in enumerate(fast_columns) if c in _NESTED_FIELDS]
+        self._event_idx = fast_columns.index("event") if "event" in fast_columns else -1
+        self._type_idx = fast_columns.index("type")
+        if mode == "columns":
+            self._fast = self._fast_row
+        elif call_type == "track":
+            self._fast = self._fields_route
+        else:
+            self._fast = self._fast_document
+
+    def parse(self, lines: Sequence[bytes]) -> ParsedBatch:
+        """Parse a batch; the order of the valid calls is the order of the lines."""
+        batch = ParsedBatch(self.call_type, self.mode)
+        slow = needs_reference_path(lines, self.limits)
+        fast = self._fast
+        out: list[Any] = []  # cell rows (columns mode) or JSON documents
+        accepted_bytes = 0
+        for i, line in enumerate(lines):
+            if not slow[i]:
+                result = fast(line)
+                if result is not None:
+                    out.append(result)
+                    accepted_bytes += len(line)
+                    continue
+            try:
+                out.append(parse_call(line, self.call_type, self.limits, self.mode))
+            except BadCall as bad:
+                batch.rejected.append(RejectedCall(line, str(bad)))
+                continue
+            accepted_bytes += len(line)
+        if self.mode == "json":
+            batch.lines = out
+        else:
+            width = len(COLUMNS[self.call_type])
+            batch.columns = [list(col) for col in zip(*out)] if out else [[] for _ in range(width)]
+        batch.count = len(out)
+        batch.input_bytes = accepted_bytes
+        return batch
+
+    def _fast_row(self, line: bytes) -> list[Cell] | None:
+        """Cells of a prefiltered line, or None to send it to the reference path."""
+        try:
+            row = msgspec.structs.astuple(self._decoder.decode(line))
+        except _DECODE_ERRORS:
+            return self._fields_route(line)  # extra fields, or a scalar that is not a string
+        if row[self._type_idx] != self.call_type:
+            return None
+        return self._fast_cells(row)
+
+    def _fast_document(self, line: bytes) -> bytes | None:
+        """A prefiltered non-track line is its own JSON document, once its type is right."""
+        try:
+            found = self._type_decoder.decode(line).type
+        except _DECODE_ERRORS:
+            return None
+        return line if found == self.call_type else None
+
+    def _fields_route(self, line: bytes) -> list[Cell] | bytes | None:
+        """The reference shaping without the full decode, for a prefiltered line."""
+        try:
+            fields = _raw_fields_decoder.decode(line)
+        except _DECODE_ERRORS:
+            return None
+        found = fields.get("type")
+        if found is None or bytes(found) != self._type_raw:
+            return None  # wrong, missing or escaped type: the reference path decides
+        if self.mode == "json":
+            return json_document(line, fields, self.call_type)
+        return cells_of(fields, self.call_type)
+
+    def _fast_cells(self, row: tuple[Any, ...]) -> list[Cell] | None:
+        """Cells of a fast-decoded call, or None to send the line to the reference path.
+
+        Nested values are kept as their raw text: the prefilter guaranteed it is compact.
+        """
+        cells = list(row)
+        try:
+            for i in self._nested_idx:
+                raw = cells[i]
+                if raw is not None:
+                    b = bytes(raw)
+                    if b[:1] == b'"':
+                        cells[i] = _str_decoder.decode(b)
+                    elif b == b"null":
+                        cells[i] = None
+                    else:
+                        cells[i] = b.decode("utf-8")
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            return None  # cannot happen after the prefilter's UTF-8 check; kept as a guard
+        event_idx = self._event_idx
+        if event_idx >= 0:
+            text = cells[event_idx]
+            cells[event_idx : event_idx + 1] = [None if text is None else slugify_event(text), text]
+        cells.append(None)  # extra: the fast struct forbids unknown fields, so there are none
+        return cells

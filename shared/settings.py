@@ -1,0 +1,316 @@
+"""Typed settings, read once from the environment and validated at start.
+
+A missing or malformed setting raises :class:`SettingsError` with one line naming the setting and
+the fix. Secrets (the token, the SAS URL) are hidden from ``repr``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from shared.errors import SettingsError
+from shared.redact import redact_url, register_secret
+from shared.windows import floor_window, parse_rfc3339
+from shared.writers import FORMATS
+
+#: Every app setting the exporter reads (the Bicep and local.settings.sample.json set the same).
+ALL_SETTINGS: tuple[str, ...] = (
+    "ETL_API_ENDPOINT",
+    "ETL_API_TOKEN",
+    "EXPORT_FORMAT",
+    "BLOB_SAS_URL",
+    "BLOB_ACCOUNT_URL",
+    "BLOB_CONTAINER",
+    "BLOB_PATH",
+    "AzureWebJobsStorage",
+    "STATE_TABLE",
+    "EXPORT_SCHEDULE",
+    "EXPORT_START",
+    "SETTLE_SECONDS",
+    "MAX_WINDOWS_PER_RUN",
+    "RUN_BUDGET_SECONDS",
+    "MAX_FILE_BYTES",
+    "MAX_FILE_ROWS",
+    "EXPORT_COMPRESSION",
+    "PARQUET_COMPRESSION",
+    "CSV_ESCAPE_FORMULAS",
+    "MAX_CALL_BYTES",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+)
+
+DEFAULT_SCHEDULE = "0 */10 * * * *"
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def _hidden(value: str) -> str:
+    return "***" if value else ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The exporter's configuration. Build it with :meth:`from_env`."""
+
+    etl_api_endpoint: str
+    etl_api_token: str = field(repr=False)
+    export_format: str
+    blob_sas_url: str = field(repr=False)
+    blob_account_url: str
+    blob_container: str
+    blob_path: str
+    storage_connection: str = field(repr=False)
+    table_service_uri: str
+    state_table: str = "exporterpositions"
+    export_start: datetime | None = None
+    settle_seconds: int = 60
+    max_windows_per_run: int = 36
+    run_budget_seconds: int = 480
+    max_file_bytes: int = 256 * 1024 * 1024
+    max_file_rows: int = 1_000_000
+    gzip: bool = False
+    parquet_compression: str = "snappy"
+    csv_escape_formulas: bool = False
+    max_call_bytes: int = 32768
+    appinsights_connection_string: str = field(default="", repr=False)
+
+    def __repr__(self) -> str:  # secrets stay out, the rest helps support
+        return (
+            f"Settings(endpoint={self.etl_api_endpoint!r}, token={_hidden(self.etl_api_token)!r}, "
+            f"format={self.export_format!r}, destination={self.destination_label!r}, "
+            f"blob_path={self.blob_path!r}, state_table={self.state_table!r}, "
+            f"export_start={self.export_start}, settle_seconds={self.settle_seconds}, "
+            f"max_windows_per_run={self.max_windows_per_run}, "
+            f"run_budget_seconds={self.run_budget_seconds}, max_file_bytes={self.max_file_bytes}, "
+            f"max_file_rows={self.max_file_rows}, gzip={self.gzip}, "
+            f"parquet_compression={self.parquet_compression!r}, "
+            f"csv_escape_formulas={self.csv_escape_formulas}, max_call_bytes={self.max_call_bytes})"
+        )
+
+    __str__ = __repr__
+
+    @property
+    def destination_label(self) -> str:
+        """Where files go, safe to print (the SAS signature redacted)."""
+        if self.blob_sas_url:
+            return redact_url(self.blob_sas_url)
+        return f"{self.blob_account_url.rstrip('/')}/{self.blob_container}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate the settings (``os.environ`` by default). Raises SettingsError."""
+        env = os.environ if env is None else env
+        return _parse(env)
+
+
+def _get(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if value.startswith("@Microsoft.KeyVault("):
+        raise SettingsError(
+            f"{name}: the Key Vault reference did not resolve; check that the app's identity has "
+            "'Key Vault Secrets User' on the vault and that the secret exists"
+        )
+    return value
+
+
+def _required(env: Mapping[str, str], name: str, what: str) -> str:
+    value = _get(env, name)
+    if not value:
+        raise SettingsError(f"{name} is not set: set it to {what}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+    raw = _get(env, name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if not minimum <= value <= maximum:
+        raise SettingsError(f"{name}={value} is out of range: use {minimum}..{maximum}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = _get(env, name).lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"{name}={raw!r} is not a boolean: use true or false")
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str | None) -> str:
+    raw = _get(env, name).lower()
+    if not raw:
+        if default is None:
+            raise SettingsError(f"{name} is not set: set it to one of {', '.join(choices)}")
+        return default
+    if raw not in choices:
+        raise SettingsError(f"{name}={raw!r} is not supported: use one of {', '.join(choices)}")
+    return raw
+
+
+def _is_loopback(host: str | None) -> bool:
+    return (host or "") in _LOOPBACK or (host or "").startswith("127.")
+
+
+def _http_url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        shown = redact_url(value) if "sig=" in value.lower() else value
+        raise SettingsError(f"{name}={shown!r} is not an http(s) URL")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise SettingsError(
+            f"{name} must use https (plain http is only allowed on loopback for local runs)"
+        )
+    return value
+
+
+def _sas_url(value: str) -> str:
+    _http_url("BLOB_SAS_URL", value)
+    parts = urlsplit(value)
+    query = parse_qs(parts.query)
+    if "sig" not in query:
+        raise SettingsError(
+            "BLOB_SAS_URL has no SAS token (no 'sig='): use a container SAS URL like "
+            "https://<account>.blob.core.windows.net/<container>?sv=...&sp=rcwl&sig=..."
+        )
+    path = [p for p in parts.path.split("/") if p]
+    # Azurite and other emulators put the account name first in the path.
+    container_segments = 2 if _is_loopback(parts.hostname) else 1
+    if len(path) != container_segments:
+        raise SettingsError(
+            "BLOB_SAS_URL must point at a container (…/<container>?<sas>), not an account or "
+            "a blob; put a folder in BLOB_PATH"
+        )
+    return value
+
+
+def _blob_path(raw: str) -> str:
+    path = raw.strip().strip("/")
+    if any(part in ("", ".", "..") for part in path.split("/")) and path:
+        raise SettingsError(f"BLOB_PATH={raw!r} has an empty, '.' or '..' segment")
+    if len(path) > 512:
+        raise SettingsError("BLOB_PATH is longer than 512 characters")
+    return path
+
+
+def _storage(env: Mapping[str, str]) -> tuple[str, str]:
+    """(connection string, table service URI): one of the two forms Functions accepts."""
+    conn = _get(env, "AzureWebJobsStorage")
+    if conn:
+        if conn == "UseDevelopmentStorage=true" or "AccountName=" in conn or "TableEndpoint=" in conn:
+            return conn, ""
+        raise SettingsError(
+            "AzureWebJobsStorage is not a storage connection string (expected "
+            "'DefaultEndpointsProtocol=...;AccountName=...' or 'UseDevelopmentStorage=true')"
+        )
+    uri = _get(env, "AzureWebJobsStorage__tableServiceUri")
+    account = _get(env, "AzureWebJobsStorage__accountName")
+    if not uri and account:
+        uri = f"https://{account}.table.core.windows.net"
+    if uri:
+        return "", _http_url("AzureWebJobsStorage__tableServiceUri", uri)
+    raise SettingsError(
+        "AzureWebJobsStorage is not set: set it to the function app's storage connection string "
+        "(locally 'UseDevelopmentStorage=true' for Azurite) or use the identity-based "
+        "AzureWebJobsStorage__accountName"
+    )
+
+
+def _parse(env: Mapping[str, str]) -> Settings:
+    endpoint = _http_url(
+        "ETL_API_ENDPOINT",
+        _required(env, "ETL_API_ENDPOINT", "the ETL API base URL, e.g. https://etl.example.com"),
+    ).rstrip("/")
+    token = _required(env, "ETL_API_TOKEN", "the ETL API bearer token")
+    export_format = _choice(env, "EXPORT_FORMAT", FORMATS, None)
+    sas = _get(env, "BLOB_SAS_URL")
+    account_url = _get(env, "BLOB_ACCOUNT_URL")
+    container = _get(env, "BLOB_CONTAINER")
+    if sas and account_url:
+        raise SettingsError("set either BLOB_SAS_URL or BLOB_ACCOUNT_URL + BLOB_CONTAINER, not both")
+    if sas:
+        _sas_url(sas)
+    elif account_url:
+        _http_url("BLOB_ACCOUNT_URL", account_url)
+        if not container:
+            raise SettingsError("BLOB_CONTAINER is not set: with BLOB_ACCOUNT_URL, name the container")
+    else:
+        raise SettingsError(
+            "BLOB_SAS_URL is not set: set it to a container SAS URL with read, create, write "
+            "and list permissions (or use BLOB_ACCOUNT_URL + BLOB_CONTAINER with managed identity)"
+        )
+    connection, table_uri = _storage(env)
+    start_raw = _get(env, "EXPORT_START")
+    export_start = None
+    if start_raw:
+        try:
+            export_start = floor_window(parse_rfc3339(start_raw))
+        except ValueError:
+            raise SettingsError(
+                f"EXPORT_START={start_raw!r} is not an RFC 3339 time like 2026-01-01T00:00:00Z"
+            ) from None
+    compression = _choice(env, "EXPORT_COMPRESSION", ("none", "gzip"), "none")
+    if compression == "gzip" and export_format == "parquet":
+        raise SettingsError(
+            "EXPORT_COMPRESSION=gzip applies to csv and json; for parquet use PARQUET_COMPRESSION"
+        )
+    table = _get(env, "STATE_TABLE") or "exporterpositions"
+    if not (3 <= len(table) <= 63 and table.isalnum() and table[0].isalpha()):
+        raise SettingsError(
+            f"STATE_TABLE={table!r} is not a valid table name (3-63 letters and digits, "
+            "starting with a letter)"
+        )
+    settings = Settings(
+        etl_api_endpoint=endpoint,
+        etl_api_token=token,
+        export_format=export_format,
+        blob_sas_url=sas,
+        blob_account_url=account_url.rstrip("/"),
+        blob_container=container,
+        blob_path=_blob_path(_get(env, "BLOB_PATH")),
+        storage_connection=connection,
+        table_service_uri=table_uri,
+        state_table=table,
+        export_start=export_start,
+        settle_seconds=_int(env, "SETTLE_SECONDS", 60, 0, 86_400),
+        max_windows_per_run=_int(env, "MAX_WINDOWS_PER_RUN", 36, 1, 10_000),
+        run_budget_seconds=_int(env, "RUN_BUDGET_SECONDS", 480, 10, 86_400),
+        max_file_bytes=_int(env, "MAX_FILE_BYTES", 256 * 1024 * 1024, 1024, 190 * 1024**4),
+        max_file_rows=_int(env, "MAX_FILE_ROWS", 1_000_000, 1, 2_000_000_000),
+        gzip=compression == "gzip",
+        parquet_compression=_choice(
+            env, "PARQUET_COMPRESSION", ("snappy", "zstd", "none"), "snappy"
+        ),
+        csv_escape_formulas=_bool(env, "CSV_ESCAPE_FORMULAS"),
+        max_call_bytes=_int(env, "MAX_CALL_BYTES", 32768, 256, 16 * 1024 * 1024),
+        appinsights_connection_string=_get(env, "APPLICATIONINSIGHTS_CONNECTION_STRING"),
+    )
+    register_secret(token, sas, connection)
+    return settings
+
+
+def load_local_settings(path: Path, env: Mapping[str, str]) -> dict[str, str]:
+    """Merge the ``Values`` of a local.settings.json under ``env`` (the environment wins, as with func)."""
+    merged: dict[str, str] = {}
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise SettingsError(f"{path}: not valid JSON ({exc})") from None
+        values = data.get("Values", {}) if isinstance(data, dict) else {}
+        merged.update({k: str(v) for k, v in values.items()})
+    merged.update(env)
+    return merged
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,226 @@
+"""Positions and progress per (integration, action, type), in Azure Table Storage.
+
+One row per type: PartitionKey ``{integration_id}.{action_id}``, RowKey the type. It holds the
+last committed ``position``, the end of the last exported window (``window_end``), and a pending
+claim (``pending_start``, ``pending_position``, ``pending_run``) written before any upload. Every
+change is conditional: insert-if-absent to create, If-Match on the ETag to claim and to commit, so
+two runs can never both move the same row. A response lost after the service applied our write is
+recognised by re-reading the row and finding our own run id in it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+
+from shared.errors import StorageError, StoragePermissionError
+from shared.windows import format_rfc3339, parse_rfc3339
+
+log = logging.getLogger(__name__)
+
+# Transport settings, spelled out. The Table SDK's default read timeout is days long; a run has a
+# time budget, so a stuck request must fail fast and be retried by the SDK's policy.
+CONNECTION_TIMEOUT = 10
+READ_TIMEOUT = 30
+RETRY_TOTAL = 5
+RETRY_BACKOFF = 1
+
+
+@dataclass(frozen=True)
+class TypeState:
+    """One row: where a type's export stands."""
+
+    dest_key: str
+    call_type: str
+    position: int  # last committed file position (0 before the first file)
+    window_end: datetime  # end of the last exported window = start of the next one
+    pending_start: datetime | None = None
+    pending_position: int | None = None
+    pending_run: str | None = None
+    last_run: str | None = None
+    etag: str = ""
+
+    @property
+    def next_position(self) -> int:
+        return self.position + 1
+
+
+def make_table_service(
+    connection_string: str = "", table_service_uri: str = "", credential: Any = None, **client_kwargs: Any
+) -> TableServiceClient:
+    kwargs: dict[str, Any] = {
+        "connection_timeout": CONNECTION_TIMEOUT,
+        "read_timeout": READ_TIMEOUT,
+        "retry_total": RETRY_TOTAL,
+        "retry_backoff_factor": RETRY_BACKOFF,
+    }
+    kwargs.update(client_kwargs)
+    if connection_string:
+        if connection_string.strip() == "UseDevelopmentStorage=true":
+            connection_string = AZURITE_CONNECTION_STRING
+        return TableServiceClient.from_connection_string(connection_string, **kwargs)
+    if credential is None:
+        from azure.identity import DefaultAzureCredential
+
+        credential = DefaultAzureCredential()
+    return TableServiceClient(endpoint=table_service_uri, credential=credential, **kwargs)
+
+
+AZURITE_CONNECTION_STRING = (
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
+    "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
+    "QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;"
+    "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
+)
+
+
+def _entity_to_state(entity: Any) -> TypeState:
+    def dt(name: str) -> datetime | None:
+        value = entity.get(name)
+        return parse_rfc3339(value) if value else None
+
+    pending_position = entity.get("pending_position")
+    return TypeState(
+        dest_key=entity["PartitionKey"],
+        call_type=entity["RowKey"],
+        position=int(entity.get("position", 0)),
+        window_end=dt("window_end") or datetime(1970, 1, 1, tzinfo=UTC),
+        pending_start=dt("pending_start"),
+        pending_position=int(pending_position) if pending_position not in (None, "") else None,
+        pending_run=entity.get("pending_run") or None,
+        last_run=entity.get("last_run") or None,
+        etag=entity.metadata.get("etag", "") if hasattr(entity, "metadata") else "",
+    )
+
+
+def _state_to_entity(state: TypeState) -> dict[str, Any]:
+    return {
+        "PartitionKey": state.dest_key,
+        "RowKey": state.call_type,
+        # Int64 would need an odata type tag; positions fit an Int32 for ~4,000 years of windows.
+        "position": int(state.position),
+        "window_end": format_rfc3339(state.window_end),
+        "pending_start": format_rfc3339(state.pending_start) if state.pending_start else "",
+        "pending_position": state.pending_position if state.pending_position is not None else -1,
+        "pending_run": state.pending_run or "",
+        "last_run": state.last_run or "",
+    }
+
+
+class StateStore:
+    """Conditional reads and writes of the per-type rows."""
+
+    def __init__(self, service: TableServiceClient, table_name: str) -> None:
+        self.service = service
+        self.table_name = table_name
+        self.table: TableClient = service.get_table_client(table_name)
+
+    def ensure_table(self) -> None:
+        try:
+            self._call(lambda: self.service.create_table(self.table_name))
+        except ResourceExistsError:
+            pass
+
+    def get(self, dest_key: str, call_type: str) -> TypeState | None:
+        try:
+            entity = self._call(lambda: self.table.get_entity(dest_key, call_type))
+        except ResourceNotFoundError:
+            return None
+        state = _entity_to_state(entity)
+        if state.pending_position is not None and state.pending_position < 0:
+            state = replace(state, pending_position=None)
+        return state
+
+    def create(self, dest_key: str, call_type: str, first_window_start: datetime) -> TypeState:
+        """Insert the row if absent (409 -> someone else did: read theirs)."""
+        state = TypeState(dest_key, call_type, position=0, window_end=first_window_start)
+        try:
+            self._call(lambda: self.table.create_entity(_state_to_entity(state)))
+        except ResourceExistsError:
+            pass
+        current = self.get(dest_key, call_type)
+        if current is None:
+            raise StorageError(f"the state row {dest_key}/{call_type} vanished after it was created")
+        return current
+
+    def claim(self, state: TypeState, window_start: datetime, run_id: str) -> TypeState | None:
+        """Record the pending (window, first position) for our run before any upload.
+
+        Resuming a pending claim of the same window keeps its first position. Returns the new
+        state, or None when another run changed the row first (it owns the work now).
+        """
+        position = state.pending_position if state.pending_start == window_start else None
+        claimed = replace(
+            state,
+            pending_start=window_start,
+            pending_position=position if position is not None else state.next_position,
+            pending_run=run_id,
+        )
+        return self._conditional(state, claimed, run_id, lambda cur: cur.pending_run == run_id
+                                 and cur.pending_start == window_start)
+
+    def commit(self, claimed: TypeState, window_end: datetime, last_position: int, run_id: str) -> TypeState | None:
+        """Advance past the window (its files are committed) and clear the claim.
+
+        Returns the new state, or None when another run moved the row first.
+        """
+        done = replace(
+            claimed,
+            position=last_position,
+            window_end=window_end,
+            pending_start=None,
+            pending_position=None,
+            pending_run=None,
+            last_run=run_id,
+        )
+        return self._conditional(claimed, done, run_id, lambda cur: cur.last_run == run_id
+                                 and cur.window_end == window_end and cur.position == last_position)
+
+    def _conditional(self, before: TypeState, after: TypeState, run_id: str, is_ours: Any) -> TypeState | None:
+        try:
+            meta = self._call(lambda: self.table.update_entity(
+                _state_to_entity(after), mode=UpdateMode.REPLACE, etag=before.etag,
+                match_condition=MatchConditions.IfNotModified,
+            ))
+            return replace(after, etag=meta.get("etag", ""))
+        except ResourceModifiedError:
+            current = self.get(before.dest_key, before.call_type)
+            if current is not None and is_ours(current):
+                # Our write landed and its response was lost; the SDK retried and got 412.
+                log.info("state write for %s/%s had already landed", before.dest_key, before.call_type)
+                return current
+            return None
+
+    def _call(self, fn: Any) -> Any:
+        try:
+            return fn()
+        except (ResourceNotFoundError, ResourceExistsError, ResourceModifiedError):
+            raise
+        except ClientAuthenticationError as exc:
+            raise StoragePermissionError(
+                f"the state table refused access ({getattr(exc, 'error_code', '') or 'AuthorizationFailure'}): "
+                "check AzureWebJobsStorage and that the app's identity has 'Storage Table Data Contributor'"
+            ) from None
+        except HttpResponseError as exc:
+            if exc.status_code in (401, 403):
+                raise StoragePermissionError(
+                    f"the state table refused access (HTTP {exc.status_code}): check AzureWebJobsStorage"
+                ) from None
+            raise StorageError(f"table storage failed: HTTP {exc.status_code} {exc.error_code or ''}".strip()) from None
+        except (ServiceRequestError, ServiceResponseError) as exc:
+            raise StorageError(f"table storage unreachable: {type(exc).__name__}") from None

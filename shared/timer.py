@@ -1,0 +1,49 @@
+"""The timer trigger: parse the tick, hand off to :func:`run_tick`, raise on failure.
+
+The only module that imports azure.functions; ``run_tick`` is the same code the CLI's ``run``
+executes.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import azure.functions as func
+
+from shared.export import RunFailed, RunSummary, run_export
+from shared.redact import install_log_redaction
+from shared.settings import Settings
+from shared.telemetry import configure_azure_monitor, quiet_sdk_loggers
+from shared.wiring import build_clients, close_clients
+
+log = logging.getLogger(__name__)
+export_blueprint = func.Blueprint()
+
+
+def run_tick(now: datetime, settings: Settings | None = None) -> RunSummary:
+    """One tick: read settings, export what is due at ``now``. Raises RunFailed on failure so
+    the Functions host records the invocation as failed (and Application Insights shows it)."""
+    install_log_redaction()
+    quiet_sdk_loggers()
+    settings = settings or Settings.from_env()
+    configure_azure_monitor(settings.appinsights_connection_string)
+    clients = build_clients(settings)
+    try:
+        summary = run_export(settings, clients, now)
+    finally:
+        close_clients(clients)
+    if not summary.ok:
+        raise RunFailed(summary)
+    return summary
+
+
+@export_blueprint.timer_trigger(
+    schedule="%EXPORT_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True
+)
+def export_calls(timer: func.TimerRequest) -> None:
+    if timer.past_due:
+        log.info("the timer is past due; exporting every window that is due now")
+    summary = run_tick(datetime.now(UTC))
+    log.info("exported %d call(s) in %d file(s), %d rejected", summary.rows, len(summary.files),
+             summary.rejected)

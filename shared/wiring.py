@@ -1,0 +1,45 @@
+"""Build the clients a run needs from the settings (the only place that does)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from shared.blob_store import BlobStore, make_container_client
+from shared.etl_client import EtlClient
+from shared.export import Clients
+from shared.settings import Settings
+from shared.state_store import StateStore, make_table_service
+
+
+def build_clients(
+    settings: Settings,
+    *,
+    blob_kwargs: dict[str, Any] | None = None,
+    table_kwargs: dict[str, Any] | None = None,
+    etl_kwargs: dict[str, Any] | None = None,
+) -> Clients:
+    """Clients for one run. The ``*_kwargs`` reach the SDK/HTTP clients (tests use them to plug
+    in a misbehaving transport or faster retries)."""
+    started = time.monotonic()
+    etl_options: dict[str, Any] = {"deadline": lambda: started + settings.run_budget_seconds}
+    etl_options.update(etl_kwargs or {})
+    etl = EtlClient(settings.etl_api_endpoint, settings.etl_api_token, **etl_options)
+    container = make_container_client(
+        sas_url=settings.blob_sas_url,
+        account_url=settings.blob_account_url,
+        container=settings.blob_container,
+        **(blob_kwargs or {}),
+    )
+    blobs = BlobStore(container, settings.blob_path, sas_url=settings.blob_sas_url)
+    service = make_table_service(
+        settings.storage_connection, settings.table_service_uri, **(table_kwargs or {})
+    )
+    return Clients(etl=etl, blobs=blobs, state=StateStore(service, settings.state_table))
+
+
+def close_clients(clients: Clients) -> None:
+    clients.etl.close()
+    clients.blobs.close()
+    clients.blobs.container.close()
+    clients.state.service.close()
