@@ -120,17 +120,18 @@ def start_azurite(in_memory: bool = True, location: str | None = None, fixed_por
         "--blobHost", HOST, "--blobPort", str(ports[0]),
         "--queueHost", HOST, "--queuePort", str(ports[1]),
         "--tableHost", HOST, "--tablePort", str(ports[2]),
-        "--location", workdir,
     ]
-    if in_memory:
-        cmd.append("--inMemoryPersistence")
+    # In memory: fast and nothing to clean; on disk (--location) for big benchmark volumes.
+    cmd += ["--inMemoryPersistence"] if in_memory else ["--location", workdir]
     log_path = Path(workdir) / "azurite.log"
-    with open(log_path, "wb") as log:
+    with open(log_path, "wb") as log:  # startup errors end up here
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ),
                                 start_new_session=True)
     az = Azurite(*ports, process=proc, workdir=None if location else workdir)
     try:
         for port in ports:
+            if proc.poll() is not None:
+                raise RuntimeError(f"Azurite exited: {log_path.read_text(errors='replace')[-500:]}")
             _wait_for(port)
     except RuntimeError:
         az.stop()

@@ -1,0 +1,206 @@
+"""The core export, end to end: emulator -> exporter -> Azurite, files read back and compared."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime, timedelta
+
+import pyarrow.parquet as pq
+import pytest
+
+from shared.calltypes import CALL_TYPES, COLUMNS
+from tests.support.blobs import csv_rows_via_arrow, rows_of
+from tests.support.calls import make_window_calls
+from tests.support.expected import expected_json_doc, expected_row, normalize_row
+
+W0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+
+
+def after(window_start: datetime, windows: int = 1) -> datetime:
+    """An instant at which ``windows`` windows from ``window_start`` are closed and settled."""
+    return window_start + timedelta(minutes=10 * windows, seconds=61)
+
+
+def _empty_as_none(row):
+    return {k: (None if v == "" else v) for k, v in row.items()}
+
+
+def by_id(calls):
+    return {c["messageId"]: c for c in calls}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
+def test_every_type_round_trips_exactly_in_every_format(harness, fmt):
+    calls = make_window_calls(W0, per_type={t: 12 for t in CALL_TYPES})
+    harness.source.add(calls)
+    summary = harness.run(after(W0), EXPORT_FORMAT=fmt, EXPORT_START="2026-11-28T12:00:00Z")
+    assert summary.ok, summary.error
+    blobs = harness.data_blobs()
+    expected_names = {f"exports/segment/2184.13699.1.{t}.{fmt}" for t in CALL_TYPES}
+    assert set(blobs) == expected_names
+    sent = by_id(calls)
+    for name, blob in blobs.items():
+        call_type = name.split(".")[-2]
+        rows = rows_of(name, blob.data)
+        assert len(rows) == 12
+        assert blob.metadata["call_type"] == call_type
+        assert blob.metadata["rows"] == "12"
+        assert blob.metadata["window_start"] == "2026-11-28T12:00:00Z"
+        for row in rows:
+            call = sent[row["messageId"]]
+            if fmt == "json":
+                assert row == expected_json_doc(call)
+                assert list(row) == list(expected_json_doc(call))  # field order as sent
+            elif fmt == "csv":
+                # Python's csv module reads both an empty cell (null) and "" as "": compare so;
+                # the pyarrow test below tells them apart.
+                assert list(row) == list(COLUMNS[call_type])
+                assert normalize_row(row, call_type) == _empty_as_none(expected_row(call))
+            else:
+                assert list(row) == list(COLUMNS[call_type])
+                assert normalize_row(row, call_type) == expected_row(call)
+
+
+def test_csv_is_rfc4180_and_reads_the_same_with_pyarrow(harness):
+    calls = make_window_calls(W0, per_type={"track": 20, "identify": 5})
+    harness.source.add(calls)
+    assert harness.run(after(W0), EXPORT_START="2026-11-28T12:00:00Z").ok
+    blob = harness.data_blobs()["exports/segment/2184.13699.1.track.csv"]
+    assert not blob.data.startswith(b"\xef\xbb\xbf")  # no BOM
+    assert blob.data.endswith(b"\r\n")
+    header = blob.data.split(b"\r\n", 1)[0].decode()
+    assert header.replace('"', "").split(",") == list(COLUMNS["track"])
+    via_csv = rows_of("x.csv", blob.data)
+    via_arrow = csv_rows_via_arrow(blob.data, list(COLUMNS["track"]))
+    assert [normalize_row(r, "track") for r in via_csv] == [
+        normalize_row(_empty_as_none(r), "track") for r in via_arrow
+    ]
+    sent = by_id(calls)
+    for row in via_arrow:
+        assert normalize_row(row, "track") == expected_row(sent[row["messageId"]])
+
+
+def test_calls_are_written_in_the_order_the_api_returns_them(harness):
+    calls = make_window_calls(W0, per_type={"page": 30})
+    harness.source.add(calls)
+    assert harness.run(after(W0), EXPORT_FORMAT="parquet", EXPORT_START="2026-11-28T12:00:00Z").ok
+    blob = harness.data_blobs()["exports/segment/2184.13699.1.page.parquet"]
+    ids = pq.read_table(io.BytesIO(blob.data)).column("messageId").to_pylist()
+    expected = [c["messageId"] for c in sorted(calls, key=lambda c: (c["receivedAt"], c["messageId"]))]
+    assert ids == expected
+
+
+def test_positions_count_per_type_across_windows_and_skip_empty_types(harness):
+    w1, w2, w3 = W0, W0 + timedelta(minutes=10), W0 + timedelta(minutes=20)
+    harness.source.add(make_window_calls(w1, per_type={"identify": 2, "track": 3}, seed=1))
+    harness.source.add(make_window_calls(w2, per_type={"track": 4}, seed=2))  # no identify
+    harness.source.add(make_window_calls(w3, per_type={"identify": 1, "track": 1}, seed=3))
+    summary = harness.run(after(w3), EXPORT_START="2026-11-28T12:00:00Z")
+    assert summary.ok
+    names = sorted(harness.data_blobs())
+    assert names == sorted([
+        "exports/segment/2184.13699.1.identify.csv",
+        "exports/segment/2184.13699.2.identify.csv",
+        "exports/segment/2184.13699.1.track.csv",
+        "exports/segment/2184.13699.2.track.csv",
+        "exports/segment/2184.13699.3.track.csv",
+    ])
+    blobs = harness.data_blobs()
+    assert blobs["exports/segment/2184.13699.2.identify.csv"].metadata["window_start"] == "2026-11-28T12:20:00Z"
+    assert blobs["exports/segment/2184.13699.2.track.csv"].metadata["window_start"] == "2026-11-28T12:10:00Z"
+
+
+def test_catch_up_exports_missed_windows_in_order_bounded_per_run(harness):
+    starts = [W0 + timedelta(minutes=10 * i) for i in range(5)]
+    for i, s in enumerate(starts):
+        harness.source.add(make_window_calls(s, per_type={"track": 2}, seed=10 + i))
+    now = after(starts[-1])
+    first = harness.run(now, MAX_WINDOWS_PER_RUN="2", EXPORT_START="2026-11-28T12:00:00Z")
+    assert [u.window.start for u in first.units if u.call_type == "track"] == starts[:2]
+    second = harness.run(now, MAX_WINDOWS_PER_RUN="2", EXPORT_START="2026-11-28T12:00:00Z")
+    assert [u.window.start for u in second.units if u.call_type == "track"] == starts[2:4]
+    third = harness.run(now, MAX_WINDOWS_PER_RUN="2", EXPORT_START="2026-11-28T12:00:00Z")
+    assert [u.window.start for u in third.units if u.call_type == "track"] == starts[4:]
+    blobs = harness.data_blobs()
+    for position, s in enumerate(starts, start=1):
+        blob = blobs[f"exports/segment/2184.13699.{position}.track.csv"]
+        assert blob.metadata["window_start"] == s.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_a_second_run_at_the_same_instant_writes_nothing_new(harness):
+    harness.source.add(make_window_calls(W0))
+    assert harness.run(after(W0), EXPORT_START="2026-11-28T12:00:00Z").ok
+    before = {n: (b.etag, b.data) for n, b in harness.blobs().items()}
+    again = harness.run(after(W0), EXPORT_START="2026-11-28T12:00:00Z")
+    assert again.ok and again.units == []
+    assert {n: (b.etag, b.data) for n, b in harness.blobs().items()} == before
+
+
+def test_a_window_that_is_open_or_unsettled_is_not_exported(harness):
+    harness.source.add(make_window_calls(W0, per_type={"track": 3}))
+    still_settling = W0 + timedelta(minutes=10, seconds=59)  # settle delay is 60 s
+    summary = harness.run(still_settling, EXPORT_START="2026-11-28T12:00:00Z")
+    assert summary.ok and summary.units == []
+    assert harness.data_blobs() == {}
+    summary = harness.run(W0 + timedelta(minutes=11), EXPORT_START="2026-11-28T12:00:00Z")
+    assert [f.name for f in summary.files] == ["exports/segment/2184.13699.1.track.csv"]
+
+
+def test_a_new_destination_without_export_start_begins_at_the_latest_due_window(harness):
+    harness.source.add(make_window_calls(W0, per_type={"track": 1}, seed=1))
+    harness.source.add(make_window_calls(W0 + timedelta(minutes=10), per_type={"track": 2}, seed=2))
+    summary = harness.run(after(W0, 2))
+    assert [(u.window.start, u.rows) for u in summary.units if u.call_type == "track"] == [
+        (W0 + timedelta(minutes=10), 2)
+    ]
+
+
+def test_gzip_option_writes_csv_gz_and_json_gz(harness):
+    calls = make_window_calls(W0, per_type={"track": 5})
+    harness.source.add(calls)
+    assert harness.run(after(W0), EXPORT_FORMAT="json", EXPORT_COMPRESSION="gzip",
+                       EXPORT_START="2026-11-28T12:00:00Z").ok
+    (name, blob), = harness.data_blobs().items()
+    assert name == "exports/segment/2184.13699.1.track.json.gz"
+    rows = rows_of(name, blob.data)
+    assert sorted(r["messageId"] for r in rows) == sorted(c["messageId"] for c in calls)
+
+
+def test_size_cap_splits_a_window_into_consecutive_positions_deterministically(harness):
+    calls = make_window_calls(W0, per_type={"track": 23, "page": 2})
+    harness.source.add(calls)
+    summary = harness.run(after(W0), MAX_FILE_ROWS="10", EXPORT_FORMAT="parquet",
+                          EXPORT_START="2026-11-28T12:00:00Z")
+    assert summary.ok
+    blobs = harness.data_blobs()
+    track = [blobs[f"exports/segment/2184.13699.{p}.track.parquet"] for p in (1, 2, 3)]
+    assert [len(rows_of("x.parquet", b.data)) for b in track] == [10, 10, 3]
+    assert "exports/segment/2184.13699.4.track.parquet" not in blobs
+    ids = [r["messageId"] for b in track for r in rows_of("x.parquet", b.data)]
+    assert sorted(ids) == sorted(c["messageId"] for c in calls if c["type"] == "track")
+    assert len(set(ids)) == len(ids)
+
+
+def test_rejected_calls_go_to_the_dead_letter_blob_and_the_rest_exports(harness):
+    good = make_window_calls(W0, per_type={"track": 3})
+    harness.source.add(good)
+    at = "2026-11-28T12:05:00.000Z"
+    harness.source.add([
+        ("track", at, b"this is not json"),
+        ("track", at, b'{"type":"track","receivedAt":"' + at.encode() + b'","x":NaN}'),
+        ("track", at, b'{"type":"page","receivedAt":"' + at.encode() + b'"}'),
+    ])
+    summary = harness.run(after(W0), EXPORT_START="2026-11-28T12:00:00Z")
+    assert summary.ok and summary.rejected == 3
+    blobs = harness.blobs()
+    dead = blobs["exports/segment/_rejected/2184.13699.20261128T1200Z.track.ndjson"]
+    entries = [json.loads(line) for line in dead.data.decode().splitlines()]
+    assert sorted(e["line"] for e in entries) == sorted([
+        "this is not json",
+        '{"type":"track","receivedAt":"' + at + '","x":NaN}',
+        '{"type":"page","receivedAt":"' + at + '"}',
+    ])
+    assert all(e["reason"] for e in entries)
+    rows = rows_of("x.csv", blobs["exports/segment/2184.13699.1.track.csv"].data)
+    assert sorted(r["messageId"] for r in rows) == sorted(c["messageId"] for c in good)
