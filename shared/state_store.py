@@ -10,6 +10,7 @@ recognised by re-reading the row and finding our own run id in it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -131,10 +132,8 @@ class StateStore:
         self.table: TableClient = service.get_table_client(table_name)
 
     def ensure_table(self) -> None:
-        try:
+        with contextlib.suppress(ResourceExistsError):
             self._call(lambda: self.service.create_table(self.table_name))
-        except ResourceExistsError:
-            pass
 
     def get(self, dest_key: str, call_type: str) -> TypeState | None:
         try:
@@ -149,10 +148,8 @@ class StateStore:
     def create(self, dest_key: str, call_type: str, first_window_start: datetime) -> TypeState:
         """Insert the row if absent (409 -> someone else did: read theirs)."""
         state = TypeState(dest_key, call_type, position=0, window_end=first_window_start)
-        try:
+        with contextlib.suppress(ResourceExistsError):  # someone else created it: read theirs
             self._call(lambda: self.table.create_entity(_state_to_entity(state)))
-        except ResourceExistsError:
-            pass
         current = self.get(dest_key, call_type)
         if current is None:
             raise StorageError(f"the state row {dest_key}/{call_type} vanished after it was created")

@@ -104,7 +104,9 @@ class Harness:
         finally:
             close_clients(clients)
 
-    def cli(self, *args: str, extra_env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, extra_env: dict[str, str] | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTER_")}
         env.update(self.env)
         env.update(extra_env or {})
