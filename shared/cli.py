@@ -21,7 +21,7 @@ from typing import TextIO
 
 from shared.blob_store import sas_expiry
 from shared.calltypes import CALL_TYPES
-from shared.checks import run_checks
+from shared.checks import run_checks, sas_expiry_warning, settings_failure
 from shared.errors import ExportError, SettingsError
 from shared.export import RunSummary, run_export
 from shared.redact import install_log_redaction, redact_text
@@ -31,7 +31,6 @@ from shared.windows import format_rfc3339, parse_rfc3339
 from shared.wiring import build_clients, close_clients
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-SAS_WARN_DAYS = 14
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,6 +63,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     try:
         settings = load_settings(args.settings)
     except SettingsError as exc:
+        if args.command == "check":  # check reports it as its first (failed) check
+            settings_failure(str(exc), out)
+            return EXIT_FAILED
         print(f"error: {redact_text(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     if args.command == "check":
@@ -144,11 +146,11 @@ def print_status(settings: Settings, clients, now: datetime, out: TextIO) -> int
     _table(rows, out)
     expiry = sas_expiry(settings.blob_sas_url) if settings.blob_sas_url else None
     if expiry:
-        left = expiry - now
-        warn = " (renew it: under 14 days left)" if left < timedelta(days=SAS_WARN_DAYS) else ""
-        if left <= timedelta(0):
-            warn = " (EXPIRED: issue a new SAS)"
-        print(f"SAS expires {format_rfc3339(expiry)}, in {_duration(left)}{warn}", file=out)
+        warning = sas_expiry_warning(settings.blob_sas_url, now)
+        print(f"SAS expires {format_rfc3339(expiry)}, in {_duration(expiry - now)}"
+              + (f" - WARNING: {warning}" if warning else ""), file=out)
+    elif settings.blob_sas_url:
+        print("SAS has no expiry in the URL (a stored access policy sets it)", file=out)
     return EXIT_OK
 
 

@@ -35,12 +35,15 @@ from shared.records import CallParser, Limits, ParsedBatch, RejectedCall
 from shared.settings import Settings
 from shared.state_store import StateStore, TypeState
 from shared.telemetry import (
+    annotate_destination,
+    bind_log_context,
     bytes_written,
     calls_exported,
-    export_lag,
     failed_runs,
     files_written,
+    record_export_lag,
     rejected_calls,
+    reset_log_context,
     run_duration,
     tracer,
 )
@@ -143,6 +146,7 @@ def run_export(
     started = monotonic()
     deadline = started + settings.run_budget_seconds
     summary = RunSummary(run_id=run_id, destination=None, now=now)
+    log_context = bind_log_context(run_id=run_id)
     with tracer.start_as_current_span("export.run") as span:
         span.set_attribute("exporter.run_id", run_id)
         span.set_attribute("exporter.format", settings.export_format)
@@ -154,10 +158,13 @@ def run_export(
         span.set_attribute("exporter.rows", summary.rows)
         span.set_attribute("exporter.files", len(summary.files))
         span.set_attribute("exporter.rejected", summary.rejected)
+        span.set_attribute("exporter.bytes", sum(f.bytes for f in summary.files))
+        span.set_attribute("exporter.windows", len({u.window for u in summary.units}))
         if not summary.ok:
             span.set_status(trace_error(summary))
             failed_runs.add(1)
-    run_duration.record(monotonic() - started)
+    run_duration.record(monotonic() - started, {"outcome": "ok" if summary.ok else "failed"})
+    reset_log_context(log_context)
     return summary
 
 
@@ -177,6 +184,7 @@ def _run(
 ) -> None:
     dest = clients.etl.destination()
     summary.destination = dest
+    annotate_destination(dest.integration_id, dest.action_id)
     store = clients.state
     store.ensure_table()
     first_start = settings.export_start or (latest_due_end(now, settings.settle_seconds) - WINDOW)
@@ -185,6 +193,7 @@ def _run(
         state = store.get(dest.key, call_type) or store.create(dest.key, call_type, first_start)
         states[call_type] = state
     plan = _plan(states, now, settings)
+    record_export_lag(now, {t: s.window_end for t, s in states.items()})
     log.info(
         "export run %s for %s: %d window(s) due",
         summary.run_id, dest.key, len(plan),
@@ -206,8 +215,7 @@ def _run(
                 stopped.add(call_type)
             else:
                 states[call_type] = new_state
-    for call_type, state in states.items():
-        export_lag.set(max(0.0, (now - state.window_end).total_seconds()), {"type": call_type})
+    record_export_lag(now, {t: s.window_end for t, s in states.items()})
 
 
 def _plan(states: dict[str, TypeState], now: datetime, settings: Settings) -> list[Window]:
@@ -293,6 +301,8 @@ def _export_unit(
             span.set_attribute("exporter.first_position", writer.files[0].position)
             span.set_attribute("exporter.last_position", writer.files[-1].position)
             span.set_attribute("exporter.blob", writer.files[-1].name)
+            span.set_attribute("exporter.blobs", [f.name for f in writer.files])
+        span.set_attribute("exporter.status", result.status)
         log.info(
             "%s %s: %d call(s) in %d file(s), %d rejected",
             state.call_type, window.label(), writer.rows, len(writer.files), writer.rejected,

@@ -2,17 +2,38 @@
 
 The export code calls the OpenTelemetry *API* only; without a configured SDK every call is a
 no-op. :func:`configure_azure_monitor` wires the Azure Monitor distro when
-``APPLICATIONINSIGHTS_CONNECTION_STRING`` is set. No span attribute, metric attribute or log
-carries a secret: attributes are ids, types, windows, counts and blob names only.
+``APPLICATIONINSIGHTS_CONNECTION_STRING`` is set, and does nothing when it is empty.
+
+The tracer and the instruments below come from the API's global proxies: they are created at
+import, before any SDK exists, and start recording as soon as a provider is set (by the distro in
+production, by an in-memory SDK in the tests), whichever is imported first.
+
+What is emitted (docs/operations.md says how to read it):
+
+- spans ``export.run`` (one per run) and its children ``export.window`` (one per window and type);
+- metrics ``exporter.calls``, ``exporter.files``, ``exporter.bytes``, ``exporter.rejected_calls``
+  (counters, dimension ``type``), ``exporter.lag_seconds`` (gauge, dimension ``type``),
+  ``exporter.run_duration_seconds`` (histogram, dimension ``outcome``), ``exporter.failed_runs``;
+- log records from the ``shared`` loggers, carrying ``run_id``, ``integration_id`` and
+  ``action_id`` as attributes (custom dimensions) while a run is under way.
+
+No span attribute, metric attribute or log record carries a secret: attributes are ids, types,
+windows, counts and blob names only, and log text goes through :mod:`shared.redact`.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
+import os
+from collections.abc import Mapping
+from datetime import datetime
 
 from opentelemetry import metrics, trace
 
 SCOPE = "cdp_blob_exporter"
+#: The logger whose records the distro ships to Application Insights (all of ``shared.*``).
+LOGGER_NAME = "shared"
 
 tracer = trace.get_tracer(SCOPE)
 _meter = metrics.get_meter(SCOPE)
@@ -34,11 +55,68 @@ export_lag = _meter.create_gauge(
     description="Now minus the end of the last exported window, by type",
 )
 run_duration = _meter.create_histogram(
-    "exporter.run_duration_seconds", unit="s", description="Duration of one export run"
+    "exporter.run_duration_seconds", unit="s", description="Duration of one export run, by outcome"
 )
 failed_runs = _meter.create_counter(
     "exporter.failed_runs", unit="{run}", description="Runs that ended with an error"
 )
+
+
+def record_export_lag(now: datetime, window_ends: Mapping[str, datetime]) -> None:
+    """Set the lag gauge per type: ``now`` minus the end of the type's last exported window.
+
+    Called when a run has read the state (so a run that then fails still reports a growing lag,
+    which is what the lag alert watches) and again when it ends.
+    """
+    for call_type, window_end in window_ends.items():
+        export_lag.set(max(0.0, (now - window_end).total_seconds()), {"type": call_type})
+
+
+# --- log context: ids every log record of a run carries -------------------------------------
+
+_log_context: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
+    "exporter_log_context", default=None
+)
+
+
+def current_log_context() -> Mapping[str, str]:
+    return _log_context.get() or {}
+
+
+def bind_log_context(**fields: str) -> contextvars.Token[Mapping[str, str] | None]:
+    """Add ids to the log records of this context; undo with :func:`reset_log_context`."""
+    return _log_context.set({**current_log_context(), **fields})
+
+
+def reset_log_context(token: contextvars.Token[Mapping[str, str] | None]) -> None:
+    _log_context.reset(token)
+
+
+def annotate_destination(integration_id: str, action_id: str) -> None:
+    """The run now knows its destination: put the ids on the current span and on its logs."""
+    trace.get_current_span().set_attributes(
+        {"exporter.integration_id": integration_id, "exporter.action_id": action_id}
+    )
+    bind_log_context(integration_id=integration_id, action_id=action_id)
+
+
+class LogContextFilter(logging.Filter):
+    """A handler filter that copies the run's ids onto each record (kept if already given)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in current_log_context().items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
+
+
+def add_log_context(handler: logging.Handler) -> None:
+    """Make ``handler`` stamp the run's ids on every record it handles (once per handler)."""
+    if not any(isinstance(f, LogContextFilter) for f in handler.filters):
+        handler.addFilter(LogContextFilter())
+
+
+# --- configuration ----------------------------------------------------------------------------
 
 _QUIET_LOGGERS = (
     "azure",
@@ -58,13 +136,36 @@ _configured = False
 
 
 def configure_azure_monitor(connection_string: str) -> bool:
-    """Send traces, metrics and logs to Application Insights. Returns False when not configured."""
+    """Send traces, metrics and logs to Application Insights.
+
+    Does nothing (and returns False) when ``connection_string`` is empty. Configures once per
+    process: the OpenTelemetry global providers can only be set once. Returns True when
+    configured. The distro's default instrumentations stay on (Azure SDK, urllib3, requests):
+    the URLs they record have their ``sig`` redacted by azure-core and opentelemetry-util-http,
+    which tests/test_telemetry.py proves.
+    """
     global _configured
     if not connection_string or _configured:
         return _configured
     from azure.monitor.opentelemetry import configure_azure_monitor as _configure
 
-    _configure(connection_string=connection_string, logger_name="shared")
+    _configure(connection_string=connection_string, logger_name=LOGGER_NAME)
     _configured = True
+    for handler in logging.getLogger(LOGGER_NAME).handlers:
+        add_log_context(handler)
     quiet_sdk_loggers()
     return True
+
+
+def configure_from_env(env: Mapping[str, str] | None = None) -> bool:
+    """:func:`configure_azure_monitor` with ``APPLICATIONINSIGHTS_CONNECTION_STRING`` as set.
+
+    Used at function app start, before the settings are validated, so that a settings error of
+    a tick is logged to Application Insights too.
+    """
+    env = os.environ if env is None else env
+    try:
+        return configure_azure_monitor(env.get("APPLICATIONINSIGHTS_CONNECTION_STRING", "").strip())
+    except ValueError as exc:  # a malformed connection string must not stop the app from loading
+        logging.getLogger(__name__).warning("Application Insights is not configured: %s", exc)
+        return False

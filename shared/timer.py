@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import azure.functions as func
 
+from shared.checks import log_sas_expiry
 from shared.export import RunFailed, RunSummary, run_export
 from shared.redact import install_log_redaction
 from shared.settings import Settings
@@ -22,12 +23,17 @@ export_blueprint = func.Blueprint()
 
 
 def run_tick(now: datetime, settings: Settings | None = None) -> RunSummary:
-    """One tick: read settings, export what is due at ``now``. Raises RunFailed on failure so
-    the Functions host records the invocation as failed (and Application Insights shows it)."""
+    """One tick: read settings, export what is due at ``now``.
+
+    Raises SettingsError for bad settings and RunFailed when the run did not finish cleanly, so
+    the Functions host records the invocation as failed (and Application Insights shows it).
+    Logs a WARNING when the SAS expires within 14 days (or has expired).
+    """
     install_log_redaction()
     quiet_sdk_loggers()
     settings = settings or Settings.from_env()
     configure_azure_monitor(settings.appinsights_connection_string)
+    log_sas_expiry(settings.blob_sas_url, now, log)
     clients = build_clients(settings)
     try:
         summary = run_export(settings, clients, now)

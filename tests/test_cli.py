@@ -1,0 +1,132 @@
+"""``python -m shared.cli`` as an operator runs it: a subprocess against Azurite and the emulator,
+checking exit codes exactly and that errors are one line, never a traceback."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from tests.support.calls import make_window_calls
+
+W0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+START = {"EXPORT_START": "2026-11-28T12:00:00Z"}
+AFTER_ONE = "2026-11-28T12:11:01Z"  # the 12:00 window is closed and settled
+AFTER_TWO = "2026-11-28T12:21:01Z"
+
+
+def _error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+def _assert_clean_exit(result, code: int) -> None:
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    assert "Fatal Python error" not in result.stderr
+
+
+def _table(stdout: str) -> list[list[str]]:
+    return [line.split() for line in stdout.splitlines()]
+
+
+def test_run_prints_window_type_rows_blob_and_bytes_and_exits_0(harness):
+    harness.source.add(make_window_calls(W0, per_type={"track": 6, "alias": 2}))
+    result = harness.cli("run", "--now", AFTER_ONE, extra_env=START)
+    _assert_clean_exit(result, 0)
+    rows = _table(result.stdout)
+    assert rows[0] == ["window", "type", "rows", "blob", "bytes"]
+    blobs = harness.data_blobs()
+    track = next(r for r in rows if r[1] == "track")
+    assert track[0] == "2026-11-28T12:00:00Z"
+    assert track[2] == "6"
+    assert track[3] == "exports/segment/2184.13699.1.track.csv"
+    assert track[4] == str(len(blobs[track[3]].data))
+    alias = next(r for r in rows if r[1] == "alias")
+    assert alias[2:4] == ["2", "exports/segment/2184.13699.1.alias.csv"]
+    assert ["2026-11-28T12:00:00Z", "page", "0", "-", "(no", "calls)"] in rows
+    assert result.stdout.splitlines()[-1] == "2 file(s), 8 call(s), 0 rejected, 1 window(s)"
+    assert not _error_lines(result.stderr)
+
+
+def test_a_second_run_with_nothing_due_prints_the_summary_only(harness):
+    harness.source.add(make_window_calls(W0, per_type={"track": 1}))
+    _assert_clean_exit(harness.cli("run", "--now", AFTER_ONE, extra_env=START), 0)
+    result = harness.cli("run", "--now", AFTER_ONE, extra_env=START)
+    _assert_clean_exit(result, 0)
+    assert result.stdout.splitlines() == ["0 file(s), 0 call(s), 0 rejected, 0 window(s)"]
+
+
+def test_a_settings_error_is_one_line_on_stderr_and_exit_2(harness):
+    result = harness.cli("run", extra_env={"EXPORT_FORMAT": "xml"})
+    _assert_clean_exit(result, 2)
+    assert result.stderr.splitlines() == [
+        "error: EXPORT_FORMAT='xml' is not supported: use one of csv, json, parquet"]
+    assert result.stdout == ""
+
+
+def test_a_missing_setting_is_one_line_on_stderr_and_exit_2_for_status_too(harness):
+    result = harness.cli("status", extra_env={"ETL_API_ENDPOINT": ""})
+    _assert_clean_exit(result, 2)
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("error: ETL_API_ENDPOINT is not set")
+
+
+def test_a_bad_now_is_a_usage_error(harness):
+    result = harness.cli("run", "--now", "yesterday")
+    _assert_clean_exit(result, 2)
+    assert _error_lines(result.stderr) == ["error: --now 'yesterday' is not an RFC 3339 time"]
+
+
+def test_a_failed_run_is_one_error_line_and_exit_1(harness):
+    result = harness.cli("run", "--now", AFTER_ONE, extra_env={**START, "ETL_API_TOKEN": "wrong-token-12345"})
+    _assert_clean_exit(result, 1)
+    (line,) = _error_lines(result.stderr)
+    assert line.startswith("error: the ETL API rejected the token: check ETL_API_TOKEN")
+    assert "wrong-token-12345" not in result.stdout + result.stderr
+
+
+def test_a_run_refused_by_storage_is_one_error_line_and_exit_1(harness):
+    harness.source.add(make_window_calls(W0, per_type={"track": 2}))
+    expired = harness.azurite.sas_url(harness.container, expiry=datetime.now(UTC) - timedelta(hours=1))
+    result = harness.cli("run", "--now", AFTER_ONE, extra_env={**START, "BLOB_SAS_URL": expired})
+    _assert_clean_exit(result, 1)
+    (line,) = _error_lines(result.stderr)
+    assert "expired" in line and "issue a new SAS" in line
+    sig = expired.split("sig=")[1].split("&")[0]
+    assert sig not in result.stdout + result.stderr
+
+
+def test_an_unreachable_etl_api_fails_the_run_with_exit_1(harness):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = harness.cli("run", "--now", AFTER_ONE,
+                         extra_env={**START, "ETL_API_ENDPOINT": f"http://127.0.0.1:{port}",
+                                    "RUN_BUDGET_SECONDS": "10"})
+    _assert_clean_exit(result, 1)
+    assert len(_error_lines(result.stderr)) == 1
+
+
+def test_status_prints_each_types_last_position_and_last_window(harness):
+    harness.source.add(make_window_calls(W0, per_type={"track": 3}))
+    harness.source.add(make_window_calls(W0 + timedelta(minutes=10), per_type={"track": 2, "group": 1}, seed=3))
+    _assert_clean_exit(harness.cli("run", "--now", AFTER_TWO, extra_env=START), 0)
+    result = harness.cli("status")
+    _assert_clean_exit(result, 0)
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("destination 2184.13699 -> http://127.0.0.1:")
+    assert "sig=REDACTED" in lines[0]
+    rows = {r[0]: r for r in _table(result.stdout)[1:] if r and r[0] in (
+        "identify", "track", "page", "screen", "alias", "group")}
+    assert set(rows) == {"identify", "track", "page", "screen", "alias", "group"}
+    window = "2026-11-28T12:10:00Z/2026-11-28T12:20:00Z"
+    assert rows["track"][1:3] == ["2", window]
+    assert rows["group"][1:3] == ["1", window]
+    assert rows["page"][1:3] == ["0", window]
+    assert lines[-1].startswith("SAS expires ")
+
+
+def test_status_before_any_run_says_not_started(harness):
+    result = harness.cli("status")
+    _assert_clean_exit(result, 0)
+    assert "- (not started)" in result.stdout

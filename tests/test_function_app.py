@@ -1,0 +1,85 @@
+"""The Functions entry point: one timer function on %EXPORT_SCHEDULE%, whose body runs the same
+export as the CLI against Azurite and the emulator, and fails the invocation when the run fails."""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime
+
+import pytest
+from azure.functions.decorators.core import BindingDirection
+from azure.functions.timer import TimerRequest
+
+from function_app import app
+from shared.errors import SettingsError
+from shared.export import RunFailed
+from shared.windows import WINDOW, format_rfc3339, latest_due_end
+from tests.support.calls import make_window_calls
+
+
+@functools.cache
+def _functions():
+    # The worker indexes the app once; azure-functions refuses a second get_functions() call
+    # (it sees its own function names again), so the tests index it once too.
+    return app.get_functions()
+
+
+def _the_function():
+    (function,) = _functions()
+    return function
+
+
+def test_the_app_has_exactly_one_function_a_timer_on_the_export_schedule_setting():
+    function = _the_function()
+    bindings = function.get_bindings()
+    assert len(bindings) == 1
+    (binding,) = bindings
+    assert binding.type == "timerTrigger"
+    spec = binding.get_dict_repr()
+    assert spec["schedule"] == "%EXPORT_SCHEDULE%"
+    assert spec["runOnStartup"] is False
+    assert spec["direction"] == BindingDirection.IN
+    assert function.get_function_name() == "export_calls"
+
+
+@pytest.fixture
+def app_env(harness, monkeypatch):
+    """The app settings as the Functions host would set them, starting at the latest due window."""
+    start = latest_due_end(datetime.now(UTC), 60) - WINDOW
+    for name, value in {**harness.env, "EXPORT_START": format_rfc3339(start)}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("APPLICATIONINSIGHTS_CONNECTION_STRING", raising=False)
+    return start
+
+
+def test_a_tick_exports_the_due_window_into_the_container(harness, app_env):
+    calls = make_window_calls(app_env, per_type={"track": 5, "identify": 2})
+    harness.source.add(calls)
+    user_function = _the_function().get_user_function()
+    user_function(TimerRequest(past_due=False))
+    blobs = harness.data_blobs()
+    assert set(blobs) == {"exports/segment/2184.13699.1.track.csv",
+                          "exports/segment/2184.13699.1.identify.csv"}
+    assert blobs["exports/segment/2184.13699.1.track.csv"].metadata["rows"] == "5"
+    assert blobs["exports/segment/2184.13699.1.track.csv"].metadata["window_start"] == format_rfc3339(app_env)
+
+
+def test_a_past_due_tick_exports_too(harness, app_env):
+    harness.source.add(make_window_calls(app_env, per_type={"page": 1}))
+    _the_function().get_user_function()(TimerRequest(past_due=True))
+    assert set(harness.data_blobs()) == {"exports/segment/2184.13699.1.page.csv"}
+
+
+def test_a_failed_run_fails_the_invocation(harness, app_env, monkeypatch):
+    monkeypatch.setenv("ETL_API_TOKEN", "a-wrong-token-123456")
+    with pytest.raises(RunFailed) as failed:
+        _the_function().get_user_function()(TimerRequest(past_due=False))
+    assert "ETL_API_TOKEN" in str(failed.value)
+    assert "a-wrong-token-123456" not in str(failed.value)
+    assert harness.blobs() == {}
+
+
+def test_bad_settings_fail_the_invocation_naming_the_setting(harness, app_env, monkeypatch):
+    monkeypatch.setenv("EXPORT_FORMAT", "xml")
+    with pytest.raises(SettingsError, match="EXPORT_FORMAT"):
+        _the_function().get_user_function()(TimerRequest(past_due=False))

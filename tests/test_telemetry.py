@@ -1,0 +1,369 @@
+"""Telemetry: the spans, metric points and log records of a real export, read back from an
+in-memory OpenTelemetry SDK, and no secret in any of them.
+
+The API's global providers can be set once per process. ``shared.telemetry`` takes its tracer and
+instruments from the API's proxies at import, which start delegating as soon as a provider is set,
+so the session fixture below sets in-memory providers once and every test reads from them.
+The instrumentations the Azure Monitor distro turns on in production (Azure SDK tracing, requests,
+urllib3) are turned on here too, so their HTTP spans are checked for secrets as well.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from opentelemetry import metrics, trace
+from opentelemetry.instrumentation.logging.handler import LoggingHandler  # the distro's handler
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider
+from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from shared import telemetry
+from shared.calltypes import CALL_TYPES
+from tests.conftest import TOKEN
+from tests.support.calls import make_window_calls
+
+W0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+NOW = W0 + timedelta(minutes=20, seconds=61)  # two windows closed and settled
+
+
+@dataclass
+class Otel:
+    spans: InMemorySpanExporter
+    metrics: InMemoryMetricReader
+    logs: InMemoryLogRecordExporter
+    log_handler: logging.Handler
+
+    def clear(self) -> None:
+        self.spans.clear()
+        self.metrics.get_metrics_data()  # delta temporality: collecting drains what is there
+        self.logs.clear()
+
+    def points(self) -> dict[str, list[Any]]:
+        """Metric name -> its data points since the last collection."""
+        out: dict[str, list[Any]] = {}
+        data = self.metrics.get_metrics_data()
+        for rm in data.resource_metrics if data else []:
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    out.setdefault(metric.name, []).extend(metric.data.data_points)
+        return out
+
+
+@pytest.fixture(scope="session")
+def otel_sdk() -> Otel:
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    reader = InMemoryMetricReader(preferred_temporality={
+        Counter: AggregationTemporality.DELTA, Histogram: AggregationTemporality.DELTA,
+    })
+    meter_provider = MeterProvider(metric_readers=[reader])
+    trace.set_tracer_provider(tracer_provider)
+    metrics.set_meter_provider(meter_provider)
+    if trace.get_tracer_provider() is not tracer_provider:
+        pytest.fail("another OpenTelemetry tracer provider was set in this process before the tests'")
+    logs = InMemoryLogRecordExporter()
+    logger_provider = LoggerProvider()
+    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
+    handler = LoggingHandler(logger_provider=logger_provider)
+    telemetry.add_log_context(handler)  # as configure_azure_monitor does for the distro's handler
+    return Otel(spans, reader, logs, handler)
+
+
+@pytest.fixture(scope="module")
+def instrumented(otel_sdk: Otel) -> Iterator[None]:
+    """What the distro instruments by default: Azure SDK spans and urllib3/requests spans."""
+    from azure.core.settings import settings
+    from azure.core.tracing.ext.opentelemetry_span import OpenTelemetrySpan
+    from opentelemetry.instrumentation.requests import RequestsInstrumentor
+    from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
+
+    previous = settings.tracing_implementation()
+    settings.tracing_implementation = OpenTelemetrySpan
+    RequestsInstrumentor().instrument()
+    URLLib3Instrumentor().instrument()
+    try:
+        yield
+    finally:
+        URLLib3Instrumentor().uninstrument()
+        RequestsInstrumentor().uninstrument()
+        settings.tracing_implementation = previous
+
+
+@pytest.fixture
+def otel(otel_sdk: Otel, instrumented: None) -> Iterator[Otel]:
+    shared_logger = logging.getLogger(telemetry.LOGGER_NAME)
+    level = shared_logger.level
+    shared_logger.setLevel(logging.INFO)
+    shared_logger.addHandler(otel_sdk.log_handler)
+    otel_sdk.clear()
+    try:
+        yield otel_sdk
+    finally:
+        shared_logger.removeHandler(otel_sdk.log_handler)
+        shared_logger.setLevel(level)
+
+
+def _run_two_windows(harness):
+    """Track and identify calls in the 12:00 window, track in the 12:10 one, two bad track lines."""
+    harness.source.add(make_window_calls(W0, per_type={"track": 7, "identify": 3}, seed=1))
+    harness.source.add(make_window_calls(W0 + timedelta(minutes=10), per_type={"track": 4}, seed=2))
+    bad_at = "2026-11-28T12:05:00.000Z"
+    harness.source.add([("track", bad_at, b"this is not json"), ("track", bad_at, b'{"type":"page"}')])
+    summary = harness.run(NOW, EXPORT_START="2026-11-28T12:00:00Z")
+    assert summary.ok, summary.error
+    return summary
+
+
+def _named(spans: tuple[ReadableSpan, ...], name: str) -> list[ReadableSpan]:
+    return [s for s in spans if s.name == name]
+
+
+def test_a_run_is_one_span_with_a_child_span_per_window_and_type(harness, otel):
+    summary = _run_two_windows(harness)
+
+    spans = otel.spans.get_finished_spans()
+    (run,) = _named(spans, "export.run")
+    windows = _named(spans, "export.window")
+    assert len(windows) == 2 * len(CALL_TYPES)
+    assert all(w.parent is not None and w.parent.span_id == run.context.span_id for w in windows)
+    assert all(w.context.trace_id == run.context.trace_id for w in windows)
+
+    assert run.attributes["exporter.run_id"] == summary.run_id
+    assert run.attributes["exporter.format"] == "csv"
+    assert run.attributes["exporter.integration_id"] == "2184"
+    assert run.attributes["exporter.action_id"] == "13699"
+    assert run.attributes["exporter.rows"] == 14
+    assert run.attributes["exporter.files"] == 3
+    assert run.attributes["exporter.rejected"] == 2
+    assert run.attributes["exporter.bytes"] == sum(f.bytes for f in summary.files)
+    assert run.attributes["exporter.windows"] == 2
+
+    by_key = {(w.attributes["exporter.window_start"], w.attributes["exporter.type"]): w for w in windows}
+    track1 = by_key[("2026-11-28T12:00:00Z", "track")]
+    file1 = next(f for f in summary.files if f.call_type == "track" and f.window.start == W0)
+    assert dict(track1.attributes) == {
+        "exporter.type": "track",
+        "exporter.window_start": "2026-11-28T12:00:00Z",
+        "exporter.window_end": "2026-11-28T12:10:00Z",
+        "exporter.integration_id": "2184",
+        "exporter.action_id": "13699",
+        "exporter.rows": 7,
+        "exporter.files": 1,
+        "exporter.bytes": file1.bytes,
+        "exporter.rejected": 2,
+        "exporter.first_position": 1,
+        "exporter.last_position": 1,
+        "exporter.blob": "exports/segment/2184.13699.1.track.csv",
+        "exporter.blobs": ("exports/segment/2184.13699.1.track.csv",),
+        "exporter.status": "exported",
+    }
+    track2 = by_key[("2026-11-28T12:10:00Z", "track")]
+    assert track2.attributes["exporter.blob"] == "exports/segment/2184.13699.2.track.csv"
+    assert track2.attributes["exporter.first_position"] == 2
+    assert track2.attributes["exporter.rows"] == 4
+    empty = by_key[("2026-11-28T12:10:00Z", "identify")]
+    assert empty.attributes["exporter.status"] == "empty"
+    assert empty.attributes["exporter.rows"] == 0
+    assert "exporter.blob" not in empty.attributes
+
+    # The Azure SDK's own spans (as the distro enables them) nest under the window spans.
+    sdk_spans = [s for s in spans if s.parent is not None and s.parent.span_id == track1.context.span_id]
+    assert sdk_spans, "expected Azure SDK / HTTP spans under export.window"
+
+
+def test_a_run_records_calls_bytes_files_rejected_lag_and_duration_per_type(harness, otel):
+    summary = _run_two_windows(harness)
+
+    points = otel.points()
+
+    def per_type(name: str) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for p in points.get(name, []):
+            out[p.attributes["type"]] = out.get(p.attributes["type"], 0) + p.value
+        return out
+
+    assert per_type("exporter.calls") == {"track": 11, "identify": 3, **{
+        t: 0 for t in CALL_TYPES if t not in ("track", "identify")}}
+    bytes_by_type: dict[str, int] = {}
+    for f in summary.files:
+        bytes_by_type[f.call_type] = bytes_by_type.get(f.call_type, 0) + f.bytes
+    assert per_type("exporter.bytes") == bytes_by_type
+    assert per_type("exporter.files") == {"track": 2, "identify": 1}
+    assert per_type("exporter.rejected_calls") == {"track": 2}
+    # Lag: now minus the end of the last exported window (12:20 for every type).
+    expected_lag = (NOW - (W0 + timedelta(minutes=20))).total_seconds()
+    assert {p.attributes["type"]: p.value for p in points["exporter.lag_seconds"]} == {
+        t: expected_lag for t in CALL_TYPES}
+    (duration,) = points["exporter.run_duration_seconds"]
+    assert duration.count == 1 and duration.sum > 0
+    assert dict(duration.attributes) == {"outcome": "ok"}
+    assert "exporter.failed_runs" not in points
+
+
+def test_a_run_that_fails_still_reports_its_lag_and_counts_as_failed(harness, otel):
+    harness.source.add(make_window_calls(W0, per_type={"track": 2}))
+    # An expired SAS: a permanent error at the first file, the lag keeps growing.
+    sas = harness.azurite.sas_url(harness.container, expiry=datetime.now(UTC) - timedelta(hours=1))
+    summary = harness.run(NOW, EXPORT_START="2026-11-28T12:00:00Z", BLOB_SAS_URL=sas)
+    assert not summary.ok
+    points = otel.points()
+    lags = {p.attributes["type"]: p.value for p in points["exporter.lag_seconds"]}
+    assert lags["track"] == (NOW - W0).total_seconds()
+    assert sum(p.value for p in points["exporter.failed_runs"]) == 1
+    (duration,) = points["exporter.run_duration_seconds"]
+    assert dict(duration.attributes) == {"outcome": "failed"}
+    (run,) = _named(otel.spans.get_finished_spans(), "export.run")
+    assert run.status.status_code == trace.StatusCode.ERROR
+
+
+def test_log_records_of_a_run_carry_the_run_integration_and_action_ids(harness, otel):
+    harness.source.add(make_window_calls(W0, per_type={"page": 2}))
+    summary = harness.run(NOW, EXPORT_START="2026-11-28T12:00:00Z")
+    assert summary.ok
+    records = [r.log_record for r in otel.logs.get_finished_logs()]
+    assert records, "the run logged nothing at INFO"
+    for record in records:
+        attrs = dict(record.attributes or {})
+        assert attrs.get("integration_id") == "2184", record.body
+        assert attrs.get("action_id") == "13699", record.body
+        assert attrs.get("run_id") == summary.run_id, record.body
+    assert telemetry.current_log_context() == {}  # nothing leaks past the run
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, bytes):
+        yield value.decode("utf-8", "replace")
+    elif isinstance(value, dict) or hasattr(value, "items"):
+        for k, v in value.items():
+            yield str(k)
+            yield from _strings(v)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _strings(v)
+    elif value is not None:
+        yield str(value)
+
+
+def _everything_emitted(otel: Otel) -> list[str]:
+    out: list[str] = []
+    for span in otel.spans.get_finished_spans():
+        out.append(span.name)
+        out.extend(_strings(span.attributes))
+        out.append(span.status.description or "")
+        for event in span.events:
+            out.append(event.name)
+            out.extend(_strings(event.attributes))
+        for link in span.links:
+            out.extend(_strings(link.attributes))
+    for points in otel.points().values():
+        for p in points:
+            out.extend(_strings(p.attributes))
+    for log in otel.logs.get_finished_logs():
+        out.extend(_strings(log.log_record.body))
+        out.extend(_strings(log.log_record.attributes))
+    return out
+
+
+def test_no_span_metric_or_log_holds_the_token_or_the_sas_signature(harness, otel):
+    harness.source.add(make_window_calls(W0, per_type={"track": 3, "alias": 2}))
+    harness.source.add([("track", "2026-11-28T12:01:00.000Z", b"not json at all")])
+    sig = parse_qs(urlsplit(harness.env["BLOB_SAS_URL"]).query)["sig"][0]
+    expired = harness.azurite.sas_url(harness.container, expiry=datetime.now(UTC) - timedelta(hours=1))
+    expired_sig = parse_qs(urlsplit(expired).query)["sig"][0]
+    wrong_token = "wrong-token-fedcba9876543210"
+
+    assert harness.run(NOW, EXPORT_START="2026-11-28T12:00:00Z").ok
+    assert not harness.run(NOW, ETL_API_TOKEN=wrong_token, STATE_TABLE=harness.table + "b").ok
+    assert not harness.run(NOW, BLOB_SAS_URL=expired, STATE_TABLE=harness.table + "c",
+                           EXPORT_START="2026-11-28T12:00:00Z").ok
+
+    emitted = _everything_emitted(otel)
+    # The HTTP spans were recorded, URLs included: the check below is not vacuous.
+    assert any(f"/{harness.container}" in s and "sig=" in s for s in emitted)
+    for secret in (TOKEN, wrong_token, sig, expired_sig):
+        leaks = [s for s in emitted if secret in s]
+        assert not leaks, f"secret found in telemetry: {leaks[:3]}"
+    assert not any(s for s in emitted if "Bearer" in s)
+
+
+# --- configuration ----------------------------------------------------------------------------
+
+@pytest.fixture
+def fake_distro(monkeypatch):
+    """Stand-in for azure.monitor.opentelemetry.configure_azure_monitor: records its calls and
+    adds a handler to the named logger, as the distro does."""
+    import azure.monitor.opentelemetry as distro
+
+    calls: list[dict[str, Any]] = []
+    added: list[tuple[logging.Logger, logging.Handler]] = []
+
+    def configure(**kwargs: Any) -> None:
+        calls.append(kwargs)
+        logger = logging.getLogger(kwargs["logger_name"])
+        handler = logging.NullHandler()
+        logger.addHandler(handler)
+        added.append((logger, handler))
+
+    monkeypatch.setattr(distro, "configure_azure_monitor", configure)
+    monkeypatch.setattr(telemetry, "_configured", False)
+    yield calls
+    for logger, handler in added:
+        logger.removeHandler(handler)
+
+
+def test_nothing_is_configured_when_the_connection_string_is_empty(fake_distro, monkeypatch):
+    tracer_provider = trace.get_tracer_provider()
+    assert telemetry.configure_azure_monitor("") is False
+    monkeypatch.setenv("APPLICATIONINSIGHTS_CONNECTION_STRING", "")
+    assert telemetry.configure_from_env() is False
+    monkeypatch.delenv("APPLICATIONINSIGHTS_CONNECTION_STRING")
+    assert telemetry.configure_from_env() is False
+    assert fake_distro == []
+    assert trace.get_tracer_provider() is tracer_provider
+
+
+def test_a_timer_tick_without_a_connection_string_configures_nothing(harness, fake_distro, monkeypatch):
+    from shared.timer import run_tick
+
+    summary = run_tick(NOW, harness.settings(EXPORT_START="2026-11-28T12:00:00Z",
+                                              APPLICATIONINSIGHTS_CONNECTION_STRING=""))
+    assert summary.ok
+    assert fake_distro == []
+
+
+def test_a_connection_string_configures_the_distro_once_and_quiets_the_sdk_loggers(fake_distro, monkeypatch):
+    conn = "InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=https://x.invalid/"
+    monkeypatch.setattr(logging.getLogger("azure"), "level", logging.NOTSET)
+    assert telemetry.configure_azure_monitor(conn) is True
+    assert telemetry.configure_azure_monitor(conn) is True
+    assert fake_distro == [{"connection_string": conn, "logger_name": "shared"}]
+    handlers = logging.getLogger(telemetry.LOGGER_NAME).handlers
+    assert any(isinstance(f, telemetry.LogContextFilter) for h in handlers for f in h.filters)
+    assert logging.getLogger("azure").level == logging.WARNING
+    assert logging.getLogger("azure.core.pipeline.policies.http_logging_policy").level == logging.WARNING
+
+
+def test_a_malformed_connection_string_does_not_stop_the_app_from_loading(monkeypatch, caplog):
+    import azure.monitor.opentelemetry as distro
+
+    def refuse(**kwargs: Any) -> None:
+        raise ValueError("Invalid instrumentation key")
+
+    monkeypatch.setattr(distro, "configure_azure_monitor", refuse)
+    monkeypatch.setattr(telemetry, "_configured", False)
+    assert telemetry.configure_from_env({"APPLICATIONINSIGHTS_CONNECTION_STRING": "nonsense"}) is False
+    assert "Application Insights is not configured" in caplog.text
