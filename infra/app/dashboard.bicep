@@ -90,5 +90,48 @@ resource lagAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   }
 }
 
+// Lag is only recorded by runs that get as far as reading their state; a run that fails
+// earlier (token refused, ETL API or state table unreachable) shows up here instead: failed
+// runs in the last 30 minutes, or no run reporting at all for 30 minutes.
+resource failedRunsAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: 'alert-${namePrefix}-failed-runs'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'ETL exporter runs are failing or missing (${namePrefix})'
+    description: 'Runs that ended with an error (exporter.failed_runs), or no exporter.run_duration_seconds at all, over 30 minutes.'
+    severity: 2
+    enabled: true
+    scopes: [
+      applicationInsights.id
+    ]
+    evaluationFrequency: 'PT15M'
+    windowSize: 'PT30M'
+    criteria: {
+      allOf: [
+        {
+          query: 'let failed = toscalar(customMetrics | where name == "exporter.failed_runs" | summarize sum(valueSum));\nlet runs = toscalar(customMetrics | where name == "exporter.run_duration_seconds" | summarize sum(valueCount));\nprint problems = iff(isnull(runs) or runs == 0, 1.0, todouble(coalesce(failed, 0.0)))\n'
+          timeAggregation: 'Maximum'
+          metricMeasureColumn: 'problems'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: {
+      actionGroups: empty(alertEmail) ? [] : [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
 output workbookId string = workbook.id
 output alertRuleName string = lagAlert.name
+output failedRunsAlertName string = failedRunsAlert.name
