@@ -31,7 +31,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.storage.blob import BlobBlock, BlobClient, ContainerClient, ContentSettings
+from azure.storage.blob import BlobBlock, BlobClient, ContainerClient, ContentSettings, ExponentialRetry
 
 from shared.errors import BlobConflictError, StorageError, StoragePermissionError
 from shared.redact import redact_text
@@ -44,7 +44,11 @@ UPLOAD_CONCURRENCY = 4  # blocks in flight per file: 32 MiB of buffers at most
 CONNECTION_TIMEOUT = 20  # seconds
 READ_TIMEOUT = 120  # seconds; a block of 8 MiB takes well under that on a slow link
 RETRY_TOTAL = 5  # the SDK's exponential retry on 408/429/5xx/connection errors
-RETRY_BACKOFF = 2  # seconds, doubled per retry by the SDK
+# The blob SDK ignores ``retry_backoff_factor``: its ExponentialRetry waits initial_backoff
+# (default 15 s) + increment_base ** n, +/- jitter. Spelled out here: 2, 4, 6, 10, 18 s.
+RETRY_BACKOFF = 2  # seconds before the first retry
+RETRY_INCREMENT_BASE = 2  # added as RETRY_INCREMENT_BASE ** n before the n-th further retry
+RETRY_JITTER = 1  # seconds either side
 
 _T = TypeVar("_T")
 
@@ -107,8 +111,12 @@ def make_container_client(
     kwargs: dict[str, Any] = {
         "connection_timeout": CONNECTION_TIMEOUT,
         "read_timeout": READ_TIMEOUT,
-        "retry_total": RETRY_TOTAL,
-        "retry_backoff_factor": RETRY_BACKOFF,
+        "retry_policy": ExponentialRetry(
+            initial_backoff=RETRY_BACKOFF,
+            increment_base=RETRY_INCREMENT_BASE,
+            retry_total=RETRY_TOTAL,
+            random_jitter_range=RETRY_JITTER,
+        ),
         "max_block_size": BLOCK_SIZE,
         "max_single_put_size": BLOCK_SIZE,
     }
@@ -184,12 +192,12 @@ class BlobStore:
         except HttpResponseError as exc:
             if exc.status_code == 403:
                 raise self._permission_error(permission, exc) from None
-            if exc.status_code == 404 and "ContainerNotFound" in str(exc.error_code):
+            if exc.status_code == 404 and "ContainerNotFound" in str(getattr(exc, "error_code", "")):
                 raise StoragePermissionError(
                     "the destination container does not exist: create it or fix BLOB_SAS_URL"
                 ) from None
             raise StorageError(
-                f"blob storage failed: HTTP {exc.status_code} {exc.error_code or ''}".strip()
+                f"blob storage failed: HTTP {exc.status_code} {getattr(exc, 'error_code', None) or ''}".strip()
             ) from None
         except (ServiceRequestError, ServiceResponseError) as exc:
             raise StorageError(f"blob storage unreachable: {redact_text(str(exc))[:200]}") from None

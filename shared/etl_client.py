@@ -9,6 +9,7 @@ asked again and no call is ever seen twice.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -137,10 +138,19 @@ class EtlClient:
             "limit": str(self._page_limit),
         }
         seen: set[str] = set()
+        # A loop back to the first page is invisible in the cursors (the first page has none), so
+        # a page whose body was already seen is a loop too; it is caught before its lines are
+        # handed on, so no call is ever passed twice.
+        seen_bodies: set[bytes] = set()
         cursor: str | None = None
         while True:
             query = dict(params, cursor=cursor) if cursor else params
             body, next_cursor = self._get("/v1/calls", query, expect_ndjson=True)
+            if body:
+                digest = hashlib.sha256(body).digest()
+                if digest in seen_bodies:
+                    raise self._loop(call_type, params)
+                seen_bodies.add(digest)
             lines = body.split(b"\n")
             lines.pop()  # the framing guarantees a final "\n": the last item is empty
             if b"\n\n" in body or body.startswith(b"\n"):
@@ -149,13 +159,18 @@ class EtlClient:
             if not next_cursor:
                 return
             if next_cursor in seen or next_cursor == cursor:
-                raise EtlApiError(
-                    f"the ETL API returned a cursor it had already returned for {call_type} "
-                    f"{params['start']}..{params['end']} (a pagination loop); the window is retried "
-                    "on the next run"
-                )
+                raise self._loop(call_type, params)
             seen.add(next_cursor)
             cursor = next_cursor
+
+    @staticmethod
+    def _loop(call_type: str, params: dict[str, str]) -> EtlApiUnavailable:
+        # Transient for the window: nothing of it is committed as done, the next run asks again.
+        return EtlApiUnavailable(
+            f"the ETL API returned a page or cursor it had already returned for {call_type} "
+            f"{params['start']}..{params['end']} (a pagination loop); the window is retried "
+            "on the next run"
+        )
 
     # ------------------------------------------------------------------------------------
     def _get(self, path: str, query: dict[str, str], *, expect_ndjson: bool) -> tuple[bytes, str | None]:
@@ -172,7 +187,7 @@ class EtlClient:
             if attempt == policy.attempts:
                 break
             delay = min(policy.backoff_max, policy.backoff_base * 2 ** (attempt - 1))
-            delay = random.uniform(0, delay)  # noqa: S311 - jitter, not crypto
+            delay = random.uniform(0, delay)
             if last.retry_after is not None:
                 delay = max(delay, min(last.retry_after, policy.retry_after_max))
             if self._deadline is not None and time.monotonic() + delay > self._deadline():
