@@ -204,3 +204,23 @@ def test_rejected_calls_go_to_the_dead_letter_blob_and_the_rest_exports(harness)
     assert all(e["reason"] for e in entries)
     rows = rows_of("x.csv", blobs["exports/segment/2184.13699.1.track.csv"].data)
     assert sorted(r["messageId"] for r in rows) == sorted(c["messageId"] for c in good)
+
+
+def test_gzip_from_the_etl_api_gives_the_same_files(harness):
+    calls = make_window_calls(W0, per_type={"track": 30, "page": 5})
+    harness.source.add(calls)
+    assert harness.run(after(W0), etl_kwargs={"gzip": True}, EXPORT_START="2026-11-28T12:00:00Z").ok
+    assert any("gzip" in (r.get("accept_encoding") or "") for r in harness.etl.request_log)
+    rows = rows_of("x.csv", harness.data_blobs()["exports/segment/2184.13699.1.track.csv"].data)
+    sent = by_id(calls)
+    assert [normalize_row(r, "track") for r in rows] == [
+        _empty_as_none(expected_row(sent[r["messageId"]])) for r in rows
+    ]
+    assert len(rows) == 30
+
+
+def test_the_etl_client_asks_for_gzip_except_on_loopback():
+    from shared.etl_client import EtlClient
+
+    assert EtlClient("https://etl.example.com", "t")._headers["Accept-Encoding"] == "gzip"
+    assert EtlClient("http://127.0.0.1:7071", "t")._headers["Accept-Encoding"] == "identity"
