@@ -60,12 +60,13 @@ class FileIdentity:
     window_start: datetime
     window_end: datetime
     call_type: str
-    position: int
+    position: int  # 0 for a dead-letter file
+    kind: str = "data"  # data | rejected
 
-    def metadata(self, rows: int, sha256: str, kind: str = "data") -> dict[str, str]:
+    def metadata(self, rows: int, sha256: str) -> dict[str, str]:
         return {
             "exporter": "cdp-blob-exporter",
-            "kind": kind,
+            "kind": self.kind,
             "window_start": _ts(self.window_start),
             "window_end": _ts(self.window_end),
             "call_type": self.call_type,
@@ -81,6 +82,7 @@ class FileIdentity:
             and md.get("window_end") == _ts(self.window_end)
             and md.get("call_type") == self.call_type
             and md.get("position") == str(self.position)
+            and md.get("kind", "data") == self.kind
         )
 
 

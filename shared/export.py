@@ -400,7 +400,7 @@ class _UnitWriter:
     def _reject(self, rejected: list[RejectedCall]) -> None:
         if self._rejects is None:
             name = self.blobs.rejected_file_name(self.dest.key, self.window.start, self.call_type)
-            identity = FileIdentity(self.window.start, self.window.end, self.call_type, 0)
+            identity = FileIdentity(self.window.start, self.window.end, self.call_type, 0, kind="rejected")
             self._rejects = self.blobs.open(name, identity, "application/x-ndjson")
             self.rejected_blob = name
         out = bytearray()

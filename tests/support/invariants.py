@@ -67,7 +67,7 @@ def check_container(
             stamp, call_type = m.groups()
             start = datetime.strptime(stamp, "%Y%m%dT%H%MZ").replace(tzinfo=UTC)
             recorded = parse_rfc3339(md.get("window_start", "1970-01-01T00:00:00Z"))
-            if md.get("call_type") != call_type or recorded != start:
+            if md.get("call_type") != call_type or recorded != start or md.get("kind") != "rejected":
                 problems.append(f"{name}: metadata {md} does not match the name")
             lines = blob.data.decode("utf-8").split("\n")
             if lines[-1] != "":
