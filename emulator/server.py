@@ -11,6 +11,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -283,7 +284,7 @@ class EmulatorServer:
         path = parts.path
         query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
         entry = {"method": h.command, "path": path, "query": query, "status": None,
-                 "accept_encoding": h.headers.get("Accept-Encoding")}
+                 "accept_encoding": h.headers.get("Accept-Encoding"), "at": time.monotonic()}
         n = int(h.headers.get("Content-Length") or 0)
         if n > 0:
             h.rfile.read(n)

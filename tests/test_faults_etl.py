@@ -86,6 +86,10 @@ def test_retry_after_is_honoured(harness):
     elapsed = time.monotonic() - started
     assert summary.ok
     assert elapsed >= 2.0, elapsed  # two faults, each Retry-After: 1 (the retry backoff is 10 ms)
+    for call_type in ("track", "identify"):
+        tries = [r for r in harness.etl.request_log if r["query"].get("type") == call_type]
+        assert tries[0]["status"] in (429, 503)
+        assert tries[1]["at"] - tries[0]["at"] >= 1.0  # the retry waited Retry-After seconds
     check_container(harness.blobs(), expected_ids=ids_of(calls))
 
 
