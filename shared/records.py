@@ -14,7 +14,7 @@ reason, which the export writes to the dead-letter blob.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -31,10 +31,15 @@ Cell = str | None
 INT64_MIN = -(2**63)
 UINT64_MAX = 2**64 - 1
 
-_NESTED_FIELDS = frozenset({"context", "integrations", "traits", "properties"})
+#: Fields that hold objects (kept as compact JSON text in CSV/Parquet cells).
+NESTED_FIELDS = frozenset({"context", "integrations", "traits", "properties"})
 _raw_fields_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _str_decoder = msgspec.json.Decoder(str)
 _encoder = msgspec.json.Encoder()
+_JSON_KIND: dict[type, str] = {
+    dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean",
+    type(None): "null",
+}
 
 
 @dataclass(frozen=True)
@@ -59,12 +64,15 @@ class ParsedBatch:
 
     ``columns`` (mode "columns"): one list per column of ``COLUMNS[type]``, all the same length.
     ``lines`` (mode "json"): one output JSON document per call, without line terminator.
-    ``input_bytes``: bytes of the accepted input lines (used by the file size cap for Parquet).
+    ``arrow`` (mode "columns", optional): the same cells already as an Arrow RecordBatch of
+    ``COLUMNS[type]`` string columns; when set, writers use it instead of ``columns``.
+    ``input_bytes``: bytes of the accepted input lines.
     """
 
     call_type: str
     mode: Mode
     columns: list[list[Cell]] = field(default_factory=list)
+    arrow: Any = None
     lines: list[bytes] = field(default_factory=list)
     rejected: list[RejectedCall] = field(default_factory=list)
     count: int = 0
@@ -106,9 +114,8 @@ def _check_value(value: Any, depth: int, limits: Limits) -> str | None:
     elif isinstance(value, list):
         children = value
     else:
-        if isinstance(value, int) and not isinstance(value, bool):
-            if value < INT64_MIN or value > UINT64_MAX:
-                return "holds an integer outside the 64-bit range"
+        if isinstance(value, int) and not isinstance(value, bool) and not INT64_MIN <= value <= UINT64_MAX:
+            return "holds an integer outside the 64-bit range"
         return None
     if depth > limits.max_depth:
         return f"nests deeper than {limits.max_depth} levels"
@@ -148,9 +155,11 @@ def validate_call(line: bytes, call_type: str, limits: Limits) -> dict[str, msgs
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError) as exc:
         if "recursion" in str(exc):
             raise BadCall(f"nests deeper than {limits.max_depth} levels") from None
+        if isinstance(exc, msgspec.ValidationError) and "out of range" in str(exc):
+            raise BadCall("holds a number that overflows a 64-bit float") from None
         raise BadCall(_json_error(line, exc)) from None
     if not isinstance(value, dict):
-        raise BadCall(f"not a JSON object (a JSON {type(value).__name__})")
+        raise BadCall(f"not a JSON object (a JSON {_JSON_KIND.get(type(value), 'value')})")
     reason = _check_value(value, 1, limits)
     if reason:
         raise BadCall(reason)
@@ -237,14 +246,17 @@ def parse_call(line: bytes, call_type: str, limits: Limits, mode: Mode) -> list[
 # Fast path
 
 
-def _fast_struct(call_type: str) -> type[msgspec.Struct]:
+def _fast_struct(call_type: str, forbid_unknown_fields: bool) -> type[msgspec.Struct]:
     fields: list[tuple[str, Any, Any]] = []
     for column in COLUMNS[call_type]:
         if column in (EXTRA_COLUMN, "event_text"):
             continue
-        fields.append((column, msgspec.Raw if column in _NESTED_FIELDS else str | None, None))
+        fields.append((column, msgspec.Raw if column in NESTED_FIELDS else str | None, None))
     return msgspec.defstruct(
-        f"Fast{call_type.title()}Call", fields, forbid_unknown_fields=True, array_like=False
+        f"Fast{call_type.title()}Call",
+        fields,
+        forbid_unknown_fields=forbid_unknown_fields,
+        array_like=False,
     )
 
 
@@ -265,10 +277,11 @@ class CallParser:
     same way or rejects it with the reason. So the result is always exactly the reference
     path's, line by line (tests/test_records.py proves it on generated calls):
 
-    * columns, calls with only the type's own fields as strings/objects: a typed struct decode,
-      nested objects kept as their raw (compact) text;
+    * columns, calls whose own fields are strings/objects: a typed struct decode, nested objects
+      kept as their raw (compact) text, plus a decode into raw fields for the ``extra`` cell when
+      the call has fields of its own;
     * JSON, not track: the line itself, once a skip-decode has checked it and read its type;
-    * anything else (extra fields, numbers or booleans in string fields, track JSON): one decode
+    * anything else (numbers or booleans in string fields, track JSON): one decode
       into raw fields, shaped by the reference path's own :func:`cells_of` / :func:`json_document`.
     """
 
@@ -278,13 +291,15 @@ class CallParser:
         self.call_type = call_type
         self.mode = mode
         self.limits = limits or Limits()
-        self._decoder = msgspec.json.Decoder(_fast_struct(call_type))
+        self._decoder = msgspec.json.Decoder(_fast_struct(call_type, True))
+        self._lenient_decoder = msgspec.json.Decoder(_fast_struct(call_type, False))
         self._type_decoder = msgspec.json.Decoder(_TypeOnly)
         self._type_raw = b'"' + call_type.encode() + b'"'
         fast_columns = [c for c in COLUMNS[call_type] if c not in (EXTRA_COLUMN, "event_text")]
-        self._nested_idx = [i for i, c in enumerate(fast_columns) if c in _NESTED_FIELDS]
+        self._nested_idx = [i for i, c in enumerate(fast_columns) if c in NESTED_FIELDS]
         self._event_idx = fast_columns.index("event") if "event" in fast_columns else -1
         self._type_idx = fast_columns.index("type")
+        self._fast: Callable[[bytes], list[Cell] | bytes | None]
         if mode == "columns":
             self._fast = self._fast_row
         elif call_type == "track":
@@ -316,20 +331,34 @@ class CallParser:
             batch.lines = out
         else:
             width = len(COLUMNS[self.call_type])
-            batch.columns = [list(col) for col in zip(*out)] if out else [[] for _ in range(width)]
+            batch.columns = [list(c) for c in zip(*out, strict=True)] if out else [[] for _ in range(width)]
         batch.count = len(out)
         batch.input_bytes = accepted_bytes
         return batch
 
-    def _fast_row(self, line: bytes) -> list[Cell] | None:
+    def _fast_row(self, line: bytes) -> list[Cell] | bytes | None:
         """Cells of a prefiltered line, or None to send it to the reference path."""
         try:
             row = msgspec.structs.astuple(self._decoder.decode(line))
         except _DECODE_ERRORS:
-            return self._fields_route(line)  # extra fields, or a scalar that is not a string
+            return self._extras_route(line)
         if row[self._type_idx] != self.call_type:
             return None
         return self._fast_cells(row)
+
+    def _extras_route(self, line: bytes) -> list[Cell] | bytes | None:
+        """Cells of a prefiltered line with extra fields (or a scalar that is not a string)."""
+        try:
+            row = msgspec.structs.astuple(self._lenient_decoder.decode(line))
+            fields = _raw_fields_decoder.decode(line)
+        except _DECODE_ERRORS:
+            return self._fields_route(line)  # a number or boolean in a string column
+        if row[self._type_idx] != self.call_type:
+            return None
+        cells = self._fast_cells(row)
+        if cells is not None:
+            cells[-1] = _extra_cell(fields, self.call_type)
+        return cells
 
     def _fast_document(self, line: bytes) -> bytes | None:
         """A prefiltered non-track line is its own JSON document, once its type is right."""

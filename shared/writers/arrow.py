@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from shared.calltypes import COLUMNS
 from shared.records import Cell, ParsedBatch
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_PATTERN = r"^[=+\-@\t\r]"
 
 
 def schema_for(call_type: str) -> pa.Schema:
@@ -22,9 +24,21 @@ def escape_formula(cell: Cell) -> Cell:
     return cell
 
 
+def escape_formula_array(array: pa.Array) -> pa.Array:
+    """:func:`escape_formula` on a whole string array, in C++."""
+    risky = pc.match_substring_regex(array, _FORMULA_PATTERN)
+    return pc.if_else(risky, pc.binary_join_element_wise("'", array, ""), array)
+
+
 def record_batch(batch: ParsedBatch, schema: pa.Schema, escape_formulas: bool = False) -> pa.RecordBatch:
-    columns = batch.columns
+    """The batch's cells as a RecordBatch of ``schema`` (``batch.arrow`` as is, when set)."""
+    if batch.arrow is not None:
+        rb = batch.arrow
+        if not rb.schema.equals(schema):
+            raise ValueError(f"a {batch.call_type} batch does not have the {batch.call_type} columns")
+        arrays = list(rb.columns)
+    else:
+        arrays = [pa.array(col, pa.string()) for col in batch.columns]
     if escape_formulas:
-        columns = [[escape_formula(c) for c in col] for col in columns]
-    arrays = [pa.array(col, pa.string()) for col in columns]
+        arrays = [escape_formula_array(a) for a in arrays]
     return pa.RecordBatch.from_arrays(arrays, schema=schema)

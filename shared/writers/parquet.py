@@ -1,12 +1,16 @@
 """Parquet files: one nullable string column per field, snappy by default (zstd, none).
 
-Row groups hold up to ROW_GROUP_ROWS calls or ROW_GROUP_BYTES of Arrow data, whichever comes
-first: big enough for DuckDB/Spark/Synapse to scan efficiently (DuckDB's own row group is
-122,880 rows), small enough to keep the exporter's memory flat.
+Row groups hold up to ROW_GROUP_ROWS calls and up to ROW_GROUP_BYTES of cell text (a single call
+bigger than that gets a row group of its own): big enough for DuckDB/Spark/Synapse to scan
+efficiently (DuckDB's own row group is 122,880 rows), small enough to keep the exporter's memory
+flat. The boundaries depend only on the sequence of rows, never on how they arrived in batches,
+so two runs that export the same calls write the same bytes even if the ETL API paged them
+differently.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -18,6 +22,16 @@ ROW_GROUP_ROWS = 122_880
 ROW_GROUP_BYTES = 64 * 1024 * 1024
 
 
+def _row_sizes(rb: pa.RecordBatch) -> np.ndarray:
+    """Bytes of cell text per row (nulls count 0), from the string offsets: no Python per row."""
+    sizes = np.zeros(rb.num_rows, dtype=np.int64)
+    for column in rb.columns:
+        offsets = np.frombuffer(column.buffers()[1], dtype=np.int32)
+        offsets = offsets[column.offset : column.offset + len(column) + 1]
+        sizes += np.diff(offsets)
+    return sizes
+
+
 class ParquetWriter(FormatWriter):
     spec = WriterSpec(
         "parquet", "parquet", "application/vnd.apache.parquet", "columns", supports_gzip=False
@@ -26,39 +40,63 @@ class ParquetWriter(FormatWriter):
     def __init__(self, sink: ByteSink, call_type: str, options: WriterOptions) -> None:
         super().__init__(sink, call_type, options)
         self._schema = schema_for(call_type)
-        codec = options.parquet_compression
         self._writer = pq.ParquetWriter(
             self._counter,
             self._schema,
-            compression="none" if codec == "none" else codec,
+            compression=options.parquet_compression,
             version="2.6",
             write_statistics=True,
         )
         self._pending: list[pa.RecordBatch] = []
+        self._pending_sizes: list[np.ndarray] = []
         self._pending_rows = 0
         self._pending_bytes = 0
         self._arrow_bytes = 0
 
     @property
     def size_before_compression(self) -> int:
-        """Arrow (uncompressed) bytes of the data written so far."""
+        """Uncompressed Arrow bytes of the cells written so far: text plus a 4-byte offset per cell.
+
+        Counted per row (not per batch), so it does not depend on how the calls were batched.
+        """
         return self._arrow_bytes
 
     def _write(self, batch: ParsedBatch) -> None:
         rb = record_batch(batch, self._schema)
+        sizes = _row_sizes(rb)
         self._pending.append(rb)
+        self._pending_sizes.append(sizes)
         self._pending_rows += rb.num_rows
-        self._pending_bytes += rb.nbytes
-        self._arrow_bytes += rb.nbytes
-        if self._pending_rows >= ROW_GROUP_ROWS or self._pending_bytes >= ROW_GROUP_BYTES:
-            self._flush()
+        self._pending_bytes += int(sizes.sum())
+        self._arrow_bytes += int(sizes.sum()) + 4 * rb.num_columns * rb.num_rows
+        if self._pending_rows >= ROW_GROUP_ROWS or self._pending_bytes > ROW_GROUP_BYTES:
+            self._flush(final=False)
 
-    def _flush(self) -> None:
-        if self._pending:
-            table = pa.Table.from_batches(self._pending, schema=self._schema)
-            self._writer.write_table(table, row_group_size=max(table.num_rows, 1))
-            self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
+    def _flush(self, final: bool) -> None:
+        """Write every full row group pending (and, when ``final``, the rest as the last one)."""
+        if not self._pending:
+            return
+        table = pa.Table.from_batches(self._pending, schema=self._schema)
+        sizes = np.concatenate(self._pending_sizes)
+        ends = np.cumsum(sizes)  # ends[i]: bytes of rows 0..i
+        n = table.num_rows
+        start = 0
+        while start < n:
+            before = int(ends[start - 1]) if start else 0
+            fit = int(np.searchsorted(ends, before + ROW_GROUP_BYTES, side="right")) - start
+            if not final and fit >= n - start and n - start < ROW_GROUP_ROWS:
+                break  # not full yet: the next batch may add to this row group
+            size = max(1, min(ROW_GROUP_ROWS, fit))
+            # One chunk per row group, so the bytes do not depend on the batch boundaries.
+            group = table.slice(start, size).combine_chunks()
+            self._writer.write_table(group, row_group_size=size)
+            start += size
+        rest = table.slice(start)
+        self._pending = rest.to_batches()
+        self._pending_sizes = [sizes[start:]] if rest.num_rows else []
+        self._pending_rows = rest.num_rows
+        self._pending_bytes = int(sizes[start:].sum())
 
     def _close(self) -> None:
-        self._flush()
+        self._flush(final=True)
         self._writer.close()

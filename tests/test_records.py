@@ -1,0 +1,818 @@
+"""Calls -> records: the file rules of DESIGN.md ("The files") and the bad-call rules, on both paths.
+
+Every explicit case runs through :class:`CallParser` (prefilter + fast path) *and* through
+:func:`parse_call` (the reference path) line by line; the property test at the end generates
+nasty calls and proves the two always agree and that the cells read back to the values sent.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from shared.calltypes import CALL_TYPES, COLUMNS, KNOWN_FIELDS
+from shared.prefilter import needs_reference_path
+from shared.records import BadCall, CallParser, Limits, ParsedBatch, RejectedCall, parse_call
+from shared.slug import slugify_event
+
+MODES = ("columns", "json")
+NASTY = [
+    "\u2028 line separator",
+    "next line \u0085",
+    'say "hi"',
+    'back\\slash \\" \\\\',
+    "new\nline\r\ncrlf",
+    "tab\there",
+    "nul \x00 byte",
+    "emoji 🎉👩‍👩‍👧 flag 🇩🇪",
+    "=SUM(A1:A2)",
+    "+1 555",
+    "-2",
+    "@mention",
+    "",
+    " ",
+    "ümlaut ß 注文",
+    "\x7f\x1f",
+    "1e400",
+    "{not json}",
+]
+
+
+def _call(call_type: str, **fields: Any) -> dict[str, Any]:
+    return {"type": call_type, "messageId": "m-1", **fields}
+
+
+def _line(value: Any, compact: bool = True) -> bytes:
+    if compact:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(value, indent=1).encode().replace(b"\n", b" ")
+
+
+def _reference(lines: list[bytes], call_type: str, mode: str, limits: Limits) -> ParsedBatch:
+    """The reference path applied line by line, shaped like a ParsedBatch."""
+    out: list[Any] = []
+    batch = ParsedBatch(call_type, mode)  # type: ignore[arg-type]
+    for line in lines:
+        try:
+            out.append(parse_call(line, call_type, limits, mode))  # type: ignore[arg-type]
+            batch.input_bytes += len(line)
+        except BadCall as bad:
+            batch.rejected.append(RejectedCall(line, str(bad)))
+    if mode == "json":
+        batch.lines = out
+    else:
+        batch.columns = [list(c) for c in zip(*out, strict=True)] if out else [[] for _ in COLUMNS[call_type]]
+    batch.count = len(out)
+    return batch
+
+
+def parse(lines: list[bytes], call_type: str, mode: str, limits: Limits | None = None) -> ParsedBatch:
+    """Parse with the fast parser, and check the reference path gives exactly the same."""
+    limits = limits or Limits()
+    fast = CallParser(call_type, mode, limits).parse(lines)  # type: ignore[arg-type]
+    assert fast == _reference(lines, call_type, mode, limits)
+    return fast
+
+
+def rows(batch: ParsedBatch) -> list[dict[str, Any]]:
+    names = COLUMNS[batch.call_type]
+    return [dict(zip(names, r, strict=True)) for r in zip(*batch.columns, strict=True)]
+
+
+def one_row(value: Any, call_type: str | None = None, compact: bool = True) -> dict[str, Any]:
+    call_type = call_type or value["type"]
+    batch = parse([_line(value, compact)], call_type, "columns")
+    assert not batch.rejected, batch.rejected
+    [row] = rows(batch)
+    return row
+
+
+def one_document(line: bytes, call_type: str) -> bytes:
+    batch = parse([line], call_type, "json")
+    assert not batch.rejected, batch.rejected
+    [doc] = batch.lines
+    return doc
+
+
+# --------------------------------------------------------------------------------------------
+# Columns
+
+
+FULL_CALLS: dict[str, dict[str, Any]] = {
+    "identify": {"traits": {"email": "a@b.c", "plan": "pro"}},
+    "track": {"event": "Order Completed", "properties": {"total": 3.5, "items": [1, 2]}},
+    "page": {"name": "Home", "category": "Docs", "properties": {"path": "/"}},
+    "screen": {"name": "Settings", "category": "App", "properties": {"tab": 2}},
+    "group": {"groupId": "g-1", "traits": {"seats": 10}},
+    "alias": {"previousId": "old-id"},
+}
+COMMON_VALUES: dict[str, Any] = {
+    "messageId": "m-1",
+    "userId": "u-1",
+    "anonymousId": "a-1",
+    "timestamp": "2024-05-01T12:00:00.000Z",
+    "originalTimestamp": "2024-05-01T11:59:59.000Z",
+    "sentAt": "2024-05-01T12:00:00.100Z",
+    "receivedAt": "2024-05-01T12:00:00.200Z",
+    "context": {"ip": "203.0.113.1", "library": {"name": "analytics.js"}},
+    "integrations": {"All": True},
+}
+
+
+@pytest.mark.parametrize("call_type", CALL_TYPES)
+def test_each_type_has_its_columns_in_order_and_a_last_extra_column(call_type: str) -> None:
+    call = {"type": call_type, **COMMON_VALUES, **FULL_CALLS[call_type]}
+    row = one_row(call)
+    assert list(row) == list(COLUMNS[call_type])
+    assert list(row)[:10] == [
+        "messageId",
+        "type",
+        "userId",
+        "anonymousId",
+        "timestamp",
+        "originalTimestamp",
+        "sentAt",
+        "receivedAt",
+        "context",
+        "integrations",
+    ]
+    assert list(row)[-1] == "extra"
+    assert row["extra"] is None
+    for name, value in call.items():
+        if name == "event":
+            continue
+        cell = row[name]
+        if isinstance(value, dict | list):
+            assert json.loads(cell) == value
+            assert cell == json.dumps(value, separators=(",", ":"))
+        else:
+            assert cell == value
+
+
+def test_track_has_the_event_slug_and_the_event_text_as_sent() -> None:
+    row = one_row(_call("track", event="ÜBER Event"))
+    assert (row["event"], row["event_text"]) == ("uber_event", "ÜBER Event")
+    row = one_row(_call("track", event="注文完了"))
+    assert row["event"] == slugify_event("注文完了")
+    assert row["event"].startswith("event_") and len(row["event"]) == 14
+    assert row["event_text"] == "注文完了"
+
+
+def test_a_track_call_without_event_has_empty_event_cells() -> None:
+    row = one_row(_call("track"))
+    assert row["event"] is None and row["event_text"] is None
+    row = one_row(_call("track", event=None))
+    assert row["event"] is None and row["event_text"] is None
+
+
+def test_unknown_fields_go_to_extra_as_a_compact_json_object() -> None:
+    call = _call("identify", version=2, channel="server", nested={"a": [1, {"b": None}]}, extra="x")
+    row = one_row(call, compact=False)
+    assert row["extra"] == '{"version":2,"channel":"server","nested":{"a":[1,{"b":null}]},"extra":"x"}'
+
+
+def test_a_calls_own_event_text_goes_to_extra_in_columns() -> None:
+    row = one_row(_call("track", event="Signed Up", event_text="mine"))
+    assert (row["event"], row["event_text"]) == ("signed_up", "Signed Up")
+    assert json.loads(row["extra"]) == {"event_text": "mine"}
+
+
+def test_event_text_is_an_ordinary_extra_field_outside_track() -> None:
+    row = one_row(_call("page", event_text="x", event="y"))
+    assert json.loads(row["extra"]) == {"event_text": "x", "event": "y"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "cell"),
+    [
+        (b"3.0", "3.0"),
+        (b"1e2", "1e2"),
+        (b"1E+2", "1E+2"),
+        (b"-0", "-0"),
+        (b"-0.0", "-0.0"),
+        (b"0.1000", "0.1000"),
+        (b"12345678901234567890", "12345678901234567890"),  # fits in unsigned 64 bits
+        (b"-9223372036854775808", "-9223372036854775808"),
+        (b"true", "true"),
+        (b"false", "false"),
+        (b"null", None),
+        (b'""', ""),
+        (b'"x"', "x"),
+        (b'"\\u00e9\\/\\n"', "é/\n"),
+        (b'{ "a" : [ 1 , 2.50 ] , "b" : "\\u00e9 x" }', '{"a":[1,2.50],"b":"\\u00e9 x"}'),
+        (b"[ ]", "[]"),
+        (b"{}", "{}"),
+    ],
+)
+@pytest.mark.parametrize("column", ["userId", "context", "traits"])
+def test_a_scalar_cell_is_its_json_text_as_sent_and_objects_are_compact(
+    raw: bytes, cell: Any, column: str
+) -> None:
+    for line in (
+        b'{"type":"identify","' + column.encode() + b'":' + raw + b"}",
+        b'{ "type" : "identify" , "' + column.encode() + b'" : ' + raw + b" }",
+    ):
+        batch = parse([line], "identify", "columns")
+        assert not batch.rejected
+        assert rows(batch)[0][column] == cell
+
+
+def test_an_absent_field_and_a_null_field_are_both_empty_but_an_empty_string_is_not() -> None:
+    batch = parse(
+        [b'{"type":"alias"}', b'{"type":"alias","previousId":null}', b'{"type":"alias","previousId":""}'],
+        "alias",
+        "columns",
+    )
+    assert [r["previousId"] for r in rows(batch)] == [None, None, ""]
+
+
+@pytest.mark.parametrize("value", NASTY)
+@pytest.mark.parametrize("compact", [True, False])
+def test_nasty_strings_round_trip_exactly_in_cells(value: str, compact: bool) -> None:
+    call = _call(
+        "track", userId=value, event=value, properties={value: value, "list": [value]}, **{value: value}
+    )
+    row = one_row(call, compact=compact)
+    assert row["userId"] == value
+    assert row["event_text"] == value
+    assert row["event"] == slugify_event(value)
+    assert json.loads(row["properties"]) == {value: value, "list": [value]}
+    if value not in KNOWN_FIELDS["track"]:
+        assert json.loads(row["extra"]) == {value: value}
+
+
+def test_a_line_ending_in_cr_is_accepted_and_the_cr_is_not_part_of_the_document() -> None:
+    line = b'{"type":"alias","previousId":"p"}'
+    assert one_row(json.loads(line), "alias")["previousId"] == "p"
+    assert one_document(line + b"\r", "alias") == line
+
+
+# --------------------------------------------------------------------------------------------
+# JSON documents
+
+
+@pytest.mark.parametrize("call_type", [t for t in CALL_TYPES if t != "track"])
+def test_a_json_document_is_the_call_exactly_as_sent(call_type: str) -> None:
+    lines = [
+        b'{"type":"' + call_type.encode() + b'","n":3.0,"m":1e2,"s":"\\u00e9","x":{"a":[1,-0]}}',
+        b'{ "type" : "' + call_type.encode() + b'" , "z" : 1E+2 }',
+    ]
+    assert parse(lines, call_type, "json").lines == lines
+
+
+def test_a_track_document_has_the_slug_in_event_and_event_text_right_after_it() -> None:
+    line = (
+        b'{"messageId":"m","type":"track","event":"Order Completed","properties":{"total":3.0,"n":1e2},"z":1}'
+    )
+    doc = one_document(line, "track")
+    assert doc == (
+        b'{"messageId":"m","type":"track","event":"order_completed","event_text":"Order Completed",'
+        b'"properties":{"total":3.0,"n":1e2},"z":1}'
+    )
+
+
+def test_a_track_document_without_event_is_the_call_as_sent() -> None:
+    line = b'{"type":"track","properties":{"a":1.50}}'
+    assert one_document(line, "track") == line
+
+
+@pytest.mark.parametrize("value", NASTY)
+def test_nasty_strings_round_trip_exactly_in_json_documents(value: str) -> None:
+    call = _call("track", userId=value, event=value, properties={value: [value, 1.0]})
+    doc = json.loads(one_document(_line(call), "track"))
+    assert doc["userId"] == value
+    assert doc["event_text"] == value
+    assert doc["event"] == slugify_event(value)
+    assert doc["properties"] == {value: [value, 1.0]}
+    assert list(doc) == ["type", "messageId", "userId", "event", "event_text", "properties"]
+    plain = _line(_call("identify", traits={value: value}, userId=value))
+    assert one_document(plain, "identify") == plain
+
+
+# --------------------------------------------------------------------------------------------
+# Bad calls
+
+BAD_CALLS: list[tuple[bytes, str]] = [
+    (b"not json", "not valid JSON"),
+    (b'{"type":"identify"', "not valid JSON"),
+    (b"", "not valid JSON"),
+    (b'{"type":"identify","a":"x"} trailing', "not valid JSON"),
+    (b'[{"type":"identify"}]', "not a JSON object (a JSON array)"),
+    (b'"identify"', "not a JSON object (a JSON string)"),
+    (b"42", "not a JSON object (a JSON number)"),
+    (b"null", "not a JSON object (a JSON null)"),
+    (b"{}", "unknown call type None"),
+    (b'{"type":"purchase"}', "unknown call type 'purchase'"),
+    (b'{"type":5}', "unknown call type 5"),
+    (b'{"type":"track","event":"x"}', "a track call in the identify export"),
+    (b'{"type":"identify","a":"\\ud800"}', "no low surrogate"),
+    (b'{"type":"identify","traits":{"a":"\\ud83d x"}}', "no low surrogate"),
+    (b'{"type":"identify","a":"\\udc00"}', "surrogate"),
+    (b'{"type":"identify","a":NaN}', "not valid JSON"),
+    (b'{"type":"identify","traits":{"a":Infinity}}', "not valid JSON"),
+    (b'{"type":"identify","traits":{"a":-Infinity}}', "not valid JSON"),
+    (b'{"type":"identify","a":18446744073709551616}', "outside the 64-bit range"),
+    (b'{"type":"identify","a":-9223372036854775809}', "outside the 64-bit range"),
+    (b'{"type":"identify","traits":{"a":[123456789012345678901234567890]}}', "outside the 64-bit range"),
+    (b'{"type":"identify","a":1e400}', "overflows a 64-bit float"),
+    (b'{"type":"identify","traits":{"a":-1E+400}}', "overflows a 64-bit float"),
+    (b'{"type":"identify","traits":{"a":1e1000}}', "overflows a 64-bit float"),
+    (b'{"type":"identify","traits":{"a":1e0400}}', "overflows a 64-bit float"),
+    (b'{"type":"identify","traits":{"a":1.8e308}}', "overflows a 64-bit float"),
+    (b'{"type":"identify","traits":{"a":' + b"9" * 400 + b"}}", "outside the 64-bit range"),
+    (b'{"type":"identify","traits":{"a":' + b"9" * 400 + b".5}}", "overflows a 64-bit float"),
+    (b'{"type":"identify","userId":"\xff"}', "not valid UTF-8 (byte 0xff at offset 29)"),
+    (b'{"type":"identify","traits":{"a":"\xc0\xaf"}}', "not valid UTF-8"),
+    (b'{"type":"identify","traits":{"\xed\xa0\x80":1}}', "not valid UTF-8"),  # an encoded surrogate
+    (b'{"type":"identify","x\xe2\x82":1}', "not valid UTF-8"),  # a truncated character
+    (b'\xef\xbb\xbf{"type":"identify"}', "not valid JSON"),  # a byte order mark
+    (b'{"type":"identify","a":"tab\there"}', "not valid JSON"),  # a raw control character
+    (b'{"type":"identify","traits":{"a":"\x01"}}', "not valid JSON"),
+    (b'{"type":"identify","traits":{"a":01}}', "not valid JSON"),
+    (b'{"type":"identify","traits":{"a":[1,]}}', "not valid JSON"),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize(("line", "reason"), BAD_CALLS)
+def test_a_bad_call_is_rejected_with_a_clear_reason_and_the_rest_of_the_batch_is_unaffected(
+    line: bytes, reason: str, mode: str
+) -> None:
+    good = [b'{"type":"identify","userId":"u%d","traits":{"n":%d}}' % (i, i) for i in range(4)]
+    batch = parse([good[0], good[1], line, good[2], line, good[3]], "identify", mode)
+    assert batch.rejected == [RejectedCall(line, batch.rejected[0].reason)] * 2
+    assert reason in batch.rejected[0].reason
+    assert batch.count == 4
+    assert batch.input_bytes == sum(map(len, good))
+    if mode == "json":
+        assert batch.lines == good
+    else:
+        assert [r["userId"] for r in rows(batch)] == ["u0", "u1", "u2", "u3"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_edges_of_the_64_bit_range_are_accepted(mode: str) -> None:
+    line = b'{"type":"identify","traits":{"a":[18446744073709551615,-9223372036854775808]},"userId":-1}'
+    batch = parse([line], "identify", mode)
+    assert not batch.rejected
+    if mode == "columns":
+        row = rows(batch)[0]
+        assert row["traits"] == '{"a":[18446744073709551615,-9223372036854775808]}'
+        assert row["userId"] == "-1"
+
+
+def _nested(levels: int) -> bytes:
+    """A call of ``levels`` levels of objects and arrays, the call itself being level 1."""
+    inner = b'"leaf"'
+    for i in range(levels - 1):
+        inner = b"[" + inner + b"]" if i % 2 else b'{"k":' + inner + b"}"
+    return b'{"type":"identify","traits":' + inner + b"}" if levels > 1 else b'{"type":"identify"}'
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_call_may_nest_max_depth_levels_and_no_more(mode: str) -> None:
+    for max_depth in (3, 32):
+        limits = Limits(max_depth=max_depth)
+        ok, too_deep = _nested(max_depth), _nested(max_depth + 1)
+        empty_too_deep = too_deep.replace(b'"leaf"', b"{}", 1)
+        batch = parse([ok, too_deep, empty_too_deep], "identify", mode, limits)
+        assert batch.count == 1
+        assert [r.line for r in batch.rejected] == [too_deep, empty_too_deep]
+        assert all(r.reason == f"nests deeper than {max_depth} levels" for r in batch.rejected)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_nesting_far_beyond_the_cap_is_rejected_not_a_crash(mode: str) -> None:
+    line = b'{"type":"identify","traits":' + b"[" * 20000 + b"]" * 20000 + b"}"
+    batch = parse([line], "identify", mode, Limits(max_call_bytes=100_000))
+    assert batch.count == 0 and "nests deeper than 32 levels" in batch.rejected[0].reason
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_call_over_max_call_bytes_is_rejected_and_one_at_the_cap_is_not(mode: str) -> None:
+    def sized(n: int) -> bytes:
+        head = b'{"type":"identify","userId":"'
+        return head + b"x" * (n - len(head) - 2) + b'"}'
+
+    assert Limits().max_call_bytes == 32768
+    at_cap, over = sized(32768), sized(32769)
+    batch = parse([at_cap, over], "identify", mode)
+    assert batch.count == 1
+    assert batch.rejected == [RejectedCall(over, "call is 32769 bytes, over the 32768-byte cap")]
+    small = parse([sized(100), sized(101)], "identify", mode, Limits(max_call_bytes=100))
+    assert small.count == 1 and small.rejected[0].line == sized(101)
+
+
+def test_an_unknown_call_type_cannot_get_a_parser() -> None:
+    with pytest.raises(ValueError, match="unknown call type"):
+        CallParser("purchase", "columns")
+
+
+def test_an_empty_batch_has_empty_columns() -> None:
+    batch = parse([], "group", "columns")
+    assert batch.columns == [[] for _ in COLUMNS["group"]] and batch.count == 0
+
+
+# --------------------------------------------------------------------------------------------
+# The prefilter
+
+
+@pytest.mark.parametrize(
+    ("line", "flagged"),
+    [
+        (b'{"type":"identify","userId":"u"}', False),
+        (b'{"type":"identify","userId":"a b\\" c","traits":{"x":"y z"}}', False),  # spaces inside strings
+        (b'{"type":"identify","userId":"0123456789abcdef0123456789abcdef"}', False),  # a hex id
+        (b'{"type":"identify","userId":"ab1e123"}', False),  # looks like an exponent, in a string
+        (b'{"type":"identify","traits":{"n":123456789012345}}', False),  # 15 digits
+        (b'{"type":"identify","traits":{"n":1.5e99}}', False),  # a 2-digit exponent
+        (b'{"type":"identify","traits":{"s":"\\u00e9\\n"}}', False),
+        (b'{"type":"identify","traits":{"n":1234567890123456}}', True),  # 16 digits
+        (b'{"type":"identify","traits":{"n":[-1234567890123456]}}', True),
+        (b'{"type":"identify","traits":{"n":1e100}}', True),  # a 3-digit exponent
+        (b'{"type":"identify","traits":{"n":1E+1000}}', True),  # a 4-digit one
+        (b'{"type":"identify","traits":{"n":1e0400}}', True),
+        (b'{"type":"identify", "userId":"u"}', True),  # white space outside strings
+        (b'{"type":"identify","userId":"a\\\\" }', True),  # after an escaped backslash
+        (b'{"type":"identify","userId":"u"}\r', True),
+        (b'\t{"type":"identify"}', True),
+        (b'{"type":"identify","userId":"\xff"}', True),  # not UTF-8
+        (b'{"type":"identify","userId":"' + b"x" * 40000 + b'"}', True),  # over the size cap
+        (b'{"type":"identify","traits":' + b"[" * 32 + b"]" * 32 + b"}", True),  # 33 openers
+        (b'{"type":"identify","traits":' + b"[" * 31 + b"]" * 31 + b"}", False),  # 32 openers
+        (b'{"type":"identify","userId":"' + b"{" * 40 + b'"}', True),  # openers in strings count too
+    ],
+)
+def test_the_prefilter_flags_lines_that_might_need_the_reference_path(line: bytes, flagged: bool) -> None:
+    assert needs_reference_path([line], Limits()).tolist() == [flagged]
+
+
+def test_the_prefilter_flags_each_line_on_its_own() -> None:
+    lines = [b'{"a":1}', b'{"a": 1}', b'{"a":"\xff"}', b'{"a":2}', b"x" * 50]
+    assert needs_reference_path(lines, Limits(max_call_bytes=40)).tolist() == [False, True, True, False, True]
+    assert needs_reference_path([], Limits()).tolist() == []
+
+
+# --------------------------------------------------------------------------------------------
+# Property: the fast path is the reference path, and cells read back to the values sent
+
+_CHARS = st.one_of(
+    st.sampled_from(list('\u2028\u0085"\\/\n\r\t\x00\x1f\x7f🎉é注=+-@ {}[]:,e1\ue000')),
+    st.characters(codec="utf-8"),
+)
+# (lists of characters, not st.text: text() folds the alphabet into one uniform character range,
+# which makes the hand-picked characters vanishingly rare)
+_STRINGS = st.one_of(
+    st.sampled_from(NASTY),
+    st.lists(_CHARS, max_size=12).map("".join),
+    st.lists(_CHARS, max_size=12).map("".join),
+    st.lists(_CHARS, max_size=12).map("".join),
+)
+_LONE_SURROGATES = st.sampled_from(["\ud800", "x\udfff", "\udc00\ud800", "🎉\ud83d"])
+_NUMBERS = st.one_of(
+    st.integers(-(2**65), 2**65).map(str),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.sampled_from(
+        [
+            "3.0",
+            "1e2",
+            "1E+2",
+            "-0",
+            "-0.0",
+            "0.5e-10",
+            "1e400",
+            "-1e400",
+            "1e0400",
+            "1e1000",
+            "1.5E308",
+            "1.8e308",
+            "12345678901234567890",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "0.1234567890123456789",
+            "1e-400",
+            "123e99",
+        ]
+    ),
+)
+_WS = st.sampled_from(["", "", "", " ", "\t", "\r", "  ", " \t "])
+
+
+_SHORT_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "/": "\\/",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\b": "\\b",
+    "\f": "\\f",
+}
+_BAD_UTF8 = ["\udcff", "\udcc0\udcaf", "\udced\udca0\udc80", "\udce2\udc82"]  # surrogateescape'd bytes
+
+
+@st.composite
+def _json_string(draw: st.DrawFn, value: str | None = None) -> str:
+    """A JSON string literal of ``value`` (or a drawn nasty string), escaped every which way.
+
+    A private-use ``\ue000`` sometimes becomes invalid UTF-8 bytes instead (the line is encoded
+    with ``surrogateescape``).
+    """
+    if value is not None:
+        text = value
+    elif draw(st.sampled_from(range(40))) == 39:
+        text = draw(_LONE_SURROGATES)
+    else:
+        text = draw(_STRINGS)
+    out = ['"']
+    for ch in text:
+        code = ord(ch)
+        must = ch in '"\\' or code < 0x20 or 0xD800 <= code <= 0xDFFF
+        if must or draw(st.integers(0, 9)) == 0:
+            if ch in _SHORT_ESCAPES and draw(st.booleans()):
+                out.append(_SHORT_ESCAPES[ch])
+            elif code < 0x10000:
+                out.append(draw(st.sampled_from([f"\\u{code:04x}", f"\\u{code:04X}"])))
+            else:
+                out.append(json.dumps(ch))  # an astral character as a surrogate pair
+                out[-1] = out[-1][1:-1]
+        elif ch == "\ue000" and draw(st.booleans()):
+            out.append(draw(st.sampled_from(_BAD_UTF8)))
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+@st.composite
+def _json_value(draw: st.DrawFn, depth: int = 0, ws: bool = False) -> str:
+    sp = (lambda: draw(_WS)) if ws else (lambda: "")
+    kind = draw(
+        st.sampled_from(["str", "str", "num", "lit", "obj", "arr"] if depth < 4 else ["str", "num", "lit"])
+    )
+    if kind == "str":
+        return draw(_json_string())
+    if kind == "num":
+        return draw(_NUMBERS)
+    if kind == "lit":
+        return draw(st.sampled_from(["true", "false", "null"]))
+    n = draw(st.integers(0, 3))
+    if kind == "arr":
+        items = [sp() + draw(_json_value(depth + 1, ws)) + sp() for _ in range(n)]
+        return "[" + ",".join(items) + sp() + "]"
+    members = [
+        sp() + draw(_json_string()) + sp() + ":" + sp() + draw(_json_value(depth + 1, ws)) + sp()
+        for _ in range(n)
+    ]
+    return "{" + ",".join(members) + sp() + "}"
+
+
+@st.composite
+def _deep(draw: st.DrawFn) -> str:
+    levels = draw(st.integers(1, 36))
+    inner = draw(st.sampled_from(['"x"', "{}", "[]", "1", "null"]))
+    for _ in range(levels):
+        inner = draw(st.sampled_from(["[%s]", '{"d":%s}'])) % inner
+    return inner
+
+
+@st.composite
+def _call_line(draw: st.DrawFn, call_type: str) -> bytes:
+    """One NDJSON line: mostly a valid call of ``call_type``, formatted and escaped every which way."""
+    ws = draw(st.integers(0, 3)) == 0
+    sp = (lambda: draw(_WS)) if ws else (lambda: "")
+    type_value = draw(
+        st.sampled_from([call_type] * 16 + [t for t in CALL_TYPES if t != call_type] + ["nope", None, 5])
+    )
+    members: list[tuple[str, str]] = []
+    if type_value is not None:
+        members.append(("type", draw(_json_string(type_value)) if isinstance(type_value, str) else "5"))
+    columns = [c for c in COLUMNS[call_type] if c != "type"] * 4 + ["type"]  # a second type: rarely
+    for column in draw(st.lists(st.sampled_from(columns), max_size=8)):
+        if column in ("context", "integrations", "traits", "properties"):
+            value = draw(
+                st.one_of(_json_value(1, ws).filter(lambda v: v[:1] in "{["), _json_value(1, ws), _deep())
+            )
+        else:
+            value = draw(st.one_of(_json_string(), _json_string(), _json_string(), _json_value(3, ws)))
+        members.append((column, value))
+    for _ in range(draw(st.integers(0, 2))):  # fields of its own: extra
+        members.append(
+            (
+                draw(st.one_of(_STRINGS, st.sampled_from(["event_text", "extra", "version"]))),
+                draw(_json_value(0, ws)),
+            )
+        )
+    members = draw(st.permutations(members))
+    body = ",".join(sp() + draw(_json_string(k)) + sp() + ":" + sp() + v + sp() for k, v in members)
+    text = sp() + "{" + body + "}" + sp()
+    line = text.encode("utf-8", "surrogateescape")
+    corruption = draw(st.sampled_from(["none"] * 17 + ["truncate", "wrap", "nan"]))
+    if corruption == "truncate":
+        line = line[: draw(st.integers(0, len(line) - 1))]
+    elif corruption == "wrap":
+        line = b"[" + line + b"]"
+    elif corruption == "nan":
+        line = line.replace(b"1", b"NaN", 1)
+    return line
+
+
+_HAZARDS = [
+    "1e1000",
+    "-1E+0400",
+    "1e400",
+    "2.5e-999",
+    "1.8e308",
+    "12345678901234567890123",
+    "-9223372036854775809",
+    "18446744073709551616",
+    '"\\ud800"',
+    '"a\\udfff"',
+    '"\udcff"',
+    '"\udced\udca0\udc80"',
+    '"a\tb"',
+    "NaN",
+    "-Infinity",
+    "01",
+    '"\\x"',
+    '"\\u12"',
+    "[1,]",
+    '{"a"}',
+    "tru",
+    "[" * 33 + "]" * 33,
+    '{"a":' * 40 + "1" + "}" * 40,
+]
+
+
+@st.composite
+def _clean_call_line(draw: st.DrawFn, call_type: str) -> bytes:
+    """A compact call with only its own fields (the fast path's home), maybe with one hazard inside."""
+    members = ['"type":' + draw(_json_string(call_type))]
+    for column in draw(
+        st.lists(st.sampled_from([c for c in KNOWN_FIELDS[call_type] if c != "type"]), max_size=6)
+    ):
+        if column in ("context", "integrations", "traits", "properties"):
+            value = draw(_json_value(1).filter(lambda v: v[:1] == "{"))
+        else:
+            value = draw(st.one_of(_json_string(), st.just("null")))
+        members.append(draw(_json_string(column)) + ":" + value)
+    if draw(st.booleans()):
+        hazard = draw(st.sampled_from(_HAZARDS))
+        where = draw(st.sampled_from(["context", "properties", "traits", "integrations", "deep"]))
+        if where == "deep":
+            hazard = '{"a":[{"b":' + hazard + "}]}"
+        members.append(
+            draw(_json_string(where if where != "deep" else "context")) + ":{" + '"h":' + hazard + "}"
+        )
+    members = draw(st.permutations(members))
+    return ("{" + ",".join(members) + "}").encode("utf-8", "surrogateescape")
+
+
+class _Pairs(list):  # type: ignore[type-arg]
+    """An object as all its (key, value) pairs, duplicates included."""
+
+
+def _strict_json(line: bytes, pairs: bool = False) -> Any:
+    def no_constants(name: str) -> Any:
+        raise ValueError(name)
+
+    hook = _Pairs if pairs else None
+    return json.loads(line.decode("utf-8"), parse_constant=no_constants, object_pairs_hook=hook)
+
+
+def _oracle(line: bytes, call_type: str, limits: Limits) -> dict[str, Any] | None:
+    """An independent judge (Python's json): the call if it must be accepted, else None.
+
+    What makes the text unreadable (lone surrogates, float overflow) counts anywhere in the line,
+    also in a value that a later duplicate key overrides; the nesting and integer caps apply to
+    the call as read (a duplicate key: the last one wins).
+    """
+    if len(line) > limits.max_call_bytes:
+        return None
+    try:
+        everything = _strict_json(line, pairs=True)
+    except (ValueError, RecursionError):
+        return None
+
+    def readable(v: Any) -> bool:
+        if isinstance(v, _Pairs):
+            return all(readable(k) and readable(x) for k, x in v)
+        if isinstance(v, list):
+            return all(readable(x) for x in v)
+        if isinstance(v, str):
+            try:
+                v.encode("utf-8")
+            except UnicodeEncodeError:
+                return False  # a lone surrogate
+        return math.isfinite(v) if isinstance(v, float) else True
+
+    def within_caps(v: Any, depth: int) -> bool:
+        if isinstance(v, dict | list):
+            items = v.values() if isinstance(v, dict) else v
+            return depth <= limits.max_depth and all(within_caps(x, depth + 1) for x in items)
+        if isinstance(v, int) and not isinstance(v, bool):
+            return -(2**63) <= v <= 2**64 - 1
+        return True
+
+    if not isinstance(everything, _Pairs) or not readable(everything):
+        return None
+    value = _strict_json(line)
+    return value if within_caps(value, 1) and value.get("type") == call_type else None
+
+
+def _top_level_raw(line: bytes) -> dict[str, str]:
+    """The raw text of each top-level scalar number/boolean of a valid line, white space removed."""
+    import msgspec
+
+    fields = msgspec.json.decode(line, type=dict[str, msgspec.Raw])
+    return {k: bytes(v).decode().strip() for k, v in fields.items()}
+
+
+def _assert_cell(cell: Any, value: Any, raw: str) -> None:
+    if value is None:
+        assert cell is None
+    elif isinstance(value, str):
+        assert cell == value
+    elif isinstance(value, dict | list):
+        assert _strict_json(cell.encode()) == value
+        assert _is_compact(cell)
+    else:
+        assert cell == raw  # numbers and booleans: the JSON text as sent
+
+
+def _is_compact(text: str) -> bool:
+    """No white space outside strings."""
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in " \t\r\n":
+            return False
+    return True
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+@given(data=st.data())
+def test_the_fast_path_is_the_reference_path_and_cells_read_back_to_the_values_sent(
+    data: st.DataObject,
+) -> None:
+    call_type = data.draw(st.sampled_from(CALL_TYPES), label="call_type")
+    limits = data.draw(
+        st.sampled_from([Limits(), Limits(), Limits(max_depth=3), Limits(max_call_bytes=200)]), label="limits"
+    )
+    lines = data.draw(
+        st.lists(st.one_of(_call_line(call_type), _clean_call_line(call_type)), min_size=1, max_size=6),
+        label="lines",
+    )
+    columns = parse(lines, call_type, "columns", limits)  # asserts fast == reference
+    documents = parse(lines, call_type, "json", limits)
+    expected = [(line, _oracle(line, call_type, limits)) for line in lines]
+    accepted = [(line, call) for line, call in expected if call is not None]
+    assert [r.line for r in columns.rejected] == [line for line, call in expected if call is None]
+    assert documents.rejected == columns.rejected
+    assert all(r.reason for r in columns.rejected)
+
+    for (line, call), row, doc in zip(accepted, rows(columns), documents.lines, strict=True):
+        raw = _top_level_raw(line)
+        known = KNOWN_FIELDS[call_type]
+        for column in COLUMNS[call_type]:
+            if column == "extra":
+                extra = {k: v for k, v in call.items() if k not in known}
+                assert (row["extra"] is None) if not extra else (_strict_json(row["extra"].encode()) == extra)
+            elif column == "event":
+                event = call.get("event")
+                if event is None:
+                    assert row["event"] is None and row["event_text"] is None
+                else:
+                    _assert_cell(row["event_text"], event, raw["event"])
+                    assert row["event"] == slugify_event(row["event_text"])
+            elif column != "event_text":
+                _assert_cell(row[column], call.get(column), raw.get(column, ""))
+        if call_type != "track" or "event" not in call:
+            assert doc == line.rstrip(b"\r")
+        else:
+            want = {}
+            for k, v in call.items():
+                if k == "event":
+                    want["event"] = row["event"]
+                    want["event_text"] = row["event_text"]
+                elif k != "event_text":
+                    want[k] = v
+            got = _strict_json(doc)
+            assert got == want and list(got) == list(want)
