@@ -43,7 +43,7 @@ import pyarrow.parquet as pq  # noqa: E402
 from devtools.azurite import Azurite, azurite_binary, start_azurite  # noqa: E402
 from shared.batching import BATCH_LINES, rebatch  # noqa: E402
 from shared.calltypes import CALL_TYPES, COLUMNS  # noqa: E402
-from shared.records import CallParser  # noqa: E402
+from shared.columnar import parser_for  # noqa: E402
 from shared.writers import FORMATS, WriterOptions, writer_class  # noqa: E402
 
 DATA_DIR = ROOT / "bench" / ".data"
@@ -204,7 +204,7 @@ def floor(lines: dict[str, list[bytes]], fmt: str) -> dict[str, Any]:
         if not type_lines:
             continue
         pages = [type_lines[i:i + API_PAGE_LINES] for i in range(0, len(type_lines), API_PAGE_LINES)]
-        parser = CallParser(call_type, cls.spec.mode)
+        parser = parser_for(call_type, cls.spec.mode)
         sink = NullSink()
         rows = 0
         t0 = time.perf_counter()
@@ -293,7 +293,14 @@ def stop_process(proc: subprocess.Popen[Any] | None, grace: float = 10.0) -> Non
 
 
 class RssPoller(threading.Thread):
-    """Peak RSS of a process and its children, sampled every 50 ms."""
+    """Peak RSS of the exporter process.
+
+    ``hwm`` is the kernel's own high-water mark of the process's memory since its exec
+    (``VmHWM`` in /proc/<pid>/status; monotonic, so the last reading before exit is the peak to
+    within one poll). ``ru_maxrss`` from wait4 is not used for the verdict: Linux carries the
+    *parent's* high-water mark into a vforked child at exec, so it reports the benchmark's own
+    size whenever that is bigger. ``peak`` is the RSS sampled every 50 ms (with children).
+    """
 
     def __init__(self, pid: int) -> None:
         super().__init__(name="rss-poller", daemon=True)
@@ -302,11 +309,21 @@ class RssPoller(threading.Thread):
         self._psutil = psutil
         self._proc = psutil.Process(pid)
         self._stop_event = threading.Event()
+        self._status = Path(f"/proc/{pid}/status")
         self.peak = 0
+        self.hwm = 0
+
+    def _read_hwm(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            for line in self._status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    self.hwm = max(self.hwm, int(line.split()[1]) * 1024)
+                    return
 
     def run(self) -> None:
         psutil = self._psutil
         while not self._stop_event.is_set():
+            self._read_hwm()
             try:
                 rss = self._proc.memory_info().rss
                 for child in self._proc.children(recursive=True):
@@ -326,7 +343,7 @@ class RssPoller(threading.Thread):
 class ChildRun:
     returncode: int
     wall_s: float
-    maxrss_bytes: int  # ru_maxrss from wait4: the exporter process's exact peak
+    maxrss_bytes: int  # VmHWM of the exporter process (see RssPoller)
     polled_peak_bytes: int  # psutil, process + children, sampled
     cpu_s: float  # user + system CPU of the exporter process
     stdout: str
@@ -364,7 +381,7 @@ def run_exporter(env: dict[str, str], workdir: Path, tag: str, profile: Path | N
             poller.stop()
         proc.returncode = os.waitstatus_to_exitcode(status)
         _current_child = None
-    return ChildRun(proc.returncode, wall, usage.ru_maxrss * 1024, poller.peak,
+    return ChildRun(proc.returncode, wall, poller.hwm or poller.peak, poller.peak,
                     usage.ru_utime + usage.ru_stime,
                     out_path.read_text(errors="replace"), err_path.read_text(errors="replace"))
 

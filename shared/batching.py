@@ -11,7 +11,7 @@ T = TypeVar("T")
 
 #: Lines per parse batch. Batch boundaries decide where a file may be split by the size cap, so
 #: they depend only on the order of the calls, never on how the ETL API paged them.
-BATCH_LINES = 5000
+BATCH_LINES = 2000
 
 
 def rebatch(pages: Iterable[list[bytes]], size: int = BATCH_LINES) -> Iterator[list[bytes]]:

@@ -27,6 +27,9 @@ from shared.windows import format_rfc3339
 log = logging.getLogger(__name__)
 
 NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/json-seq", "application/ndjson")
+# Calls asked for per page: ~7 MB of a typical workspace's calls. A page is read whole before its
+# lines are used (a broken page is simply asked again), so this bounds the memory a page takes.
+PAGE_LIMIT = 5_000
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 TRANSIENT_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 PERMANENT_HINTS = {
@@ -83,7 +86,7 @@ class EtlClient:
         connect_timeout: float = 10.0,
         read_timeout: float = 120.0,
         retry: RetryPolicy | None = None,
-        page_limit: int = 10_000,
+        page_limit: int = PAGE_LIMIT,
         deadline: Callable[[], float] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         gzip: bool | None = None,

@@ -28,10 +28,13 @@ import orjson
 from shared.batching import prefetch, rebatch
 from shared.blob_store import BlobStore, FileIdentity, StagedUpload
 from shared.calltypes import CALL_TYPES
+from shared.columnar import parser_for
 from shared.crashpoints import crashpoint
 from shared.errors import ExportError, WindowNotClosed
 from shared.etl_client import Destination, EtlClient
-from shared.records import CallParser, Limits, ParsedBatch, RejectedCall
+from shared.memory import release_free_memory, tune_allocator
+from shared.prefilter import needs_reference_path
+from shared.records import Limits, ParsedBatch, RejectedCall
 from shared.settings import Settings
 from shared.state_store import StateStore, TypeState
 from shared.telemetry import (
@@ -143,6 +146,7 @@ def run_export(
     are reported in ``summary.error``.
     """
     run_id = run_id or uuid.uuid4().hex
+    tune_allocator()
     started = monotonic()
     deadline = started + settings.run_budget_seconds
     summary = RunSummary(run_id=run_id, destination=None, now=now)
@@ -334,7 +338,7 @@ class _UnitWriter:
             parquet_compression=settings.parquet_compression,
             csv_escape_formulas=settings.csv_escape_formulas,
         )
-        self.parser = CallParser(
+        self.parser = parser_for(
             self.call_type, self.writer_cls.spec.mode, Limits(max_call_bytes=settings.max_call_bytes)
         )
         self.files: list[FileWritten] = []
@@ -348,8 +352,12 @@ class _UnitWriter:
     def run(self, etl: EtlClient) -> None:
         try:
             pages = etl.pages(self.call_type, self.window.start, self.window.end)
-            for lines in prefetch(rebatch(pages)):
-                self._take(self.parser.parse(lines))
+            limits = self.parser.limits
+            # The read-ahead thread also runs the prefilter: it is one C++ regex pass that
+            # releases the GIL, so it overlaps the decoding on the main thread.
+            screened = ((lines, needs_reference_path(lines, limits)) for lines in rebatch(pages))
+            for lines, flags in prefetch(screened, depth=1):
+                self._take(self.parser.parse(lines, flags))
             self._finish_file()
             self._finish_rejects()
         except BaseException:
@@ -394,6 +402,7 @@ class _UnitWriter:
         ))
         self.rows += self._writer.rows
         self.position += 1
+        release_free_memory()
         self._writer = None
         self._upload = None
 
@@ -434,6 +443,7 @@ def _slice(batch: ParsedBatch, offset: int, count: int) -> ParsedBatch:
         columns=[col[offset:end] for col in batch.columns],
         lines=batch.lines[offset:end],
         count=count,
+        arrow=batch.arrow.slice(offset, count) if batch.arrow is not None else None,
     )
 
 

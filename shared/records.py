@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import msgspec
+import numpy as np
 import orjson
 
 from shared.calltypes import CALL_TYPES, COLUMNS, EXTRA_COLUMN, KNOWN_FIELDS
@@ -307,10 +308,14 @@ class CallParser:
         else:
             self._fast = self._fast_document
 
-    def parse(self, lines: Sequence[bytes]) -> ParsedBatch:
-        """Parse a batch; the order of the valid calls is the order of the lines."""
+    def parse(self, lines: Sequence[bytes], flags: np.ndarray | None = None) -> ParsedBatch:
+        """Parse a batch; the order of the valid calls is the order of the lines.
+
+        ``flags``: :func:`needs_reference_path` of these lines with these limits, when the
+        caller has already computed it (the export does, on its read-ahead thread).
+        """
         batch = ParsedBatch(self.call_type, self.mode)
-        slow = needs_reference_path(lines, self.limits)
+        slow = needs_reference_path(lines, self.limits) if flags is None else flags
         fast = self._fast
         out: list[Any] = []  # cell rows (columns mode) or JSON documents
         accepted_bytes = 0

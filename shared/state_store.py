@@ -218,6 +218,7 @@ class StateStore:
                 raise StoragePermissionError(
                     f"the state table refused access (HTTP {exc.status_code}): check AzureWebJobsStorage"
                 ) from None
-            raise StorageError(f"table storage failed: HTTP {exc.status_code} {getattr(exc, 'error_code', None) or ''}".strip()) from None
+            code = getattr(exc, "error_code", None) or ""
+            raise StorageError(f"table storage failed: HTTP {exc.status_code} {code}".strip()) from None
         except (ServiceRequestError, ServiceResponseError) as exc:
             raise StorageError(f"table storage unreachable: {type(exc).__name__}") from None

@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.calltypes import CALL_TYPES, COLUMNS, KNOWN_FIELDS
+from shared.columnar import ColumnarParser
 from shared.prefilter import needs_reference_path
 from shared.records import BadCall, CallParser, Limits, ParsedBatch, RejectedCall, parse_call
 from shared.slug import slugify_event
@@ -75,7 +76,13 @@ def parse(lines: list[bytes], call_type: str, mode: str, limits: Limits | None =
     """Parse with the fast parser, and check the reference path gives exactly the same."""
     limits = limits or Limits()
     fast = CallParser(call_type, mode, limits).parse(lines)  # type: ignore[arg-type]
-    assert fast == _reference(lines, call_type, mode, limits)
+    reference = _reference(lines, call_type, mode, limits)
+    assert fast == reference
+    if mode == "columns":  # the Arrow fast path must agree too
+        columnar = ColumnarParser(call_type, limits).parse(lines)
+        assert columnar.rejected == reference.rejected
+        assert (columnar.count, columnar.input_bytes) == (reference.count, reference.input_bytes)
+        assert columnar.arrow.to_pydict() == dict(zip(COLUMNS[call_type], reference.columns, strict=True))
     return fast
 
 

@@ -338,9 +338,9 @@ def test_parquet_row_groups_split_at_row_group_rows(monkeypatch: pytest.MonkeyPa
         ]
 
 
-def test_the_default_row_group_is_duckdbs_122880_rows_or_64_mib() -> None:
+def test_the_default_row_group_is_duckdbs_122880_rows_or_32_mib() -> None:
     assert parquet_module.ROW_GROUP_ROWS == 122_880
-    assert parquet_module.ROW_GROUP_BYTES == 64 * 1024 * 1024
+    assert parquet_module.ROW_GROUP_BYTES == 32 * 1024 * 1024
 
 
 def test_parquet_row_groups_split_at_row_group_bytes(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,200 @@
+"""The fast path for CSV and Parquet: a batch of lines straight to Arrow columns.
+
+No Python object per cell: each line is decoded by msgspec into a typed struct whose nested
+fields stay raw JSON text (zero-copy views of the line), then every column is gathered with one
+C-level ``map`` and turned into an Arrow array; nested columns are joined into one buffer and
+viewed as a string array (Arrow validates the UTF-8). Only the lines the prefilter flags, or that
+the typed decode refuses (extra fields, a number in a string field, the wrong type, a nested
+field that is not an object or array), take the reference path of :mod:`shared.records`, and
+their rows are put back in input order. The result is exactly the reference path's, line by line.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+
+from shared.calltypes import COLUMNS, EXTRA_COLUMN
+from shared.prefilter import needs_reference_path
+from shared.records import NESTED_FIELDS, BadCall, CallParser, Limits, ParsedBatch, RejectedCall, parse_call
+from shared.slug import slugify_event
+
+_EMPTY = msgspec.Raw(b"")  # "field absent": a present nested field is never empty text
+_DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError)
+_OBJECT_OR_ARRAY = (ord("{"), ord("["))
+
+
+def _struct_for(call_type: str) -> type[msgspec.Struct]:
+    fields: list[tuple[str, Any, Any]] = []
+    for column in COLUMNS[call_type]:
+        if column in (EXTRA_COLUMN, "event_text"):
+            continue
+        if column in NESTED_FIELDS:
+            fields.append((column, msgspec.Raw, _EMPTY))
+        else:
+            fields.append((column, str | None, None))
+    return msgspec.defstruct(f"Columnar{call_type.title()}Call", fields, forbid_unknown_fields=True)
+
+
+def _slug_or_none(name: str | None) -> str | None:
+    return None if name is None else slugify_event(name)
+
+
+def _raw_column(raws: list[msgspec.Raw]) -> tuple[pa.Array, np.ndarray]:
+    """(string array of the raw texts, bool array: True where the value is not an object/array).
+
+    Absent values (empty text) become nulls and are not flagged.
+    """
+    n = len(raws)
+    lengths = np.fromiter(map(len, raws), dtype=np.int64, count=n)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    data = b"".join(raws)
+    present = lengths > 0
+    odd = np.zeros(n, dtype=bool)
+    if data:
+        first = np.frombuffer(data, dtype=np.uint8)[np.minimum(offsets[:-1], len(data) - 1)]
+        odd = present & (first != _OBJECT_OR_ARRAY[0]) & (first != _OBJECT_OR_ARRAY[1])
+    validity = None if present.all() else pa.py_buffer(np.packbits(present, bitorder="little"))
+    array = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
+    return array, odd
+
+
+class ColumnarParser:
+    """Lines of one call type -> a :class:`ParsedBatch` holding an Arrow RecordBatch."""
+
+    def __init__(self, call_type: str, limits: Limits | None = None) -> None:
+        self.call_type = call_type
+        self.limits = limits or Limits()
+        self.schema = pa.schema([pa.field(c, pa.string()) for c in COLUMNS[call_type]])
+        self._decode = msgspec.json.Decoder(_struct_for(call_type)).decode
+        self._fields = [c for c in COLUMNS[call_type] if c not in (EXTRA_COLUMN, "event_text")]
+        self._getters = [operator.attrgetter(c) for c in self._fields]
+        self._type_getter = operator.attrgetter("type")
+
+    def parse(self, lines: Sequence[bytes], flags: np.ndarray | None = None) -> ParsedBatch:
+        """Parse a batch (``flags`` as in :meth:`shared.records.CallParser.parse`)."""
+        batch = ParsedBatch(self.call_type, "columns")
+        n = len(lines)
+        if flags is None:
+            flags = needs_reference_path(lines, self.limits)
+        structs, fast_idx = self._decode_all(lines, flags)
+        slow_idx = sorted(set(range(n)) - set(fast_idx)) if len(fast_idx) != n else []
+        arrays, odd = self._columns(structs)
+        if odd.any():  # a nested field holding a string, number or null: reference path
+            keep = ~odd
+            slow_idx = sorted(slow_idx + [fast_idx[i] for i in np.flatnonzero(odd)])
+            fast_idx = [fast_idx[i] for i in np.flatnonzero(keep)]
+            mask = pa.array(keep)
+            arrays = [a.filter(mask) for a in arrays]
+        try:
+            arrays = [a if a.type == pa.string() else a.cast(pa.string()) for a in arrays]
+        except pa.ArrowInvalid:  # invalid UTF-8 inside a nested object: let the reference path word it
+            return self._all_reference(lines, batch)
+        fast = pa.RecordBatch.from_arrays(arrays, schema=self.schema)
+        accepted_bytes = sum(len(lines[i]) for i in fast_idx)
+        if slow_idx:
+            slow_rows: list[list[Any]] = []
+            slow_pos: list[int] = []
+            for i in slow_idx:
+                try:
+                    cells = parse_call(lines[i], self.call_type, self.limits, "columns")
+                except BadCall as bad:
+                    batch.rejected.append(RejectedCall(lines[i], str(bad)))
+                    continue
+                slow_rows.append(cells)  # type: ignore[arg-type]
+                slow_pos.append(i)
+                accepted_bytes += len(lines[i])
+            if slow_rows:
+                fast = _merge(fast, fast_idx, slow_rows, slow_pos, self.schema)
+        batch.arrow = fast
+        batch.count = fast.num_rows
+        batch.input_bytes = accepted_bytes
+        return batch
+
+    def _decode_all(self, lines: Sequence[bytes], flags: np.ndarray) -> tuple[list[Any], list[int]]:
+        decode = self._decode
+        if not flags.any():
+            try:
+                structs = list(map(decode, lines))
+            except _DECODE_ERRORS:
+                pass
+            else:
+                types = list(map(self._type_getter, structs))
+                if types.count(self.call_type) == len(structs):
+                    return structs, list(range(len(lines)))
+        structs, fast_idx = [], []
+        call_type = self.call_type
+        for i, line in enumerate(lines):
+            if flags[i]:
+                continue
+            try:
+                s = decode(line)
+            except _DECODE_ERRORS:
+                continue
+            if s.type == call_type:
+                structs.append(s)
+                fast_idx.append(i)
+        return structs, fast_idx
+
+    def _columns(self, structs: list[Any]) -> tuple[list[pa.Array], np.ndarray]:
+        arrays: list[pa.Array] = []
+        odd = np.zeros(len(structs), dtype=bool)
+        for name, getter in zip(self._fields, self._getters, strict=True):
+            values = list(map(getter, structs))
+            if name in NESTED_FIELDS:
+                array, odd_here = _raw_column(values)
+                odd |= odd_here
+                arrays.append(array)
+            elif name == "event":
+                arrays.append(pa.array(list(map(_slug_or_none, values)), pa.string()))
+                arrays.append(pa.array(values, pa.string()))
+            else:
+                arrays.append(pa.array(values, pa.string()))
+        arrays.append(pa.nulls(len(structs), pa.string()))  # extra: the struct forbids unknown fields
+        return arrays, odd
+
+    def _all_reference(self, lines: Sequence[bytes], batch: ParsedBatch) -> ParsedBatch:
+        rows: list[list[Any]] = []
+        accepted = 0
+        for line in lines:
+            try:
+                rows.append(parse_call(line, self.call_type, self.limits, "columns"))  # type: ignore[arg-type]
+                accepted += len(line)
+            except BadCall as bad:
+                batch.rejected.append(RejectedCall(line, str(bad)))
+        batch.arrow = _rows_to_batch(rows, self.schema)
+        batch.count = len(rows)
+        batch.input_bytes = accepted
+        return batch
+
+
+def _rows_to_batch(rows: list[list[Any]], schema: pa.Schema) -> pa.RecordBatch:
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
+    return pa.RecordBatch.from_arrays([pa.array(list(c), pa.string()) for c in columns], schema=schema)
+
+
+def _merge(
+    fast: pa.RecordBatch, fast_idx: list[int], slow_rows: list[list[Any]], slow_pos: list[int],
+    schema: pa.Schema,
+) -> pa.RecordBatch:
+    """Fast rows and reference rows back in input order."""
+    slow = _rows_to_batch(slow_rows, schema)
+    table = pa.Table.from_batches([fast, slow], schema=schema)
+    positions = np.array(fast_idx + slow_pos, dtype=np.int64)
+    order = np.argsort(positions, kind="stable")
+    return table.take(pa.array(order)).combine_chunks().to_batches()[0] if table.num_rows else fast
+
+
+def parser_for(call_type: str, mode: str, limits: Limits | None = None) -> ColumnarParser | CallParser:
+    """The parser a writer of ``mode`` wants: Arrow columns for CSV/Parquet, documents for JSON."""
+    if mode == "columns":
+        return ColumnarParser(call_type, limits)
+    return CallParser(call_type, "json", limits)
