@@ -222,7 +222,7 @@ class FileSource(Source):
                     ns = to_ns(obj["receivedAt"])
                     if not isinstance(ctype, str):
                         raise TypeError("type")
-                except Exception:  # noqa: BLE001 - any unreadable line is skipped
+                except Exception:
                     skipped += 1
                     continue
                 mid = obj.get("messageId")
