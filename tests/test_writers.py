@@ -20,6 +20,7 @@ from shared.records import CallParser
 from shared.slug import slugify_event
 from shared.writers import FORMATS, UnknownFormatError, WriterOptions, writer_class
 from shared.writers.arrow import escape_formula, escape_formula_array, record_batch, schema_for
+from tests.support.expected import cell
 
 NASTY = [
     "\u2028 and \u2029",
@@ -92,14 +93,6 @@ def encode(call: dict[str, Any]) -> bytes:
 
 def expected_cells(call: dict[str, Any], call_type: str) -> list[str | None]:
     """The cells of a call, worked out from the rules (not from the parser)."""
-
-    def cell(value: Any) -> str | None:
-        if value is None:
-            return None
-        if isinstance(value, str):
-            return value
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
     out: list[str | None] = []
     for column in COLUMNS[call_type]:
         if column == "extra":
