@@ -248,7 +248,7 @@ def _export_unit(
         span.set_attribute("exporter.window_end", format_rfc3339(window.end))
         span.set_attribute("exporter.integration_id", dest.integration_id)
         span.set_attribute("exporter.action_id", dest.action_id)
-        claimed = clients.state.claim(state, window.start, run_id)
+        claimed = clients.state.claim(state, window.start, run_id, Recipe.of(settings).to_json())
         if claimed is None:
             result.status = "busy"
             log.info("%s %s: another run is exporting it; leaving it to that run",
@@ -315,6 +315,42 @@ def _export_unit(
         return result, committed
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """Every setting that shapes a window's files (names, split points, bytes).
+
+    Recorded with the claim, so a window resumed after a crash is finished with the recipe it was
+    started with: its files keep one extension and the same split, whatever changed meanwhile.
+    """
+
+    export_format: str
+    gzip: bool
+    parquet_compression: str
+    csv_escape_formulas: bool
+    max_file_rows: int
+    max_file_bytes: int
+    max_call_bytes: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> Recipe:
+        return cls(
+            settings.export_format, settings.gzip, settings.parquet_compression,
+            settings.csv_escape_formulas, settings.max_file_rows, settings.max_file_bytes,
+            settings.max_call_bytes,
+        )
+
+    def to_json(self) -> str:
+        return orjson.dumps(self.__dict__, option=orjson.OPT_SORT_KEYS).decode()
+
+    @classmethod
+    def from_json(cls, text: str, fallback: Recipe) -> Recipe:
+        try:
+            return cls(**orjson.loads(text))
+        except (orjson.JSONDecodeError, TypeError):
+            log.warning("a pending claim's recipe is unreadable; using the current settings")
+            return fallback
+
+
 class _UnitWriter:
     """Streams one (window, type) into files of at most the size cap, then commits them."""
 
@@ -332,14 +368,20 @@ class _UnitWriter:
         self.call_type = claimed.call_type
         self.window = window
         self.position = claimed.pending_position or claimed.next_position
-        self.writer_cls = writer_class(settings.export_format)
+        current = Recipe.of(settings)
+        recipe = Recipe.from_json(claimed.pending_recipe, current) if claimed.pending_recipe else current
+        if recipe != current:
+            log.info("%s %s: finishing the window with the settings it was started with (%s)",
+                     self.call_type, window.label(), recipe.to_json())
+        self.recipe = recipe
+        self.writer_cls = writer_class(recipe.export_format)
         self.options = WriterOptions(
-            gzip=settings.gzip,
-            parquet_compression=settings.parquet_compression,
-            csv_escape_formulas=settings.csv_escape_formulas,
+            gzip=recipe.gzip,
+            parquet_compression=recipe.parquet_compression,
+            csv_escape_formulas=recipe.csv_escape_formulas,
         )
         self.parser = parser_for(
-            self.call_type, self.writer_cls.spec.mode, Limits(max_call_bytes=settings.max_call_bytes)
+            self.call_type, self.writer_cls.spec.mode, Limits(max_call_bytes=recipe.max_call_bytes)
         )
         self.files: list[FileWritten] = []
         self.rows = 0
@@ -370,14 +412,14 @@ class _UnitWriter:
         if batch.rejected:
             self._reject(batch.rejected)
         offset = 0
-        max_rows = self.settings.max_file_rows
+        max_rows = self.recipe.max_file_rows
         while offset < batch.count:
             writer = self._writer or self._open_file()
             take = min(max_rows - writer.rows, batch.count - offset)
             writer.write(batch if (offset == 0 and take == batch.count) else _slice(batch, offset, take))
             offset += take
             crashpoint("after_stage")
-            if writer.rows >= max_rows or writer.size_before_compression >= self.settings.max_file_bytes:
+            if writer.rows >= max_rows or writer.size_before_compression >= self.recipe.max_file_bytes:
                 self._finish_file()
 
     def _open_file(self) -> FormatWriter:

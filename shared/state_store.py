@@ -52,6 +52,7 @@ class TypeState:
     pending_start: datetime | None = None
     pending_position: int | None = None
     pending_run: str | None = None
+    pending_recipe: str | None = None  # the output settings the pending window was started with
     last_run: str | None = None
     etag: str = ""
 
@@ -104,6 +105,7 @@ def _entity_to_state(entity: Any) -> TypeState:
         pending_start=dt("pending_start"),
         pending_position=int(pending_position) if pending_position not in (None, "") else None,
         pending_run=entity.get("pending_run") or None,
+        pending_recipe=entity.get("pending_recipe") or None,
         last_run=entity.get("last_run") or None,
         etag=entity.metadata.get("etag", "") if hasattr(entity, "metadata") else "",
     )
@@ -119,6 +121,7 @@ def _state_to_entity(state: TypeState) -> dict[str, Any]:
         "pending_start": format_rfc3339(state.pending_start) if state.pending_start else "",
         "pending_position": state.pending_position if state.pending_position is not None else -1,
         "pending_run": state.pending_run or "",
+        "pending_recipe": state.pending_recipe or "",
         "last_run": state.last_run or "",
     }
 
@@ -155,18 +158,23 @@ class StateStore:
             raise StorageError(f"the state row {dest_key}/{call_type} vanished after it was created")
         return current
 
-    def claim(self, state: TypeState, window_start: datetime, run_id: str) -> TypeState | None:
-        """Record the pending (window, first position) for our run before any upload.
+    def claim(
+        self, state: TypeState, window_start: datetime, run_id: str, recipe: str = ""
+    ) -> TypeState | None:
+        """Record the pending (window, first position, output recipe) for our run before any upload.
 
-        Resuming a pending claim of the same window keeps its first position. Returns the new
-        state, or None when another run changed the row first (it owns the work now).
+        Resuming a pending claim of the same window keeps its first position and its recipe, so a
+        window is finished exactly as it was started even if the settings changed in between.
+        Returns the new state, or None when another run changed the row first (it owns the work).
         """
-        position = state.pending_position if state.pending_start == window_start else None
+        resuming = state.pending_start == window_start
+        position = state.pending_position if resuming else None
         claimed = replace(
             state,
             pending_start=window_start,
             pending_position=position if position is not None else state.next_position,
             pending_run=run_id,
+            pending_recipe=(state.pending_recipe if resuming and state.pending_recipe else recipe) or None,
         )
         return self._conditional(state, claimed, run_id, lambda cur: cur.pending_run == run_id
                                  and cur.pending_start == window_start)
@@ -183,6 +191,7 @@ class StateStore:
             pending_start=None,
             pending_position=None,
             pending_run=None,
+            pending_recipe=None,
             last_run=run_id,
         )
         return self._conditional(claimed, done, run_id, lambda cur: cur.last_run == run_id

@@ -113,3 +113,27 @@ def _rerun_with(harness, **env):
     proc = harness.cli("run", "--now", NOW, extra_env=env)
     assert proc.returncode == 0, proc.stderr
     return proc
+
+
+def test_a_window_resumed_after_the_settings_changed_is_finished_as_it_was_started(harness):
+    """A crash mid-window, then a new format and file cap: the pending window keeps its recipe
+    (one extension, the same split), and only the next window uses the new settings."""
+    first = make_window_calls(W0, per_type={"track": 25}, seed=8)
+    second = make_window_calls(W0 + timedelta(minutes=10), per_type={"track": 4}, seed=9)
+    harness.source.add(first + second)
+    harness.env.update(START)
+    proc = harness.cli("run", "--now", "2026-11-28T12:11:01Z",
+                       extra_env={"EXPORTER_CRASH_AT": "after_file_commit:1", "MAX_FILE_ROWS": "10"})
+    assert proc.returncode == 137
+    harness.env.update({"EXPORT_FORMAT": "json", "MAX_FILE_ROWS": "1000"})
+    _rerun_at = harness.cli("run", "--now", "2026-11-28T12:21:01Z")
+    assert _rerun_at.returncode == 0, _rerun_at.stderr
+    names = sorted(n.rsplit("/", 1)[1] for n in harness.data_blobs())
+    assert names == [
+        "2184.13699.1.track.csv",  # the crashed run's first file
+        "2184.13699.2.track.csv",  # the same window, finished as csv with 10 rows a file
+        "2184.13699.3.track.csv",
+        "2184.13699.4.track.json",  # the next window, with the new settings
+    ]
+    check_container(harness.blobs(), expected_ids=ids_of(first + second))
+    assert all(r.pending_recipe is None for r in state_rows(harness).values())
