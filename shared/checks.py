@@ -18,14 +18,13 @@ from urllib.parse import parse_qs, urlsplit
 from shared.blob_store import sas_expiry, sas_permissions
 from shared.errors import ExportError
 from shared.redact import redact_text
-from shared.settings import Settings
+from shared.settings import Settings, is_loopback
 from shared.windows import format_rfc3339
 from shared.wiring import build_clients, close_clients
 
 REQUIRED_PERMISSIONS = {"r": "read", "c": "create", "w": "write", "l": "list"}
 #: Warn this long before the SAS expires (check, status and every timer run).
 SAS_WARN = timedelta(days=14)
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass
@@ -64,7 +63,7 @@ def sas_checks(sas_url: str, now: datetime) -> list[Check]:
     out: list[Check] = []
     parts = urlsplit(sas_url)
     host = parts.hostname or ""
-    loopback = host in _LOOPBACK or host.startswith("127.")
+    loopback = is_loopback(host)
     https = parts.scheme == "https"
     out.append(Check("SAS uses https", https or loopback,
                      "https" if https else ("http on loopback (local only)" if loopback

@@ -22,6 +22,7 @@ import urllib3
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from shared.errors import EtlApiError, EtlApiUnavailable, WindowNotClosed
+from shared.settings import is_loopback
 from shared.windows import format_rfc3339
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,6 @@ NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/json-s
 # Calls asked for per page: ~7 MB of a typical workspace's calls. A page is read whole before its
 # lines are used (a broken page is simply asked again), so this bounds the memory a page takes.
 PAGE_LIMIT = 5_000
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 TRANSIENT_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 PERMANENT_HINTS = {
     400: "the ETL API rejected the request parameters",
@@ -95,7 +95,7 @@ class EtlClient:
         if gzip is None:
             # Compression pays off on a real network; on loopback (the local emulator) it only
             # burns CPU on both ends, so it is not asked for there.
-            gzip = (urlsplit(self._endpoint).hostname or "") not in LOOPBACK_HOSTS
+            gzip = not is_loopback(urlsplit(self._endpoint).hostname)
         self._headers = {
             "Authorization": f"Bearer {token}",
             "Accept": "application/x-ndjson, application/json",

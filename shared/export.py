@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import orjson
 
@@ -121,7 +121,7 @@ class RunSummary:
 
 
 class RunFailed(ExportError):
-    """Raised by :func:`run_export_or_raise` when a run did not finish cleanly."""
+    """Raised by the timer (:func:`shared.timer.run_tick`) when a run did not finish cleanly."""
 
     def __init__(self, summary: RunSummary) -> None:
         detail = summary.error or "; ".join(
@@ -248,7 +248,8 @@ def _export_unit(
         span.set_attribute("exporter.window_end", format_rfc3339(window.end))
         span.set_attribute("exporter.integration_id", dest.integration_id)
         span.set_attribute("exporter.action_id", dest.action_id)
-        claimed = clients.state.claim(state, window.start, run_id, Recipe.of(settings).to_json())
+        current = Recipe.of(settings)
+        claimed = clients.state.claim(state, window.start, run_id, current.to_json())
         if claimed is None:
             result.status = "busy"
             log.info("%s %s: another run is exporting it; leaving it to that run",
@@ -256,7 +257,7 @@ def _export_unit(
             return result, None
         crashpoint("after_claim")
         try:
-            writer = _UnitWriter(settings, clients.blobs, dest, claimed, window)
+            writer = _UnitWriter(clients.blobs, dest, claimed, window, current)
             writer.run(clients.etl)
         except WindowNotClosed as exc:
             result.status = "not_closed"
@@ -356,19 +357,18 @@ class _UnitWriter:
 
     def __init__(
         self,
-        settings: Settings,
         blobs: BlobStore,
         dest: Destination,
         claimed: TypeState,
         window: Window,
+        current: Recipe,
     ) -> None:
-        self.settings = settings
+        """``current``: the recipe of the settings now; a resumed claim brings its own."""
         self.blobs = blobs
         self.dest = dest
         self.call_type = claimed.call_type
         self.window = window
         self.position = claimed.pending_position or claimed.next_position
-        current = Recipe.of(settings)
         recipe = Recipe.from_json(claimed.pending_recipe, current) if claimed.pending_recipe else current
         if recipe != current:
             log.info("%s %s: finishing the window with the settings it was started with (%s)",
@@ -488,6 +488,3 @@ def _slice(batch: ParsedBatch, offset: int, count: int) -> ParsedBatch:
         arrow=batch.arrow.slice(offset, count) if batch.arrow is not None else None,
     )
 
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

@@ -10,7 +10,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -157,7 +157,8 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default
     return raw
 
 
-def _is_loopback(host: str | None) -> bool:
+def is_loopback(host: str | None) -> bool:
+    """Whether a host name is this machine (where plain http and no compression make sense)."""
     return (host or "") in _LOOPBACK or (host or "").startswith("127.")
 
 
@@ -166,7 +167,7 @@ def _http_url(name: str, value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         shown = redact_url(value) if "sig=" in value.lower() else value
         raise SettingsError(f"{name}={shown!r} is not an http(s) URL")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise SettingsError(
             f"{name} must use https (plain http is only allowed on loopback for local runs)"
         )
@@ -184,7 +185,7 @@ def _sas_url(value: str) -> str:
         )
     path = [p for p in parts.path.split("/") if p]
     # Azurite and other emulators put the account name first in the path.
-    container_segments = 2 if _is_loopback(parts.hostname) else 1
+    container_segments = 2 if is_loopback(parts.hostname) else 1
     if len(path) != container_segments:
         raise SettingsError(
             "BLOB_SAS_URL must point at a container (…/<container>?<sas>), not an account or "
@@ -311,6 +312,3 @@ def load_local_settings(path: Path, env: Mapping[str, str]) -> dict[str, str]:
     merged.update(env)
     return merged
 
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
