@@ -5,8 +5,9 @@ fields stay raw JSON text (zero-copy views of the line), then every column is ga
 C-level ``map`` and turned into an Arrow array; nested columns are joined into one buffer and
 viewed as a string array (Arrow validates the UTF-8). Only the lines the prefilter flags, or that
 the typed decode refuses (extra fields, a number in a string field, the wrong type, a nested
-field that is not an object or array), take the reference path of :mod:`shared.records`, and
-their rows are put back in input order. The result is exactly the reference path's, line by line.
+field that is not an object or array), take the row parser of :mod:`shared.records` (its cheaper
+routes, then the reference path), and their rows are put back in input order. The result is
+exactly the reference path's, line by line.
 """
 
 from __future__ import annotations
@@ -21,24 +22,12 @@ import pyarrow as pa
 
 from shared.calltypes import COLUMNS, EXTRA_COLUMN
 from shared.prefilter import needs_reference_path
-from shared.records import NESTED_FIELDS, BadCall, CallParser, Limits, ParsedBatch, RejectedCall, parse_call
+from shared.records import NESTED_FIELDS, CallParser, Limits, ParsedBatch, RejectedCall, fast_struct
 from shared.slug import slugify_event
 
 _EMPTY = msgspec.Raw(b"")  # "field absent": a present nested field is never empty text
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError)
 _OBJECT_OR_ARRAY = (ord("{"), ord("["))
-
-
-def _struct_for(call_type: str) -> type[msgspec.Struct]:
-    fields: list[tuple[str, Any, Any]] = []
-    for column in COLUMNS[call_type]:
-        if column in (EXTRA_COLUMN, "event_text"):
-            continue
-        if column in NESTED_FIELDS:
-            fields.append((column, msgspec.Raw, _EMPTY))
-        else:
-            fields.append((column, str | None, None))
-    return msgspec.defstruct(f"Columnar{call_type.title()}Call", fields, forbid_unknown_fields=True)
 
 
 def _slug_or_none(name: str | None) -> str | None:
@@ -74,10 +63,11 @@ class ColumnarParser:
         self.call_type = call_type
         self.limits = limits or Limits()
         self.schema = pa.schema([pa.field(c, pa.string()) for c in COLUMNS[call_type]])
-        self._decode = msgspec.json.Decoder(_struct_for(call_type)).decode
+        self._decode = msgspec.json.Decoder(fast_struct(call_type, True, raw_default=_EMPTY)).decode
         self._fields = [c for c in COLUMNS[call_type] if c not in (EXTRA_COLUMN, "event_text")]
         self._getters = [operator.attrgetter(c) for c in self._fields]
         self._type_getter = operator.attrgetter("type")
+        self._rows = CallParser(call_type, "columns", self.limits)
 
     def parse(self, lines: Sequence[bytes], flags: np.ndarray | None = None) -> ParsedBatch:
         """Parse a batch (``flags`` as in :meth:`shared.records.CallParser.parse`)."""
@@ -96,24 +86,22 @@ class ColumnarParser:
             arrays = [a.filter(mask) for a in arrays]
         try:
             arrays = [a if a.type == pa.string() else a.cast(pa.string()) for a in arrays]
-        except pa.ArrowInvalid:  # invalid UTF-8 inside a nested object: let the reference path word it
-            return self._all_reference(lines, batch)
+        except pa.ArrowInvalid:  # invalid UTF-8 inside a nested object: the row parser words it
+            rows = self._rows.parse(lines, flags)
+            rows.arrow, rows.columns = self._cells_batch(rows), []
+            return rows
         fast = pa.RecordBatch.from_arrays(arrays, schema=self.schema)
         accepted_bytes = sum(len(lines[i]) for i in fast_idx)
         if slow_idx:
-            slow_rows: list[list[Any]] = []
-            slow_pos: list[int] = []
-            for i in slow_idx:
-                try:
-                    cells = parse_call(lines[i], self.call_type, self.limits, "columns")
-                except BadCall as bad:
-                    batch.rejected.append(RejectedCall(lines[i], str(bad)))
-                    continue
-                slow_rows.append(cells)  # type: ignore[arg-type]
-                slow_pos.append(i)
-                accepted_bytes += len(lines[i])
-            if slow_rows:
-                fast = _merge(fast, fast_idx, slow_rows, slow_pos, self.schema)
+            # The rest take the row parser: its cheaper routes first (extra fields, a number in a
+            # string field), the reference path for what they refuse.
+            slow_lines = [lines[i] for i in slow_idx]
+            rows = self._rows.parse(slow_lines, flags[slow_idx])
+            batch.rejected = rows.rejected
+            accepted_bytes += rows.input_bytes
+            if rows.count:
+                positions = _accepted_positions(slow_idx, slow_lines, rows.rejected)
+                fast = _merge(fast, fast_idx, self._cells_batch(rows), positions)
         batch.arrow = fast
         batch.count = fast.num_rows
         batch.input_bytes = accepted_bytes
@@ -161,33 +149,27 @@ class ColumnarParser:
         arrays.append(pa.nulls(len(structs), pa.string()))  # extra: the struct forbids unknown fields
         return arrays, odd
 
-    def _all_reference(self, lines: Sequence[bytes], batch: ParsedBatch) -> ParsedBatch:
-        rows: list[list[Any]] = []
-        accepted = 0
-        for line in lines:
-            try:
-                rows.append(parse_call(line, self.call_type, self.limits, "columns"))  # type: ignore[arg-type]
-                accepted += len(line)
-            except BadCall as bad:
-                batch.rejected.append(RejectedCall(line, str(bad)))
-        batch.arrow = _rows_to_batch(rows, self.schema)
-        batch.count = len(rows)
-        batch.input_bytes = accepted
-        return batch
+    def _cells_batch(self, rows: ParsedBatch) -> pa.RecordBatch:
+        return pa.RecordBatch.from_arrays([pa.array(c, pa.string()) for c in rows.columns], schema=self.schema)
+
+def _accepted_positions(
+    indexes: list[int], lines: list[bytes], rejected: list[RejectedCall]
+) -> list[int]:
+    """The input positions of the lines the row parser accepted (it keeps the order, and a
+    rejection holds the very line object it was given)."""
+    out: list[int] = []
+    k = 0
+    for index, line in zip(indexes, lines, strict=True):
+        if k < len(rejected) and rejected[k].line is line:
+            k += 1
+        else:
+            out.append(index)
+    return out
 
 
-def _rows_to_batch(rows: list[list[Any]], schema: pa.Schema) -> pa.RecordBatch:
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
-    return pa.RecordBatch.from_arrays([pa.array(list(c), pa.string()) for c in columns], schema=schema)
-
-
-def _merge(
-    fast: pa.RecordBatch, fast_idx: list[int], slow_rows: list[list[Any]], slow_pos: list[int],
-    schema: pa.Schema,
-) -> pa.RecordBatch:
-    """Fast rows and reference rows back in input order."""
-    slow = _rows_to_batch(slow_rows, schema)
-    table = pa.Table.from_batches([fast, slow], schema=schema)
+def _merge(fast: pa.RecordBatch, fast_idx: list[int], slow: pa.RecordBatch, slow_pos: list[int]) -> pa.RecordBatch:
+    """Fast rows and row-parser rows back in input order."""
+    table = pa.Table.from_batches([fast, slow], schema=fast.schema)
     positions = np.array(fast_idx + slow_pos, dtype=np.int64)
     order = np.argsort(positions, kind="stable")
     return table.take(pa.array(order)).combine_chunks().to_batches()[0] if table.num_rows else fast

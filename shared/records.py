@@ -247,12 +247,19 @@ def parse_call(line: bytes, call_type: str, limits: Limits, mode: Mode) -> list[
 # Fast path
 
 
-def _fast_struct(call_type: str, forbid_unknown_fields: bool) -> type[msgspec.Struct]:
+def fast_struct(
+    call_type: str, forbid_unknown_fields: bool, raw_default: msgspec.Raw | None = None
+) -> type[msgspec.Struct]:
+    """A struct of the type's own fields: strings as ``str | None``, nested objects kept as raw
+    JSON text (``raw_default`` when absent)."""
     fields: list[tuple[str, Any, Any]] = []
     for column in COLUMNS[call_type]:
         if column in (EXTRA_COLUMN, "event_text"):
             continue
-        fields.append((column, msgspec.Raw if column in NESTED_FIELDS else str | None, None))
+        if column in NESTED_FIELDS:
+            fields.append((column, msgspec.Raw, raw_default))
+        else:
+            fields.append((column, str | None, None))
     return msgspec.defstruct(
         f"Fast{call_type.title()}Call",
         fields,
@@ -292,8 +299,8 @@ class CallParser:
         self.call_type = call_type
         self.mode = mode
         self.limits = limits or Limits()
-        self._decoder = msgspec.json.Decoder(_fast_struct(call_type, True))
-        self._lenient_decoder = msgspec.json.Decoder(_fast_struct(call_type, False))
+        self._decoder = msgspec.json.Decoder(fast_struct(call_type, True))
+        self._lenient_decoder = msgspec.json.Decoder(fast_struct(call_type, False))
         self._type_decoder = msgspec.json.Decoder(_TypeOnly)
         self._type_raw = b'"' + call_type.encode() + b'"'
         fast_columns = [c for c in COLUMNS[call_type] if c not in (EXTRA_COLUMN, "event_text")]
