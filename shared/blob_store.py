@@ -35,6 +35,7 @@ from azure.storage.blob import BlobBlock, BlobClient, ContainerClient, ContentSe
 
 from shared.errors import BlobConflictError, StorageError, StoragePermissionError
 from shared.redact import redact_text
+from shared.windows import format_rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +68,8 @@ class FileIdentity:
         return {
             "exporter": "cdp-blob-exporter",
             "kind": self.kind,
-            "window_start": _ts(self.window_start),
-            "window_end": _ts(self.window_end),
+            "window_start": format_rfc3339(self.window_start),
+            "window_end": format_rfc3339(self.window_end),
             "call_type": self.call_type,
             "position": str(self.position),
             "rows": str(rows),
@@ -78,8 +79,8 @@ class FileIdentity:
     def matches(self, metadata: Mapping[str, str]) -> bool:
         md = {k.lower(): v for k, v in metadata.items()}
         return (
-            md.get("window_start") == _ts(self.window_start)
-            and md.get("window_end") == _ts(self.window_end)
+            md.get("window_start") == format_rfc3339(self.window_start)
+            and md.get("window_end") == format_rfc3339(self.window_end)
             and md.get("call_type") == self.call_type
             and md.get("position") == str(self.position)
             and md.get("kind", "data") == self.kind
@@ -92,10 +93,6 @@ class CommitResult:
     size: int
     sha256: str
     created: bool  # False: the identical blob was already there (resumed or lost response)
-
-
-def _ts(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def make_container_client(
@@ -217,7 +214,7 @@ class BlobStore:
             missing = [names[p] for p in need if p in names and p not in granted]
             expiry = sas_expiry(self._sas_url)
             if expiry and expiry <= datetime.now(UTC):
-                message = f"the BLOB_SAS_URL token expired at {_ts(expiry)} ({code}): issue a new SAS"
+                message = f"the BLOB_SAS_URL token expired at {format_rfc3339(expiry)} ({code}): issue a new SAS"
             elif missing:
                 message = (
                     f"the BLOB_SAS_URL token lacks the {' and '.join(missing)} permission ({code}): "
@@ -231,7 +228,7 @@ class BlobStore:
 def _conflict(name: str, identity: FileIdentity, existing: Mapping[str, str]) -> BlobConflictError:
     return BlobConflictError(
         f"{name} already exists and was not written by this export for {identity.call_type} "
-        f"{_ts(identity.window_start)} (its metadata: window_start={existing.get('window_start')}, "
+        f"{format_rfc3339(identity.window_start)} (its metadata: window_start={existing.get('window_start')}, "
         f"call_type={existing.get('call_type')}); the exporter never overwrites a file: move it away "
         "or point the export at an empty folder (docs/guarantees.md)"
     )
