@@ -452,7 +452,10 @@ def test_an_empty_batch_has_empty_columns() -> None:
         (b'{"type":"identify","userId":"' + b"x" * 40000 + b'"}', True),  # over the size cap
         (b'{"type":"identify","traits":' + b"[" * 32 + b"]" * 32 + b"}", True),  # 33 openers
         (b'{"type":"identify","traits":' + b"[" * 31 + b"]" * 31 + b"}", False),  # 32 openers
-        (b'{"type":"identify","userId":"' + b"{" * 40 + b'"}', True),  # openers in strings count too
+        (b'{"type":"identify","userId":"' + b"{" * 40 + b'"}', False),  # openers in strings do not count
+        (b'{"type":"identify","traits":{"s":"' + b"[" * 40 + b'"},"t":' + b"[" * 32 + b"]" * 32 + b"}", True),
+        (b'{"type":"identify","userId":"12345678901234567890","traits":{"n":"1e999"}}', False),  # strings
+        (b'{"type":"identify","traits":{"s":"\\\"{[ ","n":1e500}}', True),  # escapes, then a number
     ],
 )
 def test_the_prefilter_flags_lines_that_might_need_the_reference_path(line: bytes, flagged: bool) -> None:
