@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from shared.calltypes import COLUMNS, EXTRA_COLUMN
 from shared.prefilter import needs_reference_path
@@ -30,18 +31,30 @@ _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeErr
 _OBJECT_OR_ARRAY = (ord("{"), ord("["))
 
 
-def _slug_or_none(name: str | None) -> str | None:
-    return None if name is None else slugify_event(name)
+def _slug_column(names: pa.StringArray) -> pa.Array:
+    """The event slugs of a column of event names: each distinct name is slugged once."""
+    encoded = pc.dictionary_encode(names)
+    slugs = pa.array([slugify_event(name) for name in encoded.dictionary.to_pylist()], pa.string())
+    return slugs.take(encoded.indices)
+
+
+def _constant_column(value: str, n: int) -> pa.Array:
+    """``n`` copies of ``value`` as a string array, without a Python object per row."""
+    data = value.encode("utf-8")
+    offsets = np.arange(n + 1, dtype=np.int32) * len(data)
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data * n))
 
 
 def _raw_column(raws: list[msgspec.Raw]) -> tuple[pa.Array, np.ndarray]:
     """(string array of the raw texts, bool array: True where the value is not an object/array).
 
-    Absent values (empty text) become nulls and are not flagged.
+    Absent values (empty text) become nulls and are not flagged. The array is built straight on
+    the joined text (32-bit offsets: a batch is far below 2 GiB) and its UTF-8 is validated by
+    the caller, once per batch.
     """
     n = len(raws)
-    lengths = np.fromiter(map(len, raws), dtype=np.int64, count=n)
-    offsets = np.zeros(n + 1, dtype=np.int64)
+    lengths = np.fromiter(map(len, raws), dtype=np.int32, count=n)
+    offsets = np.zeros(n + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
     data = b"".join(raws)
     present = lengths > 0
@@ -50,9 +63,7 @@ def _raw_column(raws: list[msgspec.Raw]) -> tuple[pa.Array, np.ndarray]:
         first = np.frombuffer(data, dtype=np.uint8)[np.minimum(offsets[:-1], len(data) - 1)]
         odd = present & (first != _OBJECT_OR_ARRAY[0]) & (first != _OBJECT_OR_ARRAY[1])
     validity = None if present.all() else pa.py_buffer(np.packbits(present, bitorder="little"))
-    array = pa.LargeBinaryArray.from_buffers(
-        pa.large_binary(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(data)]
-    )
+    array = pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data), validity)
     return array, odd
 
 
@@ -66,6 +77,7 @@ class ColumnarParser:
         self._decode = msgspec.json.Decoder(fast_struct(call_type, True, raw_default=_EMPTY)).decode
         self._fields = [c for c in COLUMNS[call_type] if c not in (EXTRA_COLUMN, "event_text")]
         self._getters = [operator.attrgetter(c) for c in self._fields]
+        self._names = self.schema.names
         self._type_getter = operator.attrgetter("type")
         self._rows = CallParser(call_type, "columns", self.limits)
 
@@ -85,7 +97,9 @@ class ColumnarParser:
             mask = pa.array(keep)
             arrays = [a.filter(mask) for a in arrays]
         try:
-            arrays = [a if a.type == pa.string() else a.cast(pa.string()) for a in arrays]
+            for name, array in zip(self._names, arrays, strict=True):
+                if name in NESTED_FIELDS:
+                    array.validate(full=True)  # UTF-8 (msgspec skipped over the nested text)
         except pa.ArrowInvalid:  # invalid UTF-8 inside a nested object: the row parser words it
             rows = self._rows.parse(lines, flags)
             rows.arrow, rows.columns = self._cells_batch(rows), []
@@ -134,19 +148,24 @@ class ColumnarParser:
 
     def _columns(self, structs: list[Any]) -> tuple[list[pa.Array], np.ndarray]:
         arrays: list[pa.Array] = []
-        odd = np.zeros(len(structs), dtype=bool)
+        n = len(structs)
+        odd = np.zeros(n, dtype=bool)
         for name, getter in zip(self._fields, self._getters, strict=True):
+            if name == "type":  # the same on every row (_decode_all checked it)
+                arrays.append(_constant_column(self.call_type, n))
+                continue
             values = list(map(getter, structs))
             if name in NESTED_FIELDS:
                 array, odd_here = _raw_column(values)
                 odd |= odd_here
                 arrays.append(array)
             elif name == "event":
-                arrays.append(pa.array(list(map(_slug_or_none, values)), pa.string()))
-                arrays.append(pa.array(values, pa.string()))
+                text = pa.array(values, pa.string())
+                arrays.append(_slug_column(text))
+                arrays.append(text)
             else:
                 arrays.append(pa.array(values, pa.string()))
-        arrays.append(pa.nulls(len(structs), pa.string()))  # extra: the struct forbids unknown fields
+        arrays.append(pa.nulls(n, pa.string()))  # extra: the struct forbids unknown fields
         return arrays, odd
 
     def _cells_batch(self, rows: ParsedBatch) -> pa.RecordBatch:
