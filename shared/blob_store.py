@@ -273,7 +273,8 @@ class StagedUpload:
             return len(data)
         self._buffer += data
         while len(self._buffer) >= BLOCK_SIZE:
-            block = bytes(self._buffer[:BLOCK_SIZE])
+            with memoryview(self._buffer) as view:
+                block = bytes(view[:BLOCK_SIZE])  # one copy (a bytearray slice would be two)
             del self._buffer[:BLOCK_SIZE]
             self._stage(block)
         return len(data)
