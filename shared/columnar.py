@@ -138,7 +138,7 @@ class ColumnarParser:
             if flags[i]:
                 continue
             try:
-                s = decode(line)
+                s: Any = decode(line)
             except _DECODE_ERRORS:
                 continue
             if s.type == call_type:

@@ -16,14 +16,18 @@ next run resumes at once, finding its own committed blobs instead of writing new
 from __future__ import annotations
 
 import base64
+import contextlib
+import contextvars
 import logging
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import orjson
+from opentelemetry import trace
 
 from shared.batching import prefetch, rebatch
 from shared.blob_store import BlobStore, FileIdentity, StagedUpload
@@ -204,21 +208,58 @@ def _run(
         extra={"integration_id": dest.integration_id, "action_id": dest.action_id},
     )
     stopped: set[str] = set()
-    for window in plan:
-        for call_type in CALL_TYPES:
-            if call_type in stopped or states[call_type].window_end != window.start:
-                continue
-            if monotonic() > deadline:
-                summary.stopped_by_budget = True
-                log.warning("run budget of %ss spent; the rest is left for the next run",
-                            settings.run_budget_seconds)
-                return
-            result, new_state = _export_unit(settings, clients, dest, states[call_type], window, summary.run_id)
-            summary.units.append(result)
-            if new_state is None:
-                stopped.add(call_type)
-            else:
-                states[call_type] = new_state
+    # A unit's tail (its last row group, the last commit, the state commit) runs on the finisher
+    # thread while the next unit claims and streams: one unit finishing at a time, in order. A
+    # unit's state commit still comes after its own files; types are independent rows.
+    finishing: tuple[_Unit, Future[UnitOutcome]] | None = None
+
+    def collect() -> None:
+        nonlocal finishing
+        if finishing is None:
+            return
+        unit, future = finishing
+        finishing = None
+        result, new_state = future.result()
+        summary.units.append(result)
+        if new_state is None:
+            stopped.add(unit.call_type)
+        else:
+            states[unit.call_type] = new_state
+
+    finisher = ThreadPoolExecutor(1, thread_name_prefix="finish")
+    try:
+        for window in plan:
+            for call_type in CALL_TYPES:
+                if finishing is not None and finishing[0].call_type == call_type:
+                    collect()  # its next window needs the state it commits
+                if call_type in stopped or states[call_type].window_end != window.start:
+                    continue
+                if monotonic() > deadline:
+                    collect()
+                    summary.stopped_by_budget = True
+                    log.warning("run budget of %ss spent; the rest is left for the next run",
+                                settings.run_budget_seconds)
+                    return
+                unit = _Unit(settings, clients, dest, states[call_type], window, summary.run_id)
+                done = unit.start()
+                try:
+                    collect()
+                except BaseException:
+                    unit.abandon()
+                    raise
+                if done is not None:
+                    summary.units.append(done[0])
+                    stopped.add(call_type)
+                else:
+                    finishing = (unit, finisher.submit(contextvars.copy_context().run, unit.finish))
+        collect()
+    except BaseException:
+        if finishing is not None:  # let it land (or fail) before the error goes up
+            with contextlib.suppress(BaseException):  # the first error is the one reported
+                collect()
+        raise
+    finally:
+        finisher.shutdown(wait=True)
     record_export_lag(now, {t: s.window_end for t, s in states.items()})
 
 
@@ -231,66 +272,120 @@ def _plan(states: dict[str, TypeState], now: datetime, settings: Settings) -> li
     return sorted(windows)[: settings.max_windows_per_run]
 
 
-def _export_unit(
-    settings: Settings,
-    clients: Clients,
-    dest: Destination,
-    state: TypeState,
-    window: Window,
-    run_id: str,
-) -> tuple[UnitResult, TypeState | None]:
-    """Export one (window, type). Returns the result and the new state (None: stop this type)."""
-    result = UnitResult(window, state.call_type, "exported")
-    attrs = {"type": state.call_type}
-    with tracer.start_as_current_span("export.window") as span:
-        span.set_attribute("exporter.type", state.call_type)
-        span.set_attribute("exporter.window_start", format_rfc3339(window.start))
-        span.set_attribute("exporter.window_end", format_rfc3339(window.end))
-        span.set_attribute("exporter.integration_id", dest.integration_id)
-        span.set_attribute("exporter.action_id", dest.action_id)
-        current = Recipe.of(settings)
-        claimed = clients.state.claim(state, window.start, run_id, current.to_json())
-        if claimed is None:
-            result.status = "busy"
-            log.info("%s %s: another run is exporting it; leaving it to that run",
-                     state.call_type, window.label())
-            return result, None
-        crashpoint("after_claim")
-        try:
-            writer = _UnitWriter(clients.blobs, dest, claimed, window, current)
-            writer.run(clients.etl)
-        except WindowNotClosed as exc:
-            result.status = "not_closed"
-            result.error = str(exc)
-            log.info("%s %s: %s", state.call_type, window.label(), exc)
-            return result, None
-        except ExportError as exc:
-            if not exc.transient:
-                raise
-            result.status = "failed"
-            result.error = str(exc)
-            span.set_attribute("exporter.error", str(exc)[:200])
-            log.warning("%s %s failed, will retry on the next run: %s",
-                        state.call_type, window.label(), exc)
-            return result, None
-        result.files = writer.files
-        result.rows = writer.rows
-        result.rejected = writer.rejected
-        result.rejected_blob = writer.rejected_blob
-        if not writer.files:
-            result.status = "empty"
-        last_position = claimed.pending_position - 1 + len(writer.files)  # type: ignore[operator]
-        crashpoint("before_state_commit")
-        committed = clients.state.commit(claimed, window.end, last_position, run_id)
-        crashpoint("after_state_commit")
-        if committed is None:
-            current = clients.state.get(claimed.dest_key, claimed.call_type)
-            if current is None or current.window_end < window.end:
-                result.status = "busy"
-                log.info("%s %s: another run took the window over; its files are in place",
-                         state.call_type, window.label())
-                return result, None
-            committed = current
+#: A unit's result and its new state (None: do not go on with this type in this run).
+UnitOutcome = tuple["UnitResult", TypeState | None]
+
+
+class _Unit:
+    """One (window, type) in two steps, under one ``export.window`` span.
+
+    :meth:`start` (the run's thread) claims the window and streams its calls into files, all but
+    the last one committed; :meth:`finish` (the finisher thread) commits the last file and the
+    dead letters, then the state.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        clients: Clients,
+        dest: Destination,
+        state: TypeState,
+        window: Window,
+        run_id: str,
+    ) -> None:
+        self.settings = settings
+        self.clients = clients
+        self.dest = dest
+        self.state = state
+        self.call_type = state.call_type
+        self.window = window
+        self.run_id = run_id
+        self.result = UnitResult(window, state.call_type, "exported")
+        self.claimed: TypeState | None = None
+        self.writer: _UnitWriter | None = None
+        self._ended = False
+        self.span = tracer.start_span("export.window")
+        self.span.set_attribute("exporter.type", state.call_type)
+        self.span.set_attribute("exporter.window_start", format_rfc3339(window.start))
+        self.span.set_attribute("exporter.window_end", format_rfc3339(window.end))
+        self.span.set_attribute("exporter.integration_id", dest.integration_id)
+        self.span.set_attribute("exporter.action_id", dest.action_id)
+
+    def start(self) -> UnitOutcome | None:
+        """Claim and stream. Returns the outcome when there is nothing to finish, else None."""
+        ok = False
+        with trace.use_span(self.span, end_on_exit=False):
+            try:
+                current = Recipe.of(self.settings)
+                claimed = self.clients.state.claim(self.state, self.window.start, self.run_id, current.to_json())
+                if claimed is None:
+                    self.result.status = "busy"
+                    log.info("%s %s: another run is exporting it; leaving it to that run",
+                             self.call_type, self.window.label())
+                    return self._end()
+                crashpoint("after_claim")
+                self.claimed = claimed
+                self.writer = _UnitWriter(self.clients.blobs, self.dest, claimed, self.window, current)
+                self.writer.read(self.clients.etl)
+                ok = True
+            except WindowNotClosed as exc:
+                self.result.status = "not_closed"
+                self.result.error = str(exc)
+                log.info("%s %s: %s", self.call_type, self.window.label(), exc)
+                return self._end()
+            except ExportError as exc:
+                if not exc.transient:
+                    raise
+                return self._failed(exc)
+            finally:
+                if not ok and not self._ended:  # an error on its way up: the span still ends
+                    self._ended = True
+                    self.span.end()
+        return None
+
+    def abandon(self) -> None:
+        """Drop a started unit without finishing it (its claim is resumed by the next run)."""
+        if self.writer is not None:
+            self.writer.abandon()
+        if not self._ended:
+            self._ended = True
+            self.span.end()
+
+    def finish(self) -> UnitOutcome:
+        """Commit the last file, the dead letters, then the state."""
+        assert self.writer is not None and self.claimed is not None
+        writer, claimed, window = self.writer, self.claimed, self.window
+        with trace.use_span(self.span, end_on_exit=True):
+            try:
+                writer.finish()
+            except ExportError as exc:
+                if not exc.transient:
+                    raise
+                return self._failed(exc)
+            result = self.result
+            result.files = writer.files
+            result.rows = writer.rows
+            result.rejected = writer.rejected
+            result.rejected_blob = writer.rejected_blob
+            if not writer.files:
+                result.status = "empty"
+            last_position = claimed.pending_position - 1 + len(writer.files)  # type: ignore[operator]
+            crashpoint("before_state_commit")
+            committed = self.clients.state.commit(claimed, window.end, last_position, self.run_id)
+            crashpoint("after_state_commit")
+            if committed is None:
+                current = self.clients.state.get(claimed.dest_key, claimed.call_type)
+                if current is None or current.window_end < window.end:
+                    result.status = "busy"
+                    log.info("%s %s: another run took the window over; its files are in place",
+                             self.call_type, window.label())
+                    return result, None
+                committed = current
+            self._record(writer, result)
+            return result, committed
+
+    def _record(self, writer: _UnitWriter, result: UnitResult) -> None:
+        attrs = {"type": self.call_type}
         for f in writer.files:
             if f.created:
                 files_written.add(1, attrs)
@@ -298,6 +393,7 @@ def _export_unit(
         calls_exported.add(writer.rows, attrs)
         if writer.rejected:
             rejected_calls.add(writer.rejected, attrs)
+        span = self.span
         span.set_attribute("exporter.rows", writer.rows)
         span.set_attribute("exporter.files", len(writer.files))
         span.set_attribute("exporter.bytes", sum(f.bytes for f in writer.files))
@@ -310,10 +406,23 @@ def _export_unit(
         span.set_attribute("exporter.status", result.status)
         log.info(
             "%s %s: %d call(s) in %d file(s), %d rejected",
-            state.call_type, window.label(), writer.rows, len(writer.files), writer.rejected,
-            extra={"integration_id": dest.integration_id, "action_id": dest.action_id},
+            self.call_type, self.window.label(), writer.rows, len(writer.files), writer.rejected,
+            extra={"integration_id": self.dest.integration_id, "action_id": self.dest.action_id},
         )
-        return result, committed
+
+    def _failed(self, exc: ExportError) -> UnitOutcome:
+        self.result.status = "failed"
+        self.result.error = str(exc)
+        self.span.set_attribute("exporter.error", str(exc)[:200])
+        log.warning("%s %s failed, will retry on the next run: %s",
+                    self.call_type, self.window.label(), exc)
+        return self._end()
+
+    def _end(self) -> UnitOutcome:
+        self.span.set_attribute("exporter.status", self.result.status)
+        self._ended = True
+        self.span.end()
+        return self.result, None
 
 
 @dataclass(frozen=True)
@@ -391,7 +500,8 @@ class _UnitWriter:
         self._writer: FormatWriter | None = None
         self._rejects: StagedUpload | None = None
 
-    def run(self, etl: EtlClient) -> None:
+    def read(self, etl: EtlClient) -> None:
+        """Stream the window's calls into files; every file but the last one is committed."""
         try:
             # Two read-ahead threads: one fetches the next ETL page while the other splits the
             # current one into batches and runs the prefilter (one C++ regex pass that releases
@@ -402,13 +512,23 @@ class _UnitWriter:
             screened = ((lines, needs_reference_path(lines, limits)) for lines in rebatch(pages))
             for lines, flags in prefetch(screened, depth=2):
                 self._take(self.parser.parse(lines, flags))
+        except BaseException:
+            self.abandon()
+            raise
+
+    def finish(self) -> None:
+        """Commit the last file and the dead-letter file."""
+        try:
             self._finish_file()
             self._finish_rejects()
         except BaseException:
-            for upload in (self._upload, self._rejects):
-                if upload is not None:
-                    upload.abandon()
+            self.abandon()
             raise
+
+    def abandon(self) -> None:
+        for upload in (self._upload, self._rejects):
+            if upload is not None:
+                upload.abandon()
 
     def _take(self, batch: ParsedBatch) -> None:
         if batch.rejected:
