@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeVar
+
+from shared.lines import LineBlock
 
 T = TypeVar("T")
 
@@ -13,20 +15,26 @@ T = TypeVar("T")
 #: they depend only on the order of the calls, never on how the ETL API paged them.
 BATCH_LINES = 2000
 
-
-def rebatch(pages: Iterable[list[bytes]], size: int = BATCH_LINES) -> Iterator[list[bytes]]:
+def rebatch(pages: Iterable[Sequence[bytes]], size: int = BATCH_LINES) -> Iterator[LineBlock]:
     """Regroup pages of lines into batches of exactly ``size`` lines (the last may be shorter)."""
-    pending: list[bytes] = []
+    pending: list[LineBlock] = []
+    count = 0
     for page in pages:
-        if not pending and len(page) == size:
-            yield page
+        block = page if isinstance(page, LineBlock) else LineBlock.from_lines(page)
+        if not pending and len(block) == size:
+            yield block
             continue
-        pending.extend(page)
-        while len(pending) >= size:
-            yield pending[:size]
-            del pending[:size]
+        offset = 0
+        while offset < len(block):
+            take = min(size - count, len(block) - offset)
+            pending.append(block[offset : offset + take])
+            count += take
+            offset += take
+            if count == size:
+                yield LineBlock.concat(pending)
+                pending, count = [], 0
     if pending:
-        yield pending
+        yield LineBlock.concat(pending)
 
 
 _DONE = object()

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from shared.calltypes import COLUMNS, EXTRA_COLUMN
+from shared.lines import LineBlock
 from shared.prefilter import needs_reference_path
 from shared.records import NESTED_FIELDS, CallParser, Limits, ParsedBatch, RejectedCall, fast_struct
 from shared.slug import slugify_event
@@ -74,7 +75,9 @@ class ColumnarParser:
         self.call_type = call_type
         self.limits = limits or Limits()
         self.schema = pa.schema([pa.field(c, pa.string()) for c in COLUMNS[call_type]])
-        self._decode = msgspec.json.Decoder(fast_struct(call_type, True, raw_default=_EMPTY)).decode
+        struct = fast_struct(call_type, True, raw_default=_EMPTY)
+        self._decode = msgspec.json.Decoder(struct).decode
+        self._decode_batch = msgspec.json.Decoder(list[struct]).decode  # type: ignore[valid-type]
         self._fields = [c for c in COLUMNS[call_type] if c not in (EXTRA_COLUMN, "event_text")]
         self._getters = [operator.attrgetter(c) for c in self._fields]
         self._names = self.schema.names
@@ -105,7 +108,10 @@ class ColumnarParser:
             rows.arrow, rows.columns = self._cells_batch(rows), []
             return rows
         fast = pa.RecordBatch.from_arrays(arrays, schema=self.schema)
-        accepted_bytes = sum(len(lines[i]) for i in fast_idx)
+        if isinstance(lines, LineBlock):
+            accepted_bytes = int(lines.lengths[fast_idx].sum())
+        else:
+            accepted_bytes = sum(len(lines[i]) for i in fast_idx)
         if slow_idx:
             # The rest take the row parser: its cheaper routes first (extra fields, a number in a
             # string field), the reference path for what they refuse.
@@ -123,7 +129,20 @@ class ColumnarParser:
 
     def _decode_all(self, lines: Sequence[bytes], flags: np.ndarray) -> tuple[list[Any], list[int]]:
         decode = self._decode
-        if not flags.any():
+        if isinstance(lines, LineBlock):
+            # The whole batch in one decode of one buffer: no bytes object per line. Decoding a
+            # line inside the array is decoding it alone; flagged lines are dropped after.
+            try:
+                structs = self._decode_batch(lines.json_array())
+            except (*_DECODE_ERRORS, RecursionError):  # flagged lines are decoded here too
+                pass  # a line it refuses: line by line below, to know which
+            else:
+                types = list(map(self._type_getter, structs))
+                if not flags.any() and types.count(self.call_type) == len(structs):
+                    return structs, list(range(len(lines)))
+                keep = [i for i, t in enumerate(types) if t == self.call_type and not flags[i]]
+                return [structs[i] for i in keep], keep
+        elif not flags.any():
             try:
                 structs = list(map(decode, lines))
             except _DECODE_ERRORS:

@@ -22,6 +22,7 @@ import urllib3
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from shared.errors import EtlApiError, EtlApiUnavailable, WindowNotClosed
+from shared.lines import LineBlock
 from shared.settings import is_loopback
 from shared.windows import format_rfc3339
 
@@ -135,8 +136,8 @@ class EtlClient:
                 )
         return Destination(integration_id, action_id)
 
-    def pages(self, call_type: str, start: datetime, end: datetime) -> Iterator[list[bytes]]:
-        """Yield the window's calls page by page, each page as its list of lines (no ``\\n``).
+    def pages(self, call_type: str, start: datetime, end: datetime) -> Iterator[LineBlock]:
+        """Yield the window's calls page by page, each page's lines in one :class:`LineBlock`.
 
         Raises EtlApiError (permanent), WindowNotClosed, or EtlApiUnavailable (retries spent).
         """
@@ -162,12 +163,7 @@ class EtlClient:
                 if digest in seen_bodies:
                     raise self._loop(call_type, params)
                 seen_bodies.add(digest)
-            lines = body.split(b"\n")
-            lines.pop()  # the framing guarantees a final "\n": the last item is empty
-            del body
-            if b"" in lines:
-                lines = [ln for ln in lines if ln]  # blank lines carry no call
-            yield lines
+            yield LineBlock.from_body(body)  # the framing guarantees a final "\n"; no copy
             if not next_cursor:
                 return
             if next_cursor in seen or next_cursor == cursor:

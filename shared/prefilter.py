@@ -24,6 +24,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from shared.lines import LineBlock
+
 if TYPE_CHECKING:
     from shared.records import Limits
 
@@ -68,13 +70,18 @@ def needs_reference_path(lines: Sequence[bytes], limits: Limits) -> np.ndarray:
     n = len(lines)
     if n == 0:
         return np.zeros(0, dtype=bool)
-    lengths = np.fromiter(map(len, lines), dtype=np.int64, count=n)
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    data = b"".join(lines)
-    array = pa.LargeBinaryArray.from_buffers(
-        pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
-    )
+    if isinstance(lines, LineBlock):
+        # Zero-copy: each value keeps its trailing "\n", which no alternative can match on.
+        lengths = lines.lengths
+        array = lines.binary_array()
+    else:
+        lengths = np.fromiter(map(len, lines), dtype=np.int64, count=n)
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        data = b"".join(lines)
+        array = pa.LargeBinaryArray.from_buffers(
+            pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+        )
     matched = pc.match_substring_regex(array, _pattern(limits.max_depth))
     flags = matched.to_numpy(zero_copy_only=False).astype(bool, copy=True)
     flags |= lengths > limits.max_call_bytes

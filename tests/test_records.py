@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 from shared.calltypes import CALL_TYPES, COLUMNS, KNOWN_FIELDS
 from shared.columnar import ColumnarParser
+from shared.lines import LineBlock
 from shared.prefilter import needs_reference_path
 from shared.records import BadCall, CallParser, Limits, ParsedBatch, RejectedCall, parse_call
 from shared.slug import slugify_event
@@ -78,11 +80,17 @@ def parse(lines: list[bytes], call_type: str, mode: str, limits: Limits | None =
     fast = CallParser(call_type, mode, limits).parse(lines)  # type: ignore[arg-type]
     reference = _reference(lines, call_type, mode, limits)
     assert fast == reference
+    # The export hands the parsers LineBlocks (a page's buffer), the tests also plain lists.
+    inputs: list[Sequence[bytes]] = [lines]
+    if not any(b"\n" in line for line in lines):
+        inputs.append(LineBlock.from_lines(lines))
+        assert CallParser(call_type, mode, limits).parse(inputs[-1]) == reference  # type: ignore[arg-type]
     if mode == "columns":  # the Arrow fast path must agree too
-        columnar = ColumnarParser(call_type, limits).parse(lines)
-        assert columnar.rejected == reference.rejected
-        assert (columnar.count, columnar.input_bytes) == (reference.count, reference.input_bytes)
-        assert columnar.arrow.to_pydict() == dict(zip(COLUMNS[call_type], reference.columns, strict=True))
+        for given in inputs:
+            columnar = ColumnarParser(call_type, limits).parse(given)
+            assert columnar.rejected == reference.rejected
+            assert (columnar.count, columnar.input_bytes) == (reference.count, reference.input_bytes)
+            assert columnar.arrow.to_pydict() == dict(zip(COLUMNS[call_type], reference.columns, strict=True))
     return fast
 
 
@@ -460,11 +468,14 @@ def test_an_empty_batch_has_empty_columns() -> None:
 )
 def test_the_prefilter_flags_lines_that_might_need_the_reference_path(line: bytes, flagged: bool) -> None:
     assert needs_reference_path([line], Limits()).tolist() == [flagged]
+    assert needs_reference_path(LineBlock.from_lines([line]), Limits()).tolist() == [flagged]
 
 
 def test_the_prefilter_flags_each_line_on_its_own() -> None:
     lines = [b'{"a":1}', b'{"a": 1}', b'{"a":"\xff"}', b'{"a":2}', b"x" * 50]
     assert needs_reference_path(lines, Limits(max_call_bytes=40)).tolist() == [False, True, True, False, True]
+    block = LineBlock.from_body(b"\n".join([b"x", *lines, b""]))[1:]  # a slice: offsets not from 0
+    assert needs_reference_path(block, Limits(max_call_bytes=40)).tolist() == [False, True, True, False, True]
     assert needs_reference_path([], Limits()).tolist() == []
 
 
