@@ -81,6 +81,7 @@ class ColumnarParser:
         self._fields = [c for c in COLUMNS[call_type] if c not in (EXTRA_COLUMN, "event_text")]
         self._getters = [operator.attrgetter(c) for c in self._fields]
         self._names = self.schema.names
+        self._text = bytearray()  # the batch's JSON array text, reused batch after batch
         self._type_getter = operator.attrgetter("type")
         self._rows = CallParser(call_type, "columns", self.limits)
 
@@ -133,7 +134,7 @@ class ColumnarParser:
             # The whole batch in one decode of one buffer: no bytes object per line. Decoding a
             # line inside the array is decoding it alone; flagged lines are dropped after.
             try:
-                structs = self._decode_batch(lines.json_array())
+                structs = self._decode_batch(lines.json_array(self._text))
             except (*_DECODE_ERRORS, RecursionError):  # flagged lines are decoded here too
                 pass  # a line it refuses: line by line below, to know which
             else:

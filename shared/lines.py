@@ -99,14 +99,26 @@ class LineBlock(Sequence[bytes]):
             pa.large_binary(), len(self), [None, pa.py_buffer(self._starts), pa.py_buffer(self._data)]
         )
 
-    def json_array(self) -> bytearray:
-        """The lines as one JSON array text, ``[line0,line1,...]``, in two copies (a line never
-        holds a raw ``\\n``: JSON escapes it inside strings). Never changed afterwards: decoded
-        raw values point into it."""
-        if not len(self):
-            return bytearray(b"[]")
-        text = bytearray(b"[")
-        text += memoryview(self._data)[self._starts[0] : self._starts[-1]]
-        text = text.replace(b"\n", b",")
-        text[-1] = 0x5D  # the last line's "," -> "]"
-        return text
+    def json_array(self, into: bytearray | None = None) -> memoryview:
+        """The lines as one JSON array text, ``[line0,line1,...]`` (a line never holds a raw
+        ``\\n``: JSON escapes it inside strings).
+
+        Written into ``into`` (grown when too small) so that a caller parsing batch after batch
+        reuses one buffer instead of faulting in fresh pages for every batch. The view is only
+        valid until ``into`` is used again; decoded raw values point into it.
+        """
+        buf = bytearray() if into is None else into
+        n = len(self)
+        if not n:
+            return memoryview(b"[]")
+        s0, s1 = int(self._starts[0]), int(self._starts[-1])
+        size = s1 - s0 + 1  # "[" + the lines, each with its "\n" (the last one becomes "]")
+        if len(buf) < size:
+            buf.extend(bytes(size - len(buf)))
+        buf[0] = 0x5B  # "["
+        buf[1:size] = memoryview(self._data)[s0:s1]
+        text = np.frombuffer(buf, dtype=np.uint8, count=size)
+        np.copyto(text, 0x2C, where=text == _NEWLINE)  # "\n" -> ","
+        del text
+        buf[size - 1] = 0x5D  # the last line's "," -> "]"
+        return memoryview(buf)[:size]

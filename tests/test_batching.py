@@ -60,7 +60,7 @@ def test_a_batch_across_pages_is_one_buffer_with_the_lines_of_both() -> None:
     batches = list(rebatch([first, second], 2))
     assert [list(b) for b in batches] == [[b"1", b"2"], [b"3", b"4"], [b"5"]]
     crossing = batches[1]
-    assert crossing.json_array() == b"[3,4]"
+    assert bytes(crossing.json_array()) == b"[3,4]"
     assert crossing.binary_array().to_pylist() == [b"3\n", b"4\n"]
 
 
@@ -69,8 +69,11 @@ def test_the_json_array_of_a_block_is_its_lines_as_one_array(objects: list[dict[
     lines = [msgspec.json.encode(o) for o in objects]
     block = LineBlock.from_lines(lines)
     assert msgspec.json.decode(block.json_array()) == objects
+    reused = bytearray(b"x" * 3)  # too small at first, then bigger than needed
+    for _ in range(2):
+        assert msgspec.json.decode(block.json_array(reused)) == objects
     if len(block) > 1:
-        assert msgspec.json.decode(block[1:].json_array()) == objects[1:]
+        assert msgspec.json.decode(block[1:].json_array(reused)) == objects[1:]
 
 
 def test_prefetch_hands_on_items_in_order_and_reraises_where_it_failed() -> None:
