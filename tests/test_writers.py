@@ -331,9 +331,22 @@ def test_parquet_row_groups_split_at_row_group_rows(monkeypatch: pytest.MonkeyPa
         ]
 
 
-def test_the_default_row_group_is_duckdbs_122880_rows_or_32_mib() -> None:
+def test_the_default_row_group_is_duckdbs_122880_rows_or_16_mib() -> None:
     assert parquet_module.ROW_GROUP_ROWS == 122_880
-    assert parquet_module.ROW_GROUP_BYTES == 32 * 1024 * 1024
+    assert parquet_module.ROW_GROUP_BYTES == 16 * 1024 * 1024
+
+
+def test_parquet_dictionary_encodes_repeating_columns_but_not_ids_and_timestamps() -> None:
+    data, _ = write("parquet", "track", calls_for("track", 50), batch=10)
+    meta = pq.ParquetFile(io.BytesIO(data)).metadata
+    encodings = {
+        meta.schema.column(i).name: set(meta.row_group(0).column(i).encodings) for i in range(meta.num_columns)
+    }
+    dictionary = {"RLE_DICTIONARY", "PLAIN_DICTIONARY"}
+    for name in ("messageId", "timestamp", "originalTimestamp", "sentAt", "receivedAt"):
+        assert not encodings[name] & dictionary, name
+    for name in ("type", "event", "context", "properties"):
+        assert encodings[name] & dictionary, name
 
 
 def test_parquet_row_groups_split_at_row_group_bytes(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -2,10 +2,12 @@
 
 Row groups hold up to ROW_GROUP_ROWS calls and up to ROW_GROUP_BYTES of cell text (a single call
 bigger than that gets a row group of its own): big enough for DuckDB/Spark/Synapse to scan
-efficiently (DuckDB's own row group is 122,880 rows; 32 MiB is about 20,000 typical calls of
-1.5 KB, 3-5 MB compressed), small enough to keep the exporter's memory flat. The boundaries
-depend only on the sequence of rows; the export feeds fixed-size batches (shared.batching), so two
-runs that export the same calls write the same bytes even if the ETL API paged them differently.
+efficiently (DuckDB's own row group is 122,880 rows; 16 MiB is about 11,000 typical calls of
+1.4 KB, 1.5-2.5 MB compressed), small enough to keep the exporter's memory flat: one row group
+is being encoded while the next one fills, so two are in memory (32 MiB was 20 MB more peak RSS).
+The boundaries depend only on the sequence of rows; the export feeds fixed-size batches
+(shared.batching), so two runs that export the same calls write the same bytes even if the ETL
+API paged them differently.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from shared.writers.arrow import record_batch, schema_for
 from shared.writers.base import ByteSink, FormatWriter, WriterOptions, WriterSpec
 
 ROW_GROUP_ROWS = 122_880
-ROW_GROUP_BYTES = 32 * 1024 * 1024
+#: Columns whose values (almost) never repeat: dictionary-encoding them only to fall back to plain
+#: pages costs time and bytes (about 15% of the encode and 7% of the file here).
+UNIQUE_COLUMNS = frozenset({"messageId", "timestamp", "originalTimestamp", "sentAt", "receivedAt"})
+ROW_GROUP_BYTES = 16 * 1024 * 1024
 
 
 def _row_sizes(rb: pa.RecordBatch) -> np.ndarray:
@@ -48,6 +53,7 @@ class ParquetWriter(FormatWriter):
             compression=options.parquet_compression,
             version="2.6",
             write_statistics=True,
+            use_dictionary=[c for c in self._schema.names if c not in UNIQUE_COLUMNS],
         )
         # Row groups are encoded and compressed on a thread of their own (Arrow releases the GIL),
         # overlapping the parsing of the next batches; one at a time, in order.
