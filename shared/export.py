@@ -506,11 +506,11 @@ class _UnitWriter:
             # Two read-ahead threads: one fetches the next ETL page while the other splits the
             # current one into batches and runs the prefilter (one C++ regex pass that releases
             # the GIL), so neither the network nor the screen stalls the decoding here. At most
-            # one page and two batches wait (about 8 MB at 1.4 KB per call).
+            # one page and one batch wait (about 6 MB at 1.4 KB per call).
             pages = prefetch(etl.pages(self.call_type, self.window.start, self.window.end), depth=1)
             limits = self.parser.limits
             screened = ((lines, needs_reference_path(lines, limits)) for lines in rebatch(pages))
-            for lines, flags in prefetch(screened, depth=2):
+            for lines, flags in prefetch(screened, depth=1):
                 self._take(self.parser.parse(lines, flags))
         except BaseException:
             self.abandon()
