@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 
 # Transport settings, spelled out (the SDK defaults are tuned for interactive use).
 BLOCK_SIZE = 8 * 1024 * 1024  # staged block size; also the single-shot upload threshold
-UPLOAD_CONCURRENCY = 4  # blocks in flight per file: 32 MiB of buffers at most
+UPLOAD_CONCURRENCY = 2  # blocks in flight per file: 16 MiB of buffers at most
 CONNECTION_TIMEOUT = 20  # seconds
 READ_TIMEOUT = 120  # seconds; a block of 8 MiB takes well under that on a slow link
 RETRY_TOTAL = 5  # the SDK's exponential retry on 408/429/5xx/connection errors
