@@ -44,6 +44,7 @@ from devtools.azurite import Azurite, azurite_binary, start_azurite  # noqa: E40
 from shared.batching import BATCH_LINES, rebatch  # noqa: E402
 from shared.calltypes import CALL_TYPES, COLUMNS  # noqa: E402
 from shared.columnar import parser_for  # noqa: E402
+from shared.etl_client import PAGE_LIMIT  # noqa: E402
 from shared.lines import LineBlock  # noqa: E402
 from shared.writers import FORMATS, WriterOptions, writer_class  # noqa: E402
 
@@ -87,6 +88,16 @@ def mb(n: float) -> float:
     return n / 1e6
 
 
+def cpu_probe_ms() -> float:
+    """A fixed pure-Python loop, best of 3, in ms: tells a VM's fast and slow phases apart."""
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        sum(i * i for i in range(3_000_000))
+        best = min(best, time.perf_counter() - t0)
+    return round(best * 1000, 1)
+
+
 def machine_info() -> dict[str, Any]:
     cpu = platform.processor() or "unknown"
     try:
@@ -118,6 +129,7 @@ def machine_info() -> dict[str, Any]:
         "pyarrow": pa.__version__,
         "msgspec": msgspec.__version__,
         "azurite": az_version,
+        "probe_ms": cpu_probe_ms(),
     }
 
 
@@ -698,7 +710,8 @@ def main(argv: list[str] | None = None) -> int:
     log("exporter benchmark")
     for k, v in info.items():
         log(f"  {k:8s} {v}")
-    log(f"  batch {BATCH_LINES} lines, API pages {API_PAGE_LINES} lines, formats {' '.join(args.formats)}")
+    log(f"  batch {BATCH_LINES} lines, exporter pages {PAGE_LIMIT} calls, floor pages {API_PAGE_LINES} "
+        f"lines, formats {' '.join(args.formats)}")
 
     workroot = Path(tempfile.mkdtemp(prefix="exporter-bench-"))
     results: list[Result] = []
