@@ -659,9 +659,12 @@ def print_table(results: list[Result]) -> None:
 
 
 def check_targets(results: list[Result]) -> list[str]:
+    """The issue's targets, which are set at N = 1M (at smaller N the fixed start-up dominates)."""
     misses: list[str] = []
     by_key = {(r.n, r.format): r for r in results}
     for r in results:
+        if r.n < 1_000_000:
+            continue
         if r.format == "parquet":
             if r.calls_per_s < TARGET_PARQUET_CALLS_S:
                 misses.append(f"parquet N={r.n:,}: {r.calls_per_s:,.0f} calls/s < {TARGET_PARQUET_CALLS_S:,}")
@@ -669,13 +672,12 @@ def check_targets(results: list[Result]) -> list[str]:
                 misses.append(f"parquet N={r.n:,}: {r.ratio:.2f} of floor < {TARGET_PARQUET_FLOOR_RATIO}")
         elif r.calls_per_s < TARGET_TEXT_CALLS_S:
             misses.append(f"{r.format} N={r.n:,}: {r.calls_per_s:,.0f} calls/s < {TARGET_TEXT_CALLS_S:,}")
-        if r.n >= 1_000_000:
-            if r.peak_rss_mb >= TARGET_RSS_MB_1M:
-                misses.append(f"{r.format} N={r.n:,}: peak RSS {r.peak_rss_mb:.0f} MB >= {TARGET_RSS_MB_1M}")
-            small = by_key.get((100_000, r.format))
-            if small and r.peak_rss_mb > small.peak_rss_mb * (1 + TARGET_RSS_GROWTH):
-                misses.append(f"{r.format}: peak RSS {r.peak_rss_mb:.0f} MB at 1M is more than "
-                              f"{TARGET_RSS_GROWTH:.0%} over {small.peak_rss_mb:.0f} MB at 100k")
+        if r.peak_rss_mb >= TARGET_RSS_MB_1M:
+            misses.append(f"{r.format} N={r.n:,}: peak RSS {r.peak_rss_mb:.0f} MB >= {TARGET_RSS_MB_1M}")
+        small = by_key.get((100_000, r.format))
+        if small and r.peak_rss_mb > small.peak_rss_mb * (1 + TARGET_RSS_GROWTH):
+            misses.append(f"{r.format}: peak RSS {r.peak_rss_mb:.0f} MB at 1M is more than "
+                          f"{TARGET_RSS_GROWTH:.0%} over {small.peak_rss_mb:.0f} MB at 100k")
     return misses
 
 
