@@ -43,32 +43,24 @@ _DONE = object()
 def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     """Iterate ``items`` in a background thread, up to ``depth`` ahead (network overlaps parsing).
 
-    At most ``depth`` items are made and not yet taken, the one being made included: with depth 1
-    the next item is made while the consumer works on the current one, and no third one waits
-    (a page in a queue and another in a blocked producer would be two).
-
     Exceptions are re-raised in the consumer at the position they happened. Closing the returned
     generator early stops the producer at its next item.
     """
-    q: queue.Queue[object] = queue.Queue()  # bounded by ``room``
-    room = threading.Semaphore(depth)
+    q: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
     def produce() -> None:
         try:
-            source = iter(items)
-            while True:
-                while not room.acquire(timeout=0.1):
-                    if stop.is_set():
-                        return
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
                 if stop.is_set():
                     return
-                try:
-                    item = next(source)
-                except StopIteration:
-                    q.put(_DONE)
-                    return
-                q.put(item)
+            q.put(_DONE)
         except BaseException as exc:  # handed to the consumer, which raises it
             q.put(exc)
 
@@ -77,7 +69,6 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     try:
         while True:
             item = q.get()
-            room.release()
             if item is _DONE:
                 return
             if isinstance(item, BaseException):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import msgspec
 import pytest
@@ -104,26 +103,3 @@ def test_prefetch_closed_early_stops_its_thread() -> None:
     it.close()
     assert threading.active_count() == before
     assert len(produced) < 10
-
-
-def test_prefetch_makes_the_next_item_while_the_consumer_works_and_no_more() -> None:
-    produced: list[int] = []
-
-    def items():  # type: ignore[no-untyped-def]
-        for i in range(100):
-            produced.append(i)
-            yield i
-
-    def settled(n: int) -> list[int]:
-        deadline = time.monotonic() + 5
-        while len(produced) < n and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.2)  # room for a wrongly eager producer to show itself
-        return list(produced)
-
-    it = prefetch(items(), depth=1)
-    assert next(it) == 0
-    assert settled(2) == [0, 1]  # one made ahead (a page in memory), not two
-    assert next(it) == 1
-    assert settled(3) == [0, 1, 2]
-    it.close()
