@@ -15,6 +15,7 @@ T = TypeVar("T")
 #: they depend only on the order of the calls, never on how the ETL API paged them.
 BATCH_LINES = 2000
 
+
 def rebatch(pages: Iterable[Sequence[bytes]], size: int = BATCH_LINES) -> Iterator[LineBlock]:
     """Regroup pages of lines into batches of exactly ``size`` lines (the last may be shorter)."""
     pending: list[LineBlock] = []

@@ -70,18 +70,11 @@ def needs_reference_path(lines: Sequence[bytes], limits: Limits) -> np.ndarray:
     n = len(lines)
     if n == 0:
         return np.zeros(0, dtype=bool)
-    if isinstance(lines, LineBlock):
-        # Zero-copy: each value keeps its trailing "\n", which no alternative can match on.
-        lengths = lines.lengths
-        array = lines.binary_array()
-    else:
-        lengths = np.fromiter(map(len, lines), dtype=np.int64, count=n)
-        offsets = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        data = b"".join(lines)
-        array = pa.LargeBinaryArray.from_buffers(
-            pa.large_binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
-        )
+    # A page's LineBlock is screened in place (zero-copy); a plain list is joined into one first.
+    # Each value keeps its trailing "\n", which no alternative can match on.
+    block = lines if isinstance(lines, LineBlock) else LineBlock.from_lines(lines)
+    lengths = block.lengths
+    array = block.binary_array()
     matched = pc.match_substring_regex(array, _pattern(limits.max_depth))
     flags = matched.to_numpy(zero_copy_only=False).astype(bool, copy=True)
     flags |= lengths > limits.max_call_bytes
