@@ -135,8 +135,8 @@ class ColumnarParser:
             # line inside the array is decoding it alone; flagged lines are dropped after.
             try:
                 structs = self._decode_batch(lines.json_array(self._text))
-            except (*_DECODE_ERRORS, RecursionError):  # flagged lines are decoded here too
-                pass  # a line it refuses: line by line below, to know which
+            except (*_DECODE_ERRORS, RecursionError, ValueError):  # flagged lines are decoded too
+                pass  # a line it refuses (or a raw newline in one): line by line below
             else:
                 types = list(map(self._type_getter, structs))
                 if not flags.any() and types.count(self.call_type) == len(structs):

@@ -100,8 +100,11 @@ class LineBlock(Sequence[bytes]):
         )
 
     def json_array(self, into: bytearray | None = None) -> memoryview:
-        """The lines as one JSON array text, ``[line0,line1,...]`` (a line never holds a raw
-        ``\\n``: JSON escapes it inside strings).
+        """The lines as one JSON array text, ``[line0,line1,...]``.
+
+        Raises ValueError when a line holds a raw ``\\n`` (possible only for a block made with
+        :meth:`from_lines`; a page's lines are split at every ``\\n``): turned into a comma it
+        could make a broken line decode as a different value.
 
         Written into ``into`` (grown when too small) so that a caller parsing batch after batch
         reuses one buffer instead of faulting in fresh pages for every batch. The view is only
@@ -118,7 +121,10 @@ class LineBlock(Sequence[bytes]):
         buf[0] = 0x5B  # "["
         buf[1:size] = memoryview(self._data)[s0:s1]
         text = np.frombuffer(buf, dtype=np.uint8, count=size)
-        np.copyto(text, 0x2C, where=text == _NEWLINE)  # "\n" -> ","
+        newlines = text == _NEWLINE
         del text
+        if int(np.count_nonzero(newlines)) != n:
+            raise ValueError("a line holds a raw newline: it cannot be read as one array element")
+        np.copyto(np.frombuffer(buf, dtype=np.uint8, count=size), 0x2C, where=newlines)  # "\n" -> ","
         buf[size - 1] = 0x5D  # the last line's "," -> "]"
         return memoryview(buf)[:size]

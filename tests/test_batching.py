@@ -103,3 +103,10 @@ def test_prefetch_closed_early_stops_its_thread() -> None:
     it.close()
     assert threading.active_count() == before
     assert len(produced) < 10
+
+
+def test_a_raw_newline_inside_a_line_is_refused_not_turned_into_a_comma() -> None:
+    block = LineBlock.from_lines([b'{"a":1}', b'{"a":[1\n2]}'])  # broken JSON; "[1,2]" would not be
+    assert list(block) == [b'{"a":1}', b'{"a":[1\n2]}']
+    with pytest.raises(ValueError, match="raw newline"):
+        block.json_array()

@@ -81,10 +81,8 @@ def parse(lines: list[bytes], call_type: str, mode: str, limits: Limits | None =
     reference = _reference(lines, call_type, mode, limits)
     assert fast == reference
     # The export hands the parsers LineBlocks (a page's buffer), the tests also plain lists.
-    inputs: list[Sequence[bytes]] = [lines]
-    if not any(b"\n" in line for line in lines):
-        inputs.append(LineBlock.from_lines(lines))
-        assert CallParser(call_type, mode, limits).parse(inputs[-1]) == reference  # type: ignore[arg-type]
+    inputs: list[Sequence[bytes]] = [lines, LineBlock.from_lines(lines)]
+    assert CallParser(call_type, mode, limits).parse(inputs[-1]) == reference  # type: ignore[arg-type]
     if mode == "columns":  # the Arrow fast path must agree too
         for given in inputs:
             columnar = ColumnarParser(call_type, limits).parse(given)
@@ -399,6 +397,13 @@ def test_a_call_may_nest_max_depth_levels_and_no_more(mode: str) -> None:
         assert batch.count == 1
         assert [r.line for r in batch.rejected] == [too_deep, empty_too_deep]
         assert all(r.reason == f"nests deeper than {max_depth} levels" for r in batch.rejected)
+
+
+def test_a_raw_newline_between_tokens_is_not_read_as_a_comma() -> None:
+    broken = b'{"type":"identify","userId":"u","traits":{"n":[1\n2]}}'
+    good = b'{"type":"identify","userId":"v"}'
+    batch = parse([good, broken], "identify", "columns")  # both inputs, as the reference path
+    assert [r.line for r in batch.rejected] == [broken] and batch.count == 1
 
 
 @pytest.mark.parametrize("mode", MODES)
