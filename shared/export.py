@@ -338,18 +338,15 @@ class _Unit:
                     raise
                 return self._failed(exc)
             finally:
-                if not ok and not self._ended:  # an error on its way up: the span still ends
-                    self._ended = True
-                    self.span.end()
+                if not ok:  # an error on its way up: the span still ends
+                    self._end_span()
         return None
 
     def abandon(self) -> None:
         """Drop a started unit without finishing it (its claim is resumed by the next run)."""
         if self.writer is not None:
             self.writer.abandon()
-        if not self._ended:
-            self._ended = True
-            self.span.end()
+        self._end_span()
 
     def finish(self) -> UnitOutcome:
         """Commit the last file, the dead letters, then the state."""
@@ -420,9 +417,13 @@ class _Unit:
 
     def _end(self) -> UnitOutcome:
         self.span.set_attribute("exporter.status", self.result.status)
-        self._ended = True
-        self.span.end()
+        self._end_span()
         return self.result, None
+
+    def _end_span(self) -> None:
+        if not self._ended:
+            self._ended = True
+            self.span.end()
 
 
 @dataclass(frozen=True)
