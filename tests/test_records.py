@@ -842,3 +842,13 @@ def test_the_fast_path_is_the_reference_path_and_cells_read_back_to_the_values_s
                     want[k] = v
             got = _strict_json(doc)
             assert got == want and list(got) == list(want)
+
+
+def test_one_columnar_parser_reuses_its_batch_buffer_across_batches_of_any_size() -> None:
+    parser = ColumnarParser("identify")
+    small = [_line({"type": "identify", "userId": "u"})]
+    big = [_line({"type": "identify", "userId": f"u{i}", "traits": {"s": "x" * i}}) for i in range(50)]
+    for lines in (small, big, small, big):  # the buffer grows, then is reused
+        got = parser.parse(LineBlock.from_lines(lines))
+        assert got.count == len(lines) and not got.rejected
+        assert got.arrow.column("userId").to_pylist() == [json.loads(line)["userId"] for line in lines]
