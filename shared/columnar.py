@@ -138,11 +138,14 @@ class ColumnarParser:
             except (*_DECODE_ERRORS, RecursionError, ValueError):  # flagged lines are decoded too
                 pass  # a line it refuses (or a raw newline in one): line by line below
             else:
-                types = list(map(self._type_getter, structs))
-                if not flags.any() and types.count(self.call_type) == len(structs):
-                    return structs, list(range(len(lines)))
-                keep = [i for i, t in enumerate(types) if t == self.call_type and not flags[i]]
-                return [structs[i] for i in keep], keep
+                # One value per line, or the lines did not split as lines do (a blank line, "1,2"):
+                # then line by line below.
+                if len(structs) == len(lines):
+                    types = list(map(self._type_getter, structs))
+                    if not flags.any() and types.count(self.call_type) == len(structs):
+                        return structs, list(range(len(lines)))
+                    keep = [i for i, t in enumerate(types) if t == self.call_type and not flags[i]]
+                    return [structs[i] for i in keep], keep
         elif not flags.any():
             try:
                 structs = list(map(decode, lines))

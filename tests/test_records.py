@@ -399,6 +399,12 @@ def test_a_call_may_nest_max_depth_levels_and_no_more(mode: str) -> None:
         assert all(r.reason == f"nests deeper than {max_depth} levels" for r in batch.rejected)
 
 
+@pytest.mark.parametrize("lines", [[b""], [b" "], [b"\t"], [b'{"type":"identify"},{"type":"identify"}']])
+def test_a_line_that_is_not_one_value_is_rejected_even_alone_in_a_batch(lines: list[bytes]) -> None:
+    batch = parse(lines, "identify", "columns")  # both inputs, as the reference path
+    assert [r.line for r in batch.rejected] == lines and batch.count == 0
+
+
 def test_a_raw_newline_between_tokens_is_not_read_as_a_comma() -> None:
     broken = b'{"type":"identify","userId":"u","traits":{"n":[1\n2]}}'
     good = b'{"type":"identify","userId":"v"}'
