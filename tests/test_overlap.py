@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from emulator.faults import Fault
 from shared.calltypes import CALL_TYPES
 from tests.conftest import ROOT
 from tests.support.calls import make_window_calls
@@ -46,6 +47,9 @@ def test_two_exports_at_once_write_every_file_exactly_once_and_both_exit_0(harne
     calls = _windows(harness, 18, {t: 4 for t in CALL_TYPES}, seed=50)
     harness.source.add([("page", "2026-11-28T12:05:00.000Z", b"<bad line>")])
     harness.env.update(START, MAX_FILE_ROWS=max_rows)
+    # Every page takes 30 ms more, so a run lasts seconds, far longer than the two processes'
+    # start-up skew: the race below is real however fast the export itself has become.
+    harness.etl.add_fault(Fault("delay", delay=0.03, times=10_000))
     now = (W0 + timedelta(minutes=180, seconds=61)).strftime("%Y-%m-%dT%H:%M:%SZ")
     procs = [_popen(harness, "run", "--now", now) for _ in range(2)]
     outs = [p.communicate(timeout=120) for p in procs]
