@@ -150,6 +150,13 @@ var platformSettings = {
   // Application Insights accepts Entra ID telemetry only: the host and the
   // OpenTelemetry exporter both sign in with the system-assigned identity.
   'APPLICATIONINSIGHTS_AUTHENTICATION_STRING': 'Authorization=AAD'
+  // host.json has telemetryMode OpenTelemetry. The Python worker then reports
+  // OpenTelemetry enabled, so the host stops relaying the worker's log lines
+  // (function_app.py exports them itself) and passes its trace context to the
+  // invocation. Without it every line lands twice and host and app spans are not
+  // linked. Not PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: that makes the worker
+  // start a second Azure Monitor exporter beside the one in function_app.py.
+  'PYTHON_ENABLE_OPENTELEMETRY': 'true'
 }
 
 resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {

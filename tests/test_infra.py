@@ -1,0 +1,319 @@
+"""What can be checked of the deployment without a Bicep compiler or a subscription: the text of
+infra/*.bicep, azure.yaml, host.json and the azd hooks, read the way ARM and the Functions host
+would read them. docs/deploy.md ("How the templates were checked") says what each test stands for.
+
+The app-settings names themselves are compared with the code in tests/test_settings_consistency.py;
+this file reuses its parser of ``exporterSettings``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.test_settings_consistency import ALL_SETTINGS, _canonical, bicep_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+INFRA = ROOT / "infra"
+
+
+# --- a small reader of Bicep text -----------------------------------------------------------
+
+def _strip_comments(text: str) -> str:
+    """The text with // and /* */ comments blanked out (strings left alone), same length."""
+    out: list[str] = []
+    i, n = 0, len(text)
+    in_string = False
+    interpolation = 0  # depth of ${ ... } inside a string
+    stack: list[int] = []  # interpolation depths of the strings we are in
+    while i < n:
+        c = text[i]
+        if in_string:
+            if c == "\\" and i + 1 < n:
+                out.append(text[i:i + 2])
+                i += 2
+                continue
+            if c == "$" and text.startswith("${", i):
+                stack.append(interpolation)
+                in_string = False
+                interpolation = 1
+                out.append("${")
+                i += 2
+                continue
+            if c == "'":
+                in_string = False
+            out.append(c)
+            i += 1
+            continue
+        if text.startswith("//", i):
+            end = text.find("\n", i)
+            end = n if end < 0 else end
+            out.append(" " * (end - i))
+            i = end
+            continue
+        if text.startswith("/*", i):
+            end = text.find("*/", i)
+            end = n if end < 0 else end + 2
+            out.append(re.sub(r"[^\n]", " ", text[i:end]))
+            i = end
+            continue
+        if c == "'":
+            in_string = True
+        elif stack and c == "{":
+            interpolation += 1
+        elif stack and c == "}":
+            interpolation -= 1
+            if interpolation == 0:
+                interpolation = stack.pop()
+                in_string = True
+        out.append(c)
+        i += 1
+    return "".join(out)
+
+
+def _matching(text: str, start: int) -> int:
+    """Index just past the bracket that closes the one at ``start`` (strings skipped)."""
+    pairs = {"{": "}", "[": "]", "(": ")"}
+    closing = []
+    i, n = start, len(text)
+    in_string = False
+    string_depths: list[int] = []  # how many brackets were open when each interpolation began
+    while i < n:
+        c = text[i]
+        if in_string:
+            if c == "\\":
+                i += 2
+                continue
+            if text.startswith("${", i):
+                string_depths.append(len(closing))
+                closing.append("}")
+                in_string = False
+                i += 2
+                continue
+            if c == "'":
+                in_string = False
+            i += 1
+            continue
+        if c == "'":
+            in_string = True
+        elif c in pairs:
+            closing.append(pairs[c])
+        elif closing and c == closing[-1]:
+            closing.pop()
+            if string_depths and len(closing) == string_depths[-1]:
+                string_depths.pop()
+                in_string = True
+            elif not closing:
+                return i + 1
+        i += 1
+    raise AssertionError(f"unbalanced bracket at offset {start}")
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """One ``resource``/``module`` declaration: its symbolic name, type or path, condition, body."""
+
+    kind: str  # resource | module
+    name: str
+    target: str  # 'Microsoft.X/y@version' or the module path
+    existing: bool  # a reference to a resource this file does not deploy
+    condition: str  # the text inside ``if ( ... )``, '' when unconditional
+    body: str  # from the opening { to its closing }, comments removed
+
+
+@dataclass(frozen=True)
+class BicepFile:
+    path: Path
+    text: str  # comments removed
+
+    @classmethod
+    def load(cls, relative: str) -> BicepFile:
+        path = INFRA / relative
+        return cls(path, _strip_comments(path.read_text(encoding="utf-8")))
+
+    def declarations(self, kind: str | None = None) -> list[Declaration]:
+        found = []
+        pattern = re.compile(r"^(resource|module) (\w+) '([^']+)'( existing)? = ", re.M)
+        for match in pattern.finditer(self.text):
+            if kind and match.group(1) != kind:
+                continue
+            i = match.end()
+            condition = ""
+            if self.text.startswith("if", i):
+                open_paren = self.text.index("(", i)
+                close = _matching(self.text, open_paren)
+                condition = self.text[open_paren + 1:close - 1].strip()
+                i = close
+            while self.text[i] in " \t":
+                i += 1
+            if self.text[i] == "[":  # a loop: [for x in y: { ... }] or [for ...: if (c) { ... }]
+                loop_end = _matching(self.text, i)
+                inner = self.text[i:loop_end]
+                cond = re.search(r":\s*if\s*\((.*?)\)\s*\{", inner, re.S)
+                condition = cond.group(1).strip() if cond else ""
+                i = self.text.index("{", i)
+            body = self.text[i:_matching(self.text, i)]
+            found.append(Declaration(match.group(1), match.group(2), match.group(3), bool(match.group(4)),
+                                     condition, body))
+        return found
+
+    def declaration(self, name: str) -> Declaration:
+        (found,) = [d for d in self.declarations() if d.name == name]
+        return found
+
+    def resources_of_type(self, resource_type: str) -> list[Declaration]:
+        return [d for d in self.declarations("resource")
+                if d.target.split("@")[0].lower() == resource_type.lower() and not d.existing]
+
+    def params(self) -> dict[str, Param]:
+        """``param`` name -> its type, default and decorators (the lines just above it)."""
+        out = {}
+        lines = self.text.splitlines()
+        for index, line in enumerate(lines):
+            match = re.match(r"^param (\w+) (\w+)(?: = (.*))?$", line.rstrip())
+            if not match:
+                continue
+            decorators = []
+            j = index - 1
+            while j >= 0 and (lines[j].startswith("@") or lines[j].startswith("  ") or lines[j].strip() in ("])", "})")):
+                decorators.insert(0, lines[j])
+                j -= 1
+            default = (match.group(3) or "").strip()
+            if default in ("[", "{"):  # a multi-line default: take the lines up to the closing bracket
+                start = sum(len(ln) + 1 for ln in lines[:index]) + line.index(default)
+                default = self.text[start:_matching(self.text, start)]
+            out[match.group(1)] = Param(match.group(1), match.group(2), default, "\n".join(decorators))
+        return out
+
+    def var(self, name: str) -> str:
+        match = re.search(rf"^var {name} = ", self.text, re.M)
+        assert match, f"var {name} not found in {self.path.name}"
+        i = match.end()
+        if self.text[i] in "{[(":
+            return self.text[i:_matching(self.text, i)]
+        return self.text[i:self.text.index("\n", i)].strip()
+
+    def outputs(self) -> dict[str, str]:
+        return dict(re.findall(r"^output (\w+) \w+ = (.+)$", self.text, re.M))
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: str
+    default: str
+    decorators: str
+
+    def min_length(self) -> int:
+        match = re.search(r"@minLength\((\d+)\)", self.decorators)
+        return int(match.group(1)) if match else 0
+
+    def allowed(self) -> list[str]:
+        match = re.search(r"@allowed\(\[(.*?)\]\)", self.decorators, re.S)
+        return re.findall(r"'([^']*)'", match.group(1)) if match else []
+
+
+def prop(body: str, name: str) -> str:
+    """The value of ``name:`` at the top level of an object body (nested objects skipped)."""
+    depth = 0
+    i, n = 1, len(body)
+    in_string = False
+    while i < n:
+        c = body[i]
+        if in_string:
+            if c == "\\":
+                i += 2
+                continue
+            if c == "'":
+                in_string = False
+            i += 1
+            continue
+        if c == "'":
+            in_string = True
+        elif c in "{[(":
+            depth += 1
+        elif c in "}])":
+            depth -= 1
+        elif depth == 0 and body.startswith(f"{name}:", i) and not (body[i - 1].isalnum() or body[i - 1] == "_"):
+            j = i + len(name) + 1
+            while body[j] == " ":
+                j += 1
+            if body[j] in "{[(":
+                return body[j:_matching(body, j)]
+            end = body.index("\n", j)
+            return body[j:end].strip()
+        i += 1
+    raise AssertionError(f"property {name!r} not found")
+
+
+def bicep_string(literal: str) -> str:
+    """The value of a Bicep single-quoted string literal without interpolation."""
+    assert literal.startswith("'") and literal.endswith("'"), literal
+    inner = literal[1:-1]
+    assert "${" not in inner, f"not a constant string: {literal}"
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t", "r": "\r"}.get(m.group(1), m.group(1)), inner)
+
+
+def all_bicep_files() -> list[BicepFile]:
+    return [BicepFile.load(str(p.relative_to(INFRA))) for p in sorted(INFRA.rglob("*.bicep"))]
+
+
+# --- the reader reads what it should -----------------------------------------------------------
+
+def test_the_reader_skips_comments_and_strings_with_braces():
+    text = _strip_comments("var a = '${x}{' // } comment\n/* { */ var b = { c: '}' }\n")
+    assert "comment" not in text and "/*" not in text
+    start = text.index("{ c")
+    assert text[start:_matching(text, start)] == "{ c: '}' }"
+    assert _strip_comments("var u = 'https://${name}.blob' // x") .startswith("var u = 'https://${name}.blob'")
+
+
+# --- app settings -----------------------------------------------------------------------------
+
+FUNCTION = "app/function.bicep"
+
+
+def _object_entries(body: str) -> dict[str, str]:
+    """``'NAME': value`` entries of a Bicep object literal (one per line)."""
+    return dict(re.findall(r"^\s*'([A-Za-z_][\w]*)':\s*(.+?)\s*$", body, re.M))
+
+
+def app_settings() -> dict[str, str]:
+    """Every app setting the templates write on the function app: name -> Bicep expression."""
+    bicep = BicepFile.load(FUNCTION)
+    (config,) = [d for d in bicep.resources_of_type("Microsoft.Web/sites/config")
+                 if bicep_string(prop(d.body, "name")) == "appsettings"]
+    written = prop(config.body, "properties")
+    assert written == "union(platformSettings, exporterSettings)", (
+        f"the appsettings resource writes {written}, not the two setting objects")
+    return {**_object_entries(bicep.var("platformSettings")), **_object_entries(bicep.var("exporterSettings"))}
+
+
+def test_every_setting_the_code_reads_is_written_on_the_app():
+    written = {_canonical(name) for name in app_settings()}
+    assert set(ALL_SETTINGS) <= written, f"not set on the app: {sorted(set(ALL_SETTINGS) - written)}"
+    # the object the consistency test reads is the one that is written
+    assert set(bicep_settings()) <= set(app_settings())
+
+
+def test_the_python_worker_reports_opentelemetry_so_logs_are_not_sent_twice():
+    host = json.loads((ROOT / "host.json").read_text(encoding="utf-8"))
+    assert host["telemetryMode"] == "OpenTelemetry"
+    settings = app_settings()
+    assert bicep_string(settings["PYTHON_ENABLE_OPENTELEMETRY"]) == "true"
+    # a second Azure Monitor exporter in the worker, beside the one function_app.py configures
+    assert "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY" not in settings
+
+
+def test_host_json_has_no_setting_that_is_dead_in_opentelemetry_mode():
+    host = json.loads((ROOT / "host.json").read_text(encoding="utf-8"))
+    assert "applicationInsights" not in host.get("logging", {}), (
+        "logging.applicationInsights (samplingSettings, ...) only applies to the Application Insights SDK mode")
+
+
+def test_no_setting_flex_consumption_rejects():
+    rejected = {"FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_EXTENSION_VERSION", "WEBSITE_RUN_FROM_PACKAGE",
+                "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING", "WEBSITE_CONTENTSHARE"}
+    assert not rejected & set(app_settings())
