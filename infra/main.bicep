@@ -98,6 +98,17 @@ module monitoring 'core/monitoring.bicep' = {
   }
 }
 
+// Resolves the app's Key Vault references. Created and granted access to the
+// vault before the app exists, so the first resolution succeeds.
+module keyVaultReferenceIdentity 'core/identity.bicep' = {
+  name: 'identity'
+  params: {
+    name: 'id-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
 module keyVault 'core/keyvault.bicep' = {
   name: 'keyvault'
   params: {
@@ -107,6 +118,7 @@ module keyVault 'core/keyvault.bicep' = {
     etlApiToken: etlApiToken
     blobSasUrl: blobSasUrl
     storeBlobSasUrl: !useManagedIdentityDestination
+    secretsUserPrincipalId: keyVaultReferenceIdentity.outputs.principalId
   }
 }
 
@@ -120,7 +132,9 @@ module exporterApp 'app/function.bicep' = {
     storageAccountName: storage.outputs.name
     deploymentContainerName: deploymentContainerName
     applicationInsightsName: monitoring.outputs.applicationInsightsName
+    // keyVault.outputs: the app waits for the vault's role assignment
     keyVaultName: keyVault.outputs.name
+    keyVaultReferenceIdentityId: keyVaultReferenceIdentity.outputs.id
     userPrincipalId: principalId
     etlApiEndpoint: etlApiEndpoint
     exportFormat: exportFormat
@@ -165,6 +179,7 @@ output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_RESOURCE_GROUP string = resourceGroup().name
 output AZURE_FUNCTION_APP_NAME string = exporterApp.outputs.name
+output AZURE_FUNCTION_APP_ID string = exporterApp.outputs.id
 output SERVICE_EXPORTER_NAME string = exporterApp.outputs.name
 output AZURE_FUNCTION_APP_PRINCIPAL_ID string = exporterApp.outputs.principalId
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
@@ -174,5 +189,6 @@ output AZURE_APPLICATION_INSIGHTS_NAME string = monitoring.outputs.applicationIn
 output AZURE_LOG_ANALYTICS_WORKSPACE_NAME string = monitoring.outputs.logAnalyticsName
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_KEY_VAULT_URI string = keyVault.outputs.uri
+output AZURE_KEY_VAULT_REFERENCE_IDENTITY_NAME string = keyVaultReferenceIdentity.outputs.name
 output AZURE_WORKBOOK_ID string = dashboard.outputs.workbookId
 output AZURE_LAG_ALERT_NAME string = dashboard.outputs.alertRuleName

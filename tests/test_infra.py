@@ -9,7 +9,9 @@ this file reuses its parser of ``exporterSettings``.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -317,3 +319,138 @@ def test_no_setting_flex_consumption_rejects():
     rejected = {"FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_EXTENSION_VERSION", "WEBSITE_RUN_FROM_PACKAGE",
                 "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING", "WEBSITE_CONTENTSHARE"}
     assert not rejected & set(app_settings())
+
+
+# --- Key Vault references ---------------------------------------------------------------------
+
+KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
+
+
+def _module_params(module: Declaration) -> dict[str, str]:
+    """``name: expression`` lines of a module's ``params`` object."""
+    return dict(re.findall(r"^\s*(\w+): (.+?)\s*$", prop(module.body, "params"), re.M))
+
+
+def test_key_vault_references_resolve_with_an_identity_granted_before_the_app_exists():
+    main = BicepFile.load("main.bicep")
+    identity_module = next(d for d in main.declarations("module") if d.target == "core/identity.bicep")
+    vault_module = main.declaration("keyVault")
+    app_module = main.declaration("exporterApp")
+
+    # the vault module grants Key Vault Secrets User to that identity ...
+    granted = _module_params(vault_module)["secretsUserPrincipalId"]
+    assert granted == f"{identity_module.name}.outputs.principalId"
+    vault = BicepFile.load("core/keyvault.bicep")
+    grants = [d for d in vault.resources_of_type("Microsoft.Authorization/roleAssignments")
+              if KEY_VAULT_SECRETS_USER in d.body or "keyVaultSecretsUser" in d.body]
+    assert any("principalId: secretsUserPrincipalId" in d.body and not d.condition for d in grants)
+    assert KEY_VAULT_SECRETS_USER in vault.var("keyVaultSecretsUser")
+
+    # ... and the app module uses the vault module's outputs, so ARM deploys it after the grant
+    app_params = _module_params(app_module)
+    assert app_params["keyVaultName"].startswith(f"{vault_module.name}.outputs.")
+    assert app_params["keyVaultReferenceIdentityId"] == f"{identity_module.name}.outputs.id"
+
+    # the app resolves its references with that identity, which it carries
+    function = BicepFile.load(FUNCTION)
+    (app,) = function.resources_of_type("Microsoft.Web/sites")
+    properties = prop(app.body, "properties")
+    assert prop(properties, "keyVaultReferenceIdentity") == "keyVaultReferenceIdentityId"
+    identity = prop(app.body, "identity")
+    assert bicep_string(prop(identity, "type")) == "SystemAssigned, UserAssigned"
+    assert "'${keyVaultReferenceIdentityId}': {}" in prop(identity, "userAssignedIdentities")
+
+
+def test_every_key_vault_reference_names_a_secret_the_templates_create_in_that_vault():
+    references = {name: expr for name, expr in app_settings().items() if "@Microsoft.KeyVault(" in expr}
+    assert set(references) == {"ETL_API_TOKEN", "BLOB_SAS_URL"}
+    created = set()
+    for bicep in all_bicep_files():
+        for secret in bicep.resources_of_type("Microsoft.KeyVault/vaults/secrets"):
+            created.add(bicep_string(prop(secret.body, "name")))
+    for name, expr in references.items():
+        match = re.search(r"@Microsoft\.KeyVault\(VaultName=\$\{keyVaultName\};SecretName=([\w-]+)\)", expr)
+        assert match, f"{name}: {expr} is not a version-less VaultName/SecretName reference to keyVaultName"
+        assert match.group(1) in created, f"{name} refers to {match.group(1)}, which no template creates"
+
+
+def test_the_system_assigned_identity_gets_no_key_vault_role():
+    rbac = BicepFile.load("app/rbac.bicep")
+    for grant in rbac.resources_of_type("Microsoft.Authorization/roleAssignments"):
+        if "appPrincipalId" in grant.body:
+            assert "keyVault" not in grant.body and KEY_VAULT_SECRETS_USER not in grant.body
+
+
+# --- azd hooks --------------------------------------------------------------------------------
+
+def azure_yaml_hooks() -> dict[str, dict[str, str]]:
+    """``hooks:`` of azure.yaml: hook name -> its keys (the flat form this repository uses)."""
+    text = (ROOT / "azure.yaml").read_text(encoding="utf-8")
+    block = re.search(r"^hooks:\n((?:[ #].*\n|\n)*)", text, re.M)
+    assert block, "azure.yaml has no hooks"
+    hooks: dict[str, dict[str, str]] = {}
+    current = None
+    for line in block.group(1).splitlines():
+        if not line.strip() or line.strip().startswith("#"):
+            continue
+        if re.match(r"^  \w", line):
+            current = line.strip().rstrip(":")
+            hooks[current] = {}
+        else:
+            key, _, value = line.strip().partition(":")
+            assert current, line
+            hooks[current][key] = value.strip()
+    return hooks
+
+
+def run_hook(name: str, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Run a hook the way azd does (``sh <script>`` from the project root) with only ``env`` set;
+    PATH is an empty folder, so no Azure CLI is found."""
+    script = ROOT / azure_yaml_hooks()[name]["run"]
+    empty = tmp_path / "bin"
+    empty.mkdir(exist_ok=True)
+    return subprocess.run(["/bin/sh", str(script)], cwd=ROOT, env={"PATH": str(empty), **env},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_the_hooks_azure_yaml_names_exist_and_parse():
+    hooks = azure_yaml_hooks()
+    assert "postprovision" in hooks
+    for name, hook in hooks.items():
+        assert hook["shell"] == "sh", name
+        assert hook.get("continueOnError", "false") == "false", name
+        script = ROOT / hook["run"]
+        assert script.is_file(), f"{name}: {script} does not exist"
+        assert os.access(script, os.X_OK), f"{name}: {script} is not executable"
+        result = subprocess.run(["/bin/sh", "-n", str(script)], capture_output=True, text=True)
+        assert result.returncode == 0, f"{name}: {result.stderr}"
+
+
+def test_postprovision_without_the_azure_cli_prints_the_refresh_call_and_does_not_fail(tmp_path):
+    app_id = "/subscriptions/0000/resourceGroups/rg-x/providers/Microsoft.Web/sites/func-abc"
+    result = run_hook("postprovision", {"AZURE_FUNCTION_APP_ID": app_id}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (f'az rest --method post --url "{app_id}/config/configreferences/appsettings/refresh'
+            "?api-version=2022-03-01") in result.stderr
+    assert f"{app_id}/config/configreferences/appsettings?api-version=2022-03-01" in result.stderr
+
+
+def test_postprovision_names_what_is_missing_when_run_before_provisioning(tmp_path):
+    result = run_hook("postprovision", {}, tmp_path)
+    assert result.returncode == 1
+    assert "AZURE_FUNCTION_APP_ID" in result.stderr and "azd provision" in result.stderr
+
+
+def test_the_app_id_the_postprovision_hook_needs_is_a_deployment_output():
+    outputs = BicepFile.load("main.bicep").outputs()
+    assert outputs["AZURE_FUNCTION_APP_ID"] == "exporterApp.outputs.id"
+    assert "output id string = app.id" in BicepFile.load(FUNCTION).text
+
+
+def test_no_runbook_restarts_the_app_to_pick_up_a_secret():
+    """A restart is not a documented way to make App Service fetch a Key Vault reference again."""
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = path.read_text(encoding="utf-8")
+        assert "functionapp restart" not in text, f"{path.name} restarts the app"
+        if "keyvault secret set" in text:
+            assert "configreferences/appsettings/refresh" in text, path.name

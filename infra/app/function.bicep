@@ -1,5 +1,6 @@
-// The exporter: a Flex Consumption (FC1) Linux function app, Python 3.11,
-// system-assigned identity, app settings with Key Vault references.
+// The exporter: a Flex Consumption (FC1) Linux function app, Python 3.11, a
+// system-assigned identity for storage, telemetry and the destination, and a
+// user-assigned one that resolves the Key Vault references in its app settings.
 
 param name string
 param planName string
@@ -12,6 +13,9 @@ param applicationInsightsName string
 
 @description('Vault holding the secrets etl-api-token and blob-sas-url (core/keyvault.bicep).')
 param keyVaultName string
+
+@description('Resource id of the user-assigned identity that already has Key Vault Secrets User on the vault (core/identity.bicep).')
+param keyVaultReferenceIdentityId string
 
 @description('Object id of a user granted data access for local checks; empty for none.')
 param userPrincipalId string = ''
@@ -67,13 +71,21 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
   location: location
   tags: union(tags, { 'azd-service-name': 'exporter' })
   kind: 'functionapp,linux'
+  // System-assigned: storage, telemetry, destination (every client that gets a
+  // token without a client id). User-assigned: Key Vault references only. It was
+  // granted access to the vault before this app was created, so the references
+  // resolve on the first start (a system-assigned identity only exists once the
+  // app does, and a reference that failed is not retried until a refresh).
   identity: {
-    type: 'SystemAssigned'
+    type: 'SystemAssigned, UserAssigned'
+    userAssignedIdentities: {
+      '${keyVaultReferenceIdentityId}': {}
+    }
   }
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
-    keyVaultReferenceIdentity: 'SystemAssigned'
+    keyVaultReferenceIdentity: keyVaultReferenceIdentityId
     siteConfig: {
       minTlsVersion: '1.2'
     }
@@ -163,7 +175,9 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: app
   name: 'appsettings'
   properties: union(platformSettings, exporterSettings)
-  // Key Vault references resolve when settings change: grant access first.
+  // The host's identity-based connections (storage, Application Insights) work
+  // from its first start when the roles are there first. The Key Vault
+  // references do not depend on this: their identity was granted before the app.
   dependsOn: [
     rbac
   ]

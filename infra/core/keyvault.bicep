@@ -1,5 +1,7 @@
 // Key Vault (RBAC authorization) holding the exporter's two secrets. The app
-// reads them through Key Vault references in its app settings.
+// reads them through Key Vault references in its app settings, resolved with
+// the user-assigned identity granted Key Vault Secrets User here, before the
+// app exists (core/identity.bicep).
 
 param name string
 param location string
@@ -15,6 +17,11 @@ param blobSasUrl string = ''
 
 @description('Store blob-sas-url (false when the app writes with its managed identity).')
 param storeBlobSasUrl bool = true
+
+@description('Principal id of the identity that resolves the app\'s Key Vault references (Key Vault Secrets User).')
+param secretsUserPrincipalId string
+
+var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   name: name
@@ -48,6 +55,18 @@ resource blobSasUrlSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (s
   properties: {
     value: blobSasUrl
     contentType: 'text/plain'
+  }
+}
+
+// The app's Key Vault references resolve with this identity. The app module
+// uses this module's outputs, so ARM creates the app only after this grant.
+resource secretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, secretsUserPrincipalId, keyVaultSecretsUser)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', keyVaultSecretsUser)
+    principalId: secretsUserPrincipalId
+    principalType: 'ServicePrincipal'
   }
 }
 
