@@ -179,7 +179,7 @@ class BicepFile:
                 continue
             decorators = []
             j = index - 1
-            while j >= 0 and (lines[j].startswith("@") or lines[j].startswith("  ") or lines[j].strip() in ("])", "})")):
+            while j >= 0 and (lines[j].startswith(("@", "  ")) or lines[j].strip() in ("])", "})")):
                 decorators.insert(0, lines[j])
                 j -= 1
             default = (match.group(3) or "").strip()
