@@ -11,15 +11,17 @@ param environmentName string
 @description('Region for all resources; must offer Flex Consumption.')
 param location string = resourceGroup().location
 
+@minLength(1)
 @description('ETL API base URL, e.g. https://etl.example.com (ETL_API_ENDPOINT).')
 param etlApiEndpoint string
 
 @secure()
+@minLength(1)
 @description('ETL API bearer token; stored in Key Vault as etl-api-token.')
 param etlApiToken string
 
 @secure()
-@description('Destination container SAS URL (r,c,w,l); stored in Key Vault as blob-sas-url. Not used when useManagedIdentityDestination.')
+@description('Destination container SAS URL (r,c,w,l); stored in Key Vault as blob-sas-url. Required unless useManagedIdentityDestination; not used then.')
 param blobSasUrl string = ''
 
 @allowed(['csv', 'json', 'parquet'])
@@ -49,10 +51,10 @@ param csvEscapeFormulas bool = false
 @description('Write with the app\'s managed identity to destinationStorageAccountName/destinationContainer instead of the SAS URL.')
 param useManagedIdentityDestination bool = false
 
-@description('Existing destination storage account (managed-identity destination only).')
+@description('Existing destination storage account; required with useManagedIdentityDestination, not used otherwise.')
 param destinationStorageAccountName string = ''
 
-@description('Existing destination container (managed-identity destination only).')
+@description('Existing destination container; required with useManagedIdentityDestination, not used otherwise.')
 param destinationContainer string = ''
 
 @description('Resource group of the destination account; defaults to this one.')
@@ -115,10 +117,39 @@ module keyVault 'core/keyvault.bicep' = {
     name: 'kv-${resourceToken}'
     location: location
     tags: tags
-    etlApiToken: etlApiToken
-    blobSasUrl: blobSasUrl
-    storeBlobSasUrl: !useManagedIdentityDestination
     secretsUserPrincipalId: keyVaultReferenceIdentity.outputs.principalId
+  }
+}
+
+// The secrets the app's Key Vault references name. Each is written only where it
+// is used, and its module refuses an empty value before writing (ARM rejects a
+// secret without a value; an empty one would only fail the app's first run).
+module etlApiTokenSecret 'core/keyvault-secret.bicep' = {
+  name: 'secret-etl-api-token'
+  params: {
+    vaultName: keyVault.outputs.name
+    name: 'etl-api-token' // referenced by ETL_API_TOKEN in app/function.bicep
+    value: etlApiToken
+  }
+}
+
+module blobSasUrlSecret 'core/keyvault-secret.bicep' = if (!useManagedIdentityDestination) {
+  name: 'secret-blob-sas-url'
+  params: {
+    vaultName: keyVault.outputs.name
+    name: 'blob-sas-url' // referenced by BLOB_SAS_URL in app/function.bicep
+    value: blobSasUrl // required in SAS mode: an empty SAS URL stops the deployment here
+  }
+}
+
+// Managed-identity destination: its names are checked and the account looked up
+// before the app is configured (an empty or wrong name stops the deployment here).
+module destinationAccount 'app/destination-account.bicep' = if (useManagedIdentityDestination) {
+  name: 'destination-account'
+  scope: resourceGroup(destinationResourceGroupName)
+  params: {
+    storageAccountName: destinationStorageAccountName
+    containerName: destinationContainer
   }
 }
 
@@ -146,9 +177,14 @@ module exporterApp 'app/function.bicep' = {
     parquetCompression: parquetCompression
     csvEscapeFormulas: csvEscapeFormulas
     useManagedIdentityDestination: useManagedIdentityDestination
-    destinationStorageAccountName: destinationStorageAccountName
-    destinationContainer: destinationContainer
+    destinationBlobEndpoint: useManagedIdentityDestination ? destinationAccount.outputs.blobEndpoint : ''
+    destinationContainer: useManagedIdentityDestination ? destinationAccount.outputs.containerName : ''
   }
+  // Configure the app only once the secrets its references name are written.
+  dependsOn: [
+    etlApiTokenSecret
+    blobSasUrlSecret
+  ]
 }
 
 module destination 'app/destination.bicep' = if (useManagedIdentityDestination) {

@@ -364,14 +364,18 @@ def test_key_vault_references_resolve_with_an_identity_granted_before_the_app_ex
 def test_every_key_vault_reference_names_a_secret_the_templates_create_in_that_vault():
     references = {name: expr for name, expr in app_settings().items() if "@Microsoft.KeyVault(" in expr}
     assert set(references) == {"ETL_API_TOKEN", "BLOB_SAS_URL"}
-    created = set()
-    for bicep in all_bicep_files():
-        for secret in bicep.resources_of_type("Microsoft.KeyVault/vaults/secrets"):
-            created.add(bicep_string(prop(secret.body, "name")))
+    created = set(secret_modules())
     for name, expr in references.items():
         match = re.search(r"@Microsoft\.KeyVault\(VaultName=\$\{keyVaultName\};SecretName=([\w-]+)\)", expr)
         assert match, f"{name}: {expr} is not a version-less VaultName/SecretName reference to keyVaultName"
         assert match.group(1) in created, f"{name} refers to {match.group(1)}, which no template creates"
+
+
+def secret_modules() -> dict[str, Declaration]:
+    """Secret name -> the main.bicep module that writes it (core/keyvault-secret.bicep)."""
+    main = BicepFile.load("main.bicep")
+    return {bicep_string(_module_params(d)["name"]): d for d in main.declarations("module")
+            if d.target == "core/keyvault-secret.bicep"}
 
 
 def test_the_system_assigned_identity_gets_no_key_vault_role():
@@ -454,3 +458,119 @@ def test_no_runbook_restarts_the_app_to_pick_up_a_secret():
         assert "functionapp restart" not in text, f"{path.name} restarts the app"
         if "keyvault secret set" in text:
             assert "configreferences/appsettings/refresh" in text, path.name
+
+
+# --- secrets and parameters ---------------------------------------------------------------------
+
+def test_no_secret_resource_can_be_written_with_an_empty_value():
+    """ARM rejects a secret without a value: each one is guarded by @minLength on its value or
+    deployed only when its value is not empty."""
+    secrets = [(bicep, d) for bicep in all_bicep_files()
+               for d in bicep.resources_of_type("Microsoft.KeyVault/vaults/secrets")]
+    assert secrets
+    for bicep, secret in secrets:
+        value = prop(prop(secret.body, "properties"), "value")
+        param = bicep.params().get(value)
+        guarded = param is not None and param.min_length() >= 1
+        skipped = re.search(rf"!empty\({re.escape(value)}\)", secret.condition) is not None
+        assert guarded or skipped, f"{bicep.path.name} {secret.name}: value {value} may be empty"
+        if param is not None:
+            assert "@secure()" in param.decorators, f"{bicep.path.name} {value} is not @secure()"
+
+
+def test_each_secret_is_written_only_in_the_mode_that_uses_it():
+    modules = secret_modules()
+    assert set(modules) == {"etl-api-token", "blob-sas-url"}
+    assert modules["etl-api-token"].condition == ""
+    assert modules["blob-sas-url"].condition == "!useManagedIdentityDestination"
+    settings = app_settings()
+    assert re.fullmatch(r"useManagedIdentityDestination \? '' : '@Microsoft\.KeyVault\(.*SecretName=blob-sas-url\)'",
+                        settings["BLOB_SAS_URL"])
+    main = BicepFile.load("main.bicep").params()
+    # required in every mode: azd passes an unset variable as an empty string
+    assert main["etlApiToken"].min_length() >= 1 and main["etlApiEndpoint"].min_length() >= 1
+    assert _module_params(modules["etl-api-token"])["value"] == "etlApiToken"
+    assert _module_params(modules["blob-sas-url"])["value"] == "blobSasUrl"
+
+
+def test_the_app_is_configured_only_after_its_secrets_and_destination_are_checked():
+    main = BicepFile.load("main.bicep")
+    app = main.declaration("exporterApp")
+    depends = prop(app.body, "dependsOn")
+    for module in secret_modules().values():
+        assert re.search(rf"^\s*{module.name}\s*$", depends, re.M), f"exporterApp does not wait for {module.name}"
+    params = _module_params(app)
+    assert params["destinationBlobEndpoint"] == (
+        "useManagedIdentityDestination ? destinationAccount.outputs.blobEndpoint : ''")
+    assert "destinationAccount.outputs." in params["destinationContainer"]
+
+
+def test_a_managed_identity_destination_is_checked_before_anything_uses_its_names():
+    main = BicepFile.load("main.bicep")
+    check = main.declaration("destinationAccount")
+    assert check.target == "app/destination-account.bicep"
+    assert check.condition == "useManagedIdentityDestination"
+    assert prop(check.body, "scope") == "resourceGroup(destinationResourceGroupName)"
+    for path in ("app/destination-account.bicep", "app/destination.bicep"):
+        params = BicepFile.load(path).params()
+        # storage account names are 3-24 characters, container names 3-63
+        assert params["storageAccountName"].min_length() == 3, path
+        assert params["containerName"].min_length() == 3, path
+    looked_up = BicepFile.load("app/destination-account.bicep")
+    assert looked_up.outputs()["blobEndpoint"] == "account.properties.primaryEndpoints.blob"
+    assert not [d for d in looked_up.declarations() if not d.existing], "the check must create nothing"
+
+
+AZD_SAS_ENV = {
+    "ETL_API_ENDPOINT": "https://etl.example.com",
+    "ETL_API_TOKEN": "token-0123456789",
+    "EXPORT_FORMAT": "parquet",
+    "BLOB_SAS_URL": "https://acct.blob.core.windows.net/exports?sp=rcwl&sig=SECRETSIG",
+}
+
+
+def test_preprovision_accepts_a_complete_environment(tmp_path):
+    result = run_hook("preprovision", AZD_SAS_ENV, tmp_path)
+    assert result.returncode == 0, result.stderr
+    mi = {**AZD_SAS_ENV, "BLOB_SAS_URL": "", "USE_MANAGED_IDENTITY_DESTINATION": "true",
+          "DESTINATION_STORAGE_ACCOUNT_NAME": "destacct", "DESTINATION_CONTAINER": "exports",
+          "EXPIRE_AFTER_DAYS": "90"}
+    result = run_hook("preprovision", mi, tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_preprovision_names_each_missing_setting_on_its_own_line_and_never_a_value(tmp_path):
+    cases = [
+        ({"ETL_API_TOKEN": ""}, ["ETL_API_TOKEN is not set: azd env set ETL_API_TOKEN"]),
+        ({"BLOB_SAS_URL": ""}, ["BLOB_SAS_URL is not set: azd env set BLOB_SAS_URL"]),
+        ({"EXPORT_FORMAT": "xml"}, ["EXPORT_FORMAT must be csv, json or parquet"]),
+        ({"USE_MANAGED_IDENTITY_DESTINATION": "true"},
+         ["DESTINATION_STORAGE_ACCOUNT_NAME is not set", "DESTINATION_CONTAINER is not set"]),
+        ({"USE_MANAGED_IDENTITY_DESTINATION": "yes"}, ["USE_MANAGED_IDENTITY_DESTINATION must be true or false"]),
+        ({"EXPIRE_AFTER_DAYS": "-1"}, ["EXPIRE_AFTER_DAYS must be a whole number"]),
+        ({"ETL_API_ENDPOINT": "", "EXPORT_FORMAT": ""},
+         ["ETL_API_ENDPOINT is not set", "EXPORT_FORMAT is not set"]),
+    ]
+    for change, expected in cases:
+        result = run_hook("preprovision", {**AZD_SAS_ENV, **change}, tmp_path)
+        assert result.returncode == 1, change
+        lines = result.stderr.splitlines()
+        assert len(lines) == len(expected) + 1, result.stderr  # + the summary line
+        for line, text in zip(lines, expected, strict=False):
+            assert text in line, (change, result.stderr)
+        assert "nothing was deployed" in lines[-1]
+        assert "SECRETSIG" not in result.stderr + result.stdout
+        assert "token-0123456789" not in result.stderr + result.stdout
+
+
+def test_the_preprovision_hook_checks_every_variable_the_parameter_file_needs():
+    """Each azd variable main.parameters.json passes without a default is checked by the hook
+    (those with a default, like ${EXPIRE_AFTER_DAYS=0}, are checked when they are set)."""
+    parameters = (INFRA / "main.parameters.json").read_text(encoding="utf-8")
+    hook = (ROOT / azure_yaml_hooks()["preprovision"]["run"]).read_text(encoding="utf-8")
+    provided_by_azd = {"AZURE_ENV_NAME", "AZURE_LOCATION", "AZURE_PRINCIPAL_ID"}
+    optional = {"BLOB_PATH", "EXPORT_START", "ALERT_EMAIL"}
+    for name in re.findall(r"\$\{(\w+)\}", parameters):
+        if name in provided_by_azd | optional:
+            continue
+        assert name in hook, f"preprovision does not check {name}"

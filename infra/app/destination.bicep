@@ -2,7 +2,14 @@
 // container, and optionally expires old files there. Deployed at the scope of
 // the destination account's resource group.
 
+// Checked before the app is configured (app/destination-account.bicep); the
+// same limits here keep the existing references below from getting an empty name.
+@minLength(3)
+@maxLength(24)
 param storageAccountName string
+
+@minLength(3)
+@maxLength(63)
 param containerName string
 
 @description('Object id of the function app\'s managed identity.')

@@ -41,7 +41,8 @@ param csvEscapeFormulas bool = false
 
 @description('Write with the app identity to BLOB_ACCOUNT_URL/BLOB_CONTAINER instead of the SAS URL.')
 param useManagedIdentityDestination bool = false
-param destinationStorageAccountName string = ''
+@description('Blob endpoint of the managed-identity destination account (app/destination-account.bicep); empty otherwise.')
+param destinationBlobEndpoint string = ''
 param destinationContainer string = ''
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
@@ -132,7 +133,7 @@ var exporterSettings = {
   'ETL_API_TOKEN': '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=etl-api-token)'
   'EXPORT_FORMAT': exportFormat
   'BLOB_SAS_URL': useManagedIdentityDestination ? '' : '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=blob-sas-url)'
-  'BLOB_ACCOUNT_URL': useManagedIdentityDestination ? 'https://${destinationStorageAccountName}.blob.${environment().suffixes.storage}' : ''
+  'BLOB_ACCOUNT_URL': useManagedIdentityDestination ? destinationBlobEndpoint : ''
   'BLOB_CONTAINER': useManagedIdentityDestination ? destinationContainer : ''
   'BLOB_PATH': blobPath
   'AzureWebJobsStorage__accountName': storage.name
