@@ -67,6 +67,9 @@ param expireAfterDays int = 0
 @description('Email notified by the export-lag alert; empty = no action group.')
 param alertEmail string = ''
 
+@description('Key Vault purge protection (KEY_VAULT_PURGE_PROTECTION). Turn it on for production: a deleted vault can then only be recovered, not purged, until its retention ends. Irreversible. See docs/deploy.md.')
+param keyVaultPurgeProtection bool = false
+
 @description('Object id of the deploying user (azd AZURE_PRINCIPAL_ID): gets data access to the app storage and Key Vault secrets. Empty for none.')
 param principalId string = ''
 
@@ -118,6 +121,7 @@ module keyVault 'core/keyvault.bicep' = {
     location: location
     tags: tags
     secretsUserPrincipalId: keyVaultReferenceIdentity.outputs.principalId
+    enablePurgeProtection: keyVaultPurgeProtection
   }
 }
 

@@ -548,6 +548,7 @@ def test_preprovision_names_each_missing_setting_on_its_own_line_and_never_a_val
          ["DESTINATION_STORAGE_ACCOUNT_NAME is not set", "DESTINATION_CONTAINER is not set"]),
         ({"USE_MANAGED_IDENTITY_DESTINATION": "yes"}, ["USE_MANAGED_IDENTITY_DESTINATION must be true or false"]),
         ({"EXPIRE_AFTER_DAYS": "-1"}, ["EXPIRE_AFTER_DAYS must be a whole number"]),
+        ({"KEY_VAULT_PURGE_PROTECTION": "on"}, ["KEY_VAULT_PURGE_PROTECTION must be true or false"]),
         ({"ETL_API_ENDPOINT": "", "EXPORT_FORMAT": ""},
          ["ETL_API_ENDPOINT is not set", "EXPORT_FORMAT is not set"]),
     ]
@@ -574,3 +575,17 @@ def test_the_preprovision_hook_checks_every_variable_the_parameter_file_needs():
         if name in provided_by_azd | optional:
             continue
         assert name in hook, f"preprovision does not check {name}"
+
+
+def test_key_vault_purge_protection_is_a_parameter_never_sent_as_false():
+    vault_file = BicepFile.load("core/keyvault.bicep")
+    (vault,) = vault_file.resources_of_type("Microsoft.KeyVault/vaults")
+    properties = prop(vault.body, "properties")
+    assert prop(properties, "enablePurgeProtection") == "enablePurgeProtection ? true : null"
+    assert prop(properties, "enableSoftDelete") == "true"
+    assert vault_file.params()["enablePurgeProtection"].type == "bool"
+    main = BicepFile.load("main.bicep")
+    assert main.params()["keyVaultPurgeProtection"].default == "false"
+    assert _module_params(main.declaration("keyVault"))["enablePurgeProtection"] == "keyVaultPurgeProtection"
+    parameters = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    assert parameters["keyVaultPurgeProtection"]["value"] == "${KEY_VAULT_PURGE_PROTECTION=false}"

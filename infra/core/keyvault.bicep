@@ -10,6 +10,9 @@ param tags object = {}
 @description('Principal id of the identity that resolves the app\'s Key Vault references (Key Vault Secrets User).')
 param secretsUserPrincipalId string
 
+@description('Purge protection: a deleted vault and its secrets cannot be purged before the retention ends. Irreversible once on; turn it on for production.')
+param enablePurgeProtection bool = false
+
 var keyVaultSecretsUser = '4633458b-17de-408a-b874-0445c86b69e6'
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
@@ -24,7 +27,10 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     }
     enableRbacAuthorization: true
     enableSoftDelete: true
-    softDeleteRetentionInDays: 7
+    softDeleteRetentionInDays: 7 // fixed once the vault exists
+    // ARM refuses false once it is on, and the documented form is to send true or
+    // leave the property out: null leaves it out.
+    enablePurgeProtection: enablePurgeProtection ? true : null
     publicNetworkAccess: 'Enabled'
   }
 }

@@ -42,6 +42,11 @@ case "${EXPIRE_AFTER_DAYS:-0}" in
   "" | *[!0-9]*) fail "EXPIRE_AFTER_DAYS must be a whole number of days, 0 to keep files: azd env set EXPIRE_AFTER_DAYS 0" ;;
 esac
 
+case "${KEY_VAULT_PURGE_PROTECTION:-false}" in
+  true | false) ;;
+  *) fail "KEY_VAULT_PURGE_PROTECTION must be true or false: azd env set KEY_VAULT_PURGE_PROTECTION true" ;;
+esac
+
 if [ "$errors" -gt 0 ]; then
   echo "preprovision: $errors setting(s) to fix before provisioning; nothing was deployed" >&2
   exit 1
