@@ -61,8 +61,11 @@ param destinationContainer string = ''
 param destinationResourceGroupName string = resourceGroup().name
 
 @minValue(0)
-@description('Delete exported files after this many days (lifecycle rule on the managed-identity destination); 0 = keep.')
+@description('Delete exported files after this many days (lifecycle rule on the managed-identity destination); 0 = keep (a rule deployed before is then deployed disabled, see lifecycleRuleAccountName).')
 param expireAfterDays int = 0
+
+@description('Destination account on which an earlier deployment put the lifecycle rule (azd fills it from the LIFECYCLE_RULE_ACCOUNT_NAME output). On that account the rule keeps being deployed, disabled when expireAfterDays is 0; empty = none.')
+param lifecycleRuleAccountName string = ''
 
 @description('Email notified by the export-lag alert; empty = no action group.')
 param alertEmail string = ''
@@ -81,6 +84,11 @@ var tags = {
 var functionAppName = 'func-${resourceToken}'
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}'
 var stateTableName = 'exporterpositions'
+// The rule is deployed when it deletes files, and kept deployed (disabled at 0
+// days) on an account that already has it: skipping it would leave the last
+// enabled rule deleting files. Never on another account with expireAfterDays 0,
+// since deploying it replaces that account's lifecycle policy.
+var manageLifecycleRule = useManagedIdentityDestination && (expireAfterDays > 0 || (!empty(lifecycleRuleAccountName) && lifecycleRuleAccountName == destinationStorageAccountName))
 
 module storage 'core/storage.bicep' = {
   name: 'storage'
@@ -200,6 +208,7 @@ module destination 'app/destination.bicep' = if (useManagedIdentityDestination) 
     appPrincipalId: exporterApp.outputs.principalId
     blobPath: blobPath
     expireAfterDays: expireAfterDays
+    manageLifecycleRule: manageLifecycleRule
   }
 }
 
@@ -232,3 +241,5 @@ output AZURE_KEY_VAULT_URI string = keyVault.outputs.uri
 output AZURE_KEY_VAULT_REFERENCE_IDENTITY_NAME string = keyVaultReferenceIdentity.outputs.name
 output AZURE_WORKBOOK_ID string = dashboard.outputs.workbookId
 output AZURE_LAG_ALERT_NAME string = dashboard.outputs.alertRuleName
+// Remembered by azd and passed back as lifecycleRuleAccountName next time.
+output LIFECYCLE_RULE_ACCOUNT_NAME string = manageLifecycleRule ? destinationStorageAccountName : lifecycleRuleAccountName

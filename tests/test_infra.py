@@ -570,7 +570,7 @@ def test_the_preprovision_hook_checks_every_variable_the_parameter_file_needs():
     parameters = (INFRA / "main.parameters.json").read_text(encoding="utf-8")
     hook = (ROOT / azure_yaml_hooks()["preprovision"]["run"]).read_text(encoding="utf-8")
     provided_by_azd = {"AZURE_ENV_NAME", "AZURE_LOCATION", "AZURE_PRINCIPAL_ID"}
-    optional = {"BLOB_PATH", "EXPORT_START", "ALERT_EMAIL"}
+    optional = {"BLOB_PATH", "EXPORT_START", "ALERT_EMAIL", "LIFECYCLE_RULE_ACCOUNT_NAME"}
     for name in re.findall(r"\$\{(\w+)\}", parameters):
         if name in provided_by_azd | optional:
             continue
@@ -589,3 +589,28 @@ def test_key_vault_purge_protection_is_a_parameter_never_sent_as_false():
     assert _module_params(main.declaration("keyVault"))["enablePurgeProtection"] == "keyVaultPurgeProtection"
     parameters = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
     assert parameters["keyVaultPurgeProtection"]["value"] == "${KEY_VAULT_PURGE_PROTECTION=false}"
+
+
+# --- lifecycle rule ---------------------------------------------------------------------------
+
+def test_the_lifecycle_rule_is_deployed_disabled_at_zero_days_not_skipped():
+    lifecycle = BicepFile.load("core/lifecycle.bicep")
+    (policy,) = lifecycle.resources_of_type("Microsoft.Storage/storageAccounts/managementPolicies")
+    assert re.search(r"^\s*enabled: expireAfterDays > 0\s*$", policy.body, re.M)
+    assert re.search(r"daysAfterCreationGreaterThan: max\(expireAfterDays, 1\)", policy.body)
+    assert "@minValue(0)" in lifecycle.params()["expireAfterDays"].decorators
+
+    # the module is not skipped at 0 days once the rule exists: destination.bicep deploys it on
+    # manageLifecycleRule, which main.bicep keeps true for the account azd remembers
+    destination = BicepFile.load("app/destination.bicep")
+    assert destination.declaration("lifecycle").condition == "manageLifecycleRule"
+    main = BicepFile.load("main.bicep")
+    rule = main.var("manageLifecycleRule")
+    assert "expireAfterDays > 0" in rule
+    assert "lifecycleRuleAccountName == destinationStorageAccountName" in rule
+    assert rule.startswith("useManagedIdentityDestination && ")
+    assert _module_params(main.declaration("destination"))["manageLifecycleRule"] == "manageLifecycleRule"
+    assert main.outputs()["LIFECYCLE_RULE_ACCOUNT_NAME"] == (
+        "manageLifecycleRule ? destinationStorageAccountName : lifecycleRuleAccountName")
+    parameters = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    assert parameters["lifecycleRuleAccountName"]["value"] == "${LIFECYCLE_RULE_ACCOUNT_NAME}"
