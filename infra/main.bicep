@@ -67,7 +67,7 @@ param expireAfterDays int = 0
 @description('Destination account on which an earlier deployment put the lifecycle rule (azd fills it from the LIFECYCLE_RULE_ACCOUNT_NAME output). On that account the rule keeps being deployed, disabled when expireAfterDays is 0; empty = none.')
 param lifecycleRuleAccountName string = ''
 
-@description('Email notified by the export-lag alert; empty = no action group.')
+@description('Email notified by the alerts (export lag, failed runs, no successful run); empty = no action group.')
 param alertEmail string = ''
 
 @description('Key Vault purge protection (KEY_VAULT_PURGE_PROTECTION). Turn it on for production: a deleted vault can then only be recovered, not purged, until its retention ends. Irreversible. See docs/deploy.md.')
@@ -241,5 +241,7 @@ output AZURE_KEY_VAULT_URI string = keyVault.outputs.uri
 output AZURE_KEY_VAULT_REFERENCE_IDENTITY_NAME string = keyVaultReferenceIdentity.outputs.name
 output AZURE_WORKBOOK_ID string = dashboard.outputs.workbookId
 output AZURE_LAG_ALERT_NAME string = dashboard.outputs.alertRuleName
+output AZURE_FAILED_RUNS_ALERT_NAME string = dashboard.outputs.failedRunsAlertName
+output AZURE_NO_SUCCESSFUL_RUN_ALERT_NAME string = dashboard.outputs.missingRunsAlertName
 // Remembered by azd and passed back as lifecycleRuleAccountName next time.
 output LIFECYCLE_RULE_ACCOUNT_NAME string = manageLifecycleRule ? destinationStorageAccountName : lifecycleRuleAccountName

@@ -614,3 +614,73 @@ def test_the_lifecycle_rule_is_deployed_disabled_at_zero_days_not_skipped():
         "manageLifecycleRule ? destinationStorageAccountName : lifecycleRuleAccountName")
     parameters = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
     assert parameters["lifecycleRuleAccountName"]["value"] == "${LIFECYCLE_RULE_ACCOUNT_NAME}"
+
+
+# --- alerts -----------------------------------------------------------------------------------
+
+#: Tables of a workspace-based Application Insights resource, as log alerts on it query them.
+APP_INSIGHTS_TABLES = {"requests", "dependencies", "traces", "exceptions", "customMetrics", "customEvents",
+                       "availabilityResults", "pageViews", "performanceCounters"}
+ISO_WINDOWS = {"PT5M", "PT10M", "PT15M", "PT30M", "PT45M", "PT1H", "PT2H", "PT3H", "PT6H", "PT12H", "PT24H"}
+
+
+def log_alerts() -> list[tuple[BicepFile, Declaration]]:
+    found = [(bicep, d) for bicep in all_bicep_files()
+             for d in bicep.resources_of_type("Microsoft.Insights/scheduledQueryRules")]
+    assert found
+    return found
+
+
+def _window(bicep: BicepFile, expression: str) -> str:
+    if expression.startswith("'"):
+        return bicep_string(expression)
+    param = bicep.params()[expression]
+    assert set(param.allowed()) <= ISO_WINDOWS, param.allowed()
+    return bicep_string(param.default)
+
+
+def test_every_log_alert_query_starts_from_a_table_and_is_aggregated_per_window():
+    for bicep, rule in log_alerts():
+        properties = prop(rule.body, "properties")
+        assert bicep_string(prop(rule.body, "kind")) == "LogAlert"
+        assert _window(bicep, prop(properties, "windowSize")) in ISO_WINDOWS, rule.name
+        assert _window(bicep, prop(properties, "evaluationFrequency")) in ISO_WINDOWS, rule.name
+        (criterion,) = re.findall(r"\{\s*query:.*?\n\s{8}\}", prop(properties, "criteria"), re.S)
+        query = bicep_string(prop(criterion, "query"))
+        statements = [line.strip() for line in query.strip().splitlines()]
+        first = statements[0]
+        assert first in APP_INSIGHTS_TABLES, f"{rule.name}: the query starts with {first!r}, not a table"
+        for forbidden in ("let ", "print ", "toscalar(", "range ", "datatable("):
+            assert forbidden not in query, f"{rule.name}: {forbidden.strip()} in the query"
+        # the rule bins on the time column: the query must keep it ...
+        projects = [s for s in statements if s.startswith("| project")]
+        for project in projects:
+            assert re.search(r"\btimestamp\b", project), f"{rule.name}: {project} drops timestamp"
+        # ... and not aggregate it away
+        for summarize in (s for s in statements if s.startswith("| summarize")):
+            assert "bin(timestamp" in summarize, f"{rule.name}: {summarize} has no time bin"
+        aggregation = bicep_string(prop(criterion, "timeAggregation"))
+        assert aggregation in {"Count", "Average", "Minimum", "Maximum", "Total"}
+        if aggregation != "Count":
+            column = bicep_string(prop(criterion, "metricMeasureColumn"))
+            assert any(re.search(rf"\b{column}\s*=", p) for p in projects), (
+                f"{rule.name}: the measure column {column} is not in the query's output")
+
+
+def test_the_alerts_cover_a_failed_run_and_a_missing_run():
+    queries = {rule.name: bicep_string(prop(re.search(r"\{\s*query:.*?\n\s{8}\}", prop(
+        prop(rule.body, "properties"), "criteria"), re.S).group(0), "query")) for _, rule in log_alerts()}
+    criteria = {rule.name: prop(prop(rule.body, "properties"), "criteria") for _, rule in log_alerts()}
+    failed = [n for n, q in queries.items() if '"exporter.failed_runs"' in q]
+    assert failed and "operator: 'GreaterThan'" in criteria[failed[0]]
+    assert "threshold: 0" in criteria[failed[0]]
+    missing = [n for n, q in queries.items() if '"exporter.run_duration_seconds"' in q]
+    assert missing, "no rule fires when no run happens"
+    assert '"outcome"' in queries[missing[0]] and '"ok"' in queries[missing[0]]
+    assert "timeAggregation: 'Count'" in criteria[missing[0]]
+    assert "operator: 'LessThan'" in criteria[missing[0]] and "threshold: 1" in criteria[missing[0]]
+    # the metric names and the outcome dimension are the ones the code records
+    telemetry = (ROOT / "shared" / "telemetry.py").read_text(encoding="utf-8")
+    export = (ROOT / "shared" / "export.py").read_text(encoding="utf-8")
+    assert '"exporter.failed_runs"' in telemetry and '"exporter.run_duration_seconds"' in telemetry
+    assert '{"outcome": "ok" if' in export
