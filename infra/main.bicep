@@ -7,8 +7,50 @@ targetScope = 'resourceGroup'
 @description('Environment name (azd AZURE_ENV_NAME); seeds resource names and the azd-env-name tag.')
 param environmentName string
 
+// Regions that offer Flex Consumption (az functionapp list-flexconsumption-locations),
+// as in the Azure-Samples Flex Consumption quickstarts. azd offers only these when it
+// asks for a location; ARM refuses any other before creating anything. Add a region
+// here when Flex Consumption reaches it.
 @minLength(1)
 @description('Region for all resources; must offer Flex Consumption.')
+@allowed([
+  'australiaeast'
+  'australiasoutheast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'koreacentral'
+  'northcentralus'
+  'northeurope'
+  'norwayeast'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'southindia'
+  'spaincentral'
+  'swedencentral'
+  'uaenorth'
+  'uksouth'
+  'ukwest'
+  'westcentralus'
+  'westeurope'
+  'westus'
+  'westus2'
+  'westus3'
+])
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
 param location string = resourceGroup().location
 
 @minLength(1)

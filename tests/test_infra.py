@@ -244,10 +244,33 @@ def prop(body: str, name: str) -> str:
                 j += 1
             if body[j] in "{[(":
                 return body[j:_matching(body, j)]
-            end = body.index("\n", j)
-            return body[j:end].strip()
+            return _expression(body, j)
         i += 1
     raise AssertionError(f"property {name!r} not found")
+
+
+def _expression(text: str, start: int) -> str:
+    """The expression from ``start`` to the end of its line, brackets it opens included."""
+    i = start
+    while i < len(text) and text[i] != "\n":
+        if text[i] == "'":
+            i = _string_end(text, i)
+        elif text[i] in "{[(":
+            i = _matching(text, i) - 1
+        i += 1
+    return text[start:i].strip()
+
+
+def _string_end(text: str, start: int) -> int:
+    """Index of the quote that ends the string starting at ``start`` (interpolations skipped)."""
+    i = start + 1
+    while text[i] != "'":
+        if text[i] == "\\":
+            i += 1
+        elif text.startswith("${", i):
+            i = _matching(text, i + 1) - 1
+        i += 1
+    return i
 
 
 def bicep_string(literal: str) -> str:
@@ -684,3 +707,37 @@ def test_the_alerts_cover_a_failed_run_and_a_missing_run():
     export = (ROOT / "shared" / "export.py").read_text(encoding="utf-8")
     assert '"exporter.failed_runs"' in telemetry and '"exporter.run_duration_seconds"' in telemetry
     assert '{"outcome": "ok" if' in export
+
+
+# --- location, workbook -----------------------------------------------------------------------
+
+def test_location_is_restricted_to_flex_consumption_regions_through_azd_metadata():
+    location = BicepFile.load("main.bicep").params()["location"]
+    regions = location.allowed()
+    assert len(regions) >= 10 and len(set(regions)) == len(regions)
+    assert all(re.fullmatch(r"[a-z]+[0-9]?", r) for r in regions), regions
+    assert re.search(r"@metadata\(\{\s*azd: \{\s*type: 'location'\s*\}\s*\}\)", location.decorators)
+    # the regions the documentation deploys to are among them
+    for doc in (ROOT / "docs" / "deploy.md", ROOT / "README.md"):
+        for region in re.findall(r"\baz group create -n \S+ -l (\w+)", doc.read_text(encoding="utf-8")):
+            assert region in regions, f"{doc.name} deploys to {region}, which the template refuses"
+    parameters = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    assert parameters["location"]["value"] == "${AZURE_LOCATION}"
+
+
+def test_the_workbook_falls_back_to_the_application_insights_resource():
+    dashboard = BicepFile.load("app/dashboard.bicep")
+    (workbook,) = dashboard.resources_of_type("Microsoft.Insights/workbooks")
+    properties = prop(workbook.body, "properties")
+    data = prop(properties, "serializedData")
+    assert re.fullmatch(r"string\(union\(loadJsonContent\('\.\./workbook\.json'\), \{\s*fallbackResourceIds: "
+                        r"\[\s*applicationInsights\.id\s*\]\s*\}\)\)", data), data
+    assert prop(properties, "sourceId") == "applicationInsights.id"
+    content = json.loads((INFRA / "workbook.json").read_text(encoding="utf-8"))
+    assert "fallbackResourceIds" in content  # the key union() replaces
+    queries = [i["content"] for i in content["items"] if i.get("type") in (3, 9)]
+    assert queries
+    for query in queries:
+        # each query runs against the workbook's resource: the fallback when opened from Azure Monitor
+        assert query.get("resourceType") == "microsoft.insights/components"
+        assert not query.get("crossComponentResources")

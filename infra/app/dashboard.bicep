@@ -32,7 +32,14 @@ resource workbook 'Microsoft.Insights/workbooks@2022-04-01' = {
     category: 'workbook'
     version: 'Notebook/1.0'
     sourceId: applicationInsights.id
-    serializedData: loadTextContent('../workbook.json')
+    // Opened from Azure Monitor → Workbooks rather than from the Application
+    // Insights resource, a workbook queries its fallbackResourceIds: point them at
+    // this resource, or the charts there have nothing to query.
+    serializedData: string(union(loadJsonContent('../workbook.json'), {
+      fallbackResourceIds: [
+        applicationInsights.id
+      ]
+    }))
   }
 }
 
