@@ -41,6 +41,7 @@ param csvEscapeFormulas bool = false
 
 @description('Write with the app identity to BLOB_ACCOUNT_URL/BLOB_CONTAINER instead of the SAS URL.')
 param useManagedIdentityDestination bool = false
+
 @description('Blob endpoint of the managed-identity destination account (app/destination-account.bicep); empty otherwise.')
 param destinationBlobEndpoint string = ''
 param destinationContainer string = ''
