@@ -1,6 +1,6 @@
 """What can be checked of the deployment without a Bicep compiler or a subscription: the text of
-infra/*.bicep, azure.yaml, host.json and the azd hooks, read the way ARM and the Functions host
-would read them. docs/deploy.md ("How the templates were checked") says what each test stands for.
+infra/*.bicep, azure.yaml and host.json, and the azd hooks, which run here with sh as azd runs
+them. docs/deploy.md section 9 ("How the templates were checked") says what each test stands for.
 
 The app-settings names themselves are compared with the code in tests/test_settings_consistency.py;
 this file reuses its parser of ``exporterSettings``.
@@ -195,7 +195,7 @@ class BicepFile:
         i = match.end()
         if self.text[i] in "{[(":
             return self.text[i:_matching(self.text, i)]
-        return self.text[i:self.text.index("\n", i)].strip()
+        return _expression(self.text, i)
 
     def outputs(self) -> dict[str, str]:
         return dict(re.findall(r"^output (\w+) \w+ = (.+)$", self.text, re.M))
@@ -654,6 +654,15 @@ def log_alerts() -> list[tuple[BicepFile, Declaration]]:
     return found
 
 
+def alert_criterion(rule: Declaration) -> str:
+    """The one condition object in a log alert's ``criteria.allOf``."""
+    all_of = prop(prop(prop(rule.body, "properties"), "criteria"), "allOf")
+    start = all_of.index("{")
+    end = _matching(all_of, start)
+    assert all_of[end:].strip() == "]", f"{rule.name}: more than one condition"
+    return all_of[start:end]
+
+
 def _window(bicep: BicepFile, expression: str) -> str:
     if expression.startswith("'"):
         return bicep_string(expression)
@@ -668,7 +677,7 @@ def test_every_log_alert_query_starts_from_a_table_and_is_aggregated_per_window(
         assert bicep_string(prop(rule.body, "kind")) == "LogAlert"
         assert _window(bicep, prop(properties, "windowSize")) in ISO_WINDOWS, rule.name
         assert _window(bicep, prop(properties, "evaluationFrequency")) in ISO_WINDOWS, rule.name
-        (criterion,) = re.findall(r"\{\s*query:.*?\n\s{8}\}", prop(properties, "criteria"), re.S)
+        criterion = alert_criterion(rule)
         query = bicep_string(prop(criterion, "query"))
         statements = [line.strip() for line in query.strip().splitlines()]
         first = statements[0]
@@ -691,9 +700,8 @@ def test_every_log_alert_query_starts_from_a_table_and_is_aggregated_per_window(
 
 
 def test_the_alerts_cover_a_failed_run_and_a_missing_run():
-    queries = {rule.name: bicep_string(prop(re.search(r"\{\s*query:.*?\n\s{8}\}", prop(
-        prop(rule.body, "properties"), "criteria"), re.S).group(0), "query")) for _, rule in log_alerts()}
-    criteria = {rule.name: prop(prop(rule.body, "properties"), "criteria") for _, rule in log_alerts()}
+    criteria = {rule.name: alert_criterion(rule) for _, rule in log_alerts()}
+    queries = {name: bicep_string(prop(criterion, "query")) for name, criterion in criteria.items()}
     failed = [n for n, q in queries.items() if '"exporter.failed_runs"' in q]
     assert failed and "operator: 'GreaterThan'" in criteria[failed[0]]
     assert "threshold: 0" in criteria[failed[0]]
