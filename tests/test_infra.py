@@ -15,6 +15,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from tests.test_settings_consistency import ALL_SETTINGS, _canonical, bicep_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -585,6 +588,25 @@ def test_preprovision_names_each_missing_setting_on_its_own_line_and_never_a_val
         assert "nothing was deployed" in lines[-1]
         assert "SECRETSIG" not in result.stderr + result.stdout
         assert "token-0123456789" not in result.stderr + result.stdout
+
+
+#: What an environment variable can hold: any text without NUL.
+ENV_TEXT = st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), max_size=40)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(token=ENV_TEXT, sas=ENV_TEXT, export_format=ENV_TEXT)
+def test_preprovision_decides_on_emptiness_and_format_only_and_never_echoes_or_runs_a_value(
+        tmp_path, token, sas, export_format):
+    canary = tmp_path / "ran"
+    marker = "VALUE-7f3a"
+    env = {**AZD_SAS_ENV, "ETL_API_TOKEN": marker + token + f"$(touch {canary})",
+           "BLOB_SAS_URL": (marker + sas + f"`touch {canary}`") if sas else "", "EXPORT_FORMAT": export_format}
+    result = run_hook("preprovision", env, tmp_path)
+    ok = bool(sas) and export_format in ("csv", "json", "parquet")
+    assert result.returncode == (0 if ok else 1), result.stderr
+    assert marker not in result.stdout + result.stderr
+    assert not canary.exists(), "the hook ran a value as a command"
 
 
 def test_the_preprovision_hook_checks_every_variable_the_parameter_file_needs():
