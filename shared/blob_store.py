@@ -6,7 +6,8 @@ ids) and the block list is committed with ``If-None-Match: *`` together with the
 touched after that commit. When a commit finds the name taken (409/412), the blob is ours only if
 its metadata records the same window, type and content hash: then the write already happened (a
 lost response, a crashed run, a concurrent identical run) and counts as done; anything else is a
-BlobConflictError for a person to look at.
+BlobConflictError for a person to look at. Storage failures are mapped to our errors in
+shared/azure_errors.py.
 """
 
 from __future__ import annotations
@@ -23,18 +24,15 @@ from urllib.parse import parse_qs, urlsplit
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
-    ClientAuthenticationError,
     HttpResponseError,
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
 )
 from azure.storage.blob import BlobBlock, BlobClient, ContainerClient, ContentSettings, ExponentialRetry
 
-from shared.errors import BlobConflictError, StorageError, StoragePermissionError
-from shared.redact import redact_text
+from shared.azure_errors import CONTAINER_MISSING, error_code, storage_call
+from shared.errors import BlobConflictError, StorageConfigError, StorageError, StoragePermissionError
 from shared.windows import format_rfc3339
 
 log = logging.getLogger(__name__)
@@ -166,11 +164,21 @@ class BlobStore:
         return self.name(f"_rejected/{dest_key}.{stamp}.{call_type}.ndjson")
 
     def metadata_of(self, name: str) -> dict[str, str] | None:
-        """The metadata of a committed blob, or None when there is none by that name."""
+        """The metadata of a committed blob, or None when there is none by that name.
+
+        Only a 404 that says the *blob* is missing means "none" (a missing container is a
+        StorageConfigError from :meth:`call`; any other 404 is not read as an empty name either).
+        """
         try:
-            props = self.call("read", lambda: self.container.get_blob_client(name).get_blob_properties())
-        except ResourceNotFoundError:
-            return None
+            props = self.call("r", lambda: self.container.get_blob_client(name).get_blob_properties())
+        except ResourceNotFoundError as exc:
+            code = error_code(exc)
+            if code in ("", "BlobNotFound"):
+                return None
+            raise StorageConfigError(
+                f"blob storage answered 404 {code} for {name}: check BLOB_SAS_URL "
+                "(or BLOB_ACCOUNT_URL/BLOB_CONTAINER) and BLOB_PATH"
+            ) from None
         return dict(props.metadata or {})
 
     def open(self, name: str, identity: FileIdentity, content_type: str) -> StagedUpload:
@@ -181,25 +189,11 @@ class BlobStore:
         return StagedUpload(self, name, identity, content_type, verify_only=existing is not None)
 
     def call(self, permission: str, fn: Callable[[], _T]) -> _T:
-        """Run one SDK call, mapping its failures to our errors (403 -> permission, 5xx -> transient)."""
-        try:
-            return fn()
-        except (ResourceNotFoundError, ResourceExistsError, ResourceModifiedError):
-            raise
-        except ClientAuthenticationError as exc:
-            raise self._permission_error(permission, exc) from None
-        except HttpResponseError as exc:
-            if exc.status_code == 403:
-                raise self._permission_error(permission, exc) from None
-            if exc.status_code == 404 and "ContainerNotFound" in str(getattr(exc, "error_code", "")):
-                raise StoragePermissionError(
-                    "the destination container does not exist: create it or fix BLOB_SAS_URL"
-                ) from None
-            raise StorageError(
-                f"blob storage failed: HTTP {exc.status_code} {getattr(exc, 'error_code', None) or ''}".strip()
-            ) from None
-        except (ServiceRequestError, ServiceResponseError) as exc:
-            raise StorageError(f"blob storage unreachable: {redact_text(str(exc))[:200]}") from None
+        """Run one SDK call, mapping its failures to our errors (shared/azure_errors.py)."""
+        return storage_call(
+            fn, service="blob", denied=lambda exc: self._permission_error(permission, exc),
+            missing={"ContainerNotFound": CONTAINER_MISSING},
+        )
 
     def _permission_error(self, permission: str, exc: HttpResponseError) -> StoragePermissionError:
         code = getattr(exc, "error_code", None) or "AuthorizationFailure"

@@ -2,10 +2,11 @@
 
 One row per type: PartitionKey ``{integration_id}.{action_id}``, RowKey the type. It holds the
 last committed ``position``, the end of the last exported window (``window_end``), and a pending
-claim (``pending_start``, ``pending_position``, ``pending_run``) written before any upload. Every
-change is conditional: insert-if-absent to create, If-Match on the ETag to claim and to commit, so
-two runs can never both move the same row. A response lost after the service applied our write is
-recognised by re-reading the row and finding our own run id in it.
+claim (``pending_start``, ``pending_position``, ``pending_run``, ``pending_recipe``) written before
+any upload. Positions are ``Edm.Int64`` (rows written as ``Edm.Int32`` by earlier versions read the
+same). Every change is conditional: insert-if-absent to create, If-Match on the ETag to claim and
+to commit, so two runs can never both move the same row. A response lost after the service applied
+our write is recognised by re-reading the row and finding our own run id in it.
 """
 
 from __future__ import annotations
@@ -18,16 +19,14 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
-    ClientAuthenticationError,
     HttpResponseError,
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
 )
-from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+from azure.data.tables import EdmType, EntityProperty, TableClient, TableServiceClient, UpdateMode
 
+from shared.azure_errors import error_code, storage_call
 from shared.errors import StorageError, StoragePermissionError
 from shared.windows import format_rfc3339, parse_rfc3339
 
@@ -96,11 +95,11 @@ def _entity_to_state(entity: Any) -> TypeState:
         value = entity.get(name)
         return parse_rfc3339(value) if value else None
 
-    pending_position = entity.get("pending_position")
+    pending_position = _plain(entity.get("pending_position"))
     return TypeState(
         dest_key=entity["PartitionKey"],
         call_type=entity["RowKey"],
-        position=int(entity.get("position", 0)),
+        position=int(_plain(entity.get("position", 0))),
         window_end=dt("window_end") or datetime(1970, 1, 1, tzinfo=UTC),
         pending_start=dt("pending_start"),
         pending_position=int(pending_position) if pending_position not in (None, "") else None,
@@ -111,15 +110,25 @@ def _entity_to_state(entity: Any) -> TypeState:
     )
 
 
+def _plain(value: Any) -> Any:
+    """An Edm.Int64 property comes back wrapped in an EntityProperty; an Int32 one as a plain int."""
+    return value.value if isinstance(value, EntityProperty) else value
+
+
+def _int64(value: int) -> EntityProperty:
+    # Int32, the SDK's default for an int, raised a raw TypeError at 2**31 and the type was stuck:
+    # a position is a counter with no bound of its own, so it is stored as a 64-bit integer.
+    return EntityProperty(int(value), EdmType.INT64)
+
+
 def _state_to_entity(state: TypeState) -> dict[str, Any]:
     return {
         "PartitionKey": state.dest_key,
         "RowKey": state.call_type,
-        # Int64 would need an odata type tag; positions fit an Int32 for ~4,000 years of windows.
-        "position": int(state.position),
+        "position": _int64(state.position),
         "window_end": format_rfc3339(state.window_end),
         "pending_start": format_rfc3339(state.pending_start) if state.pending_start else "",
-        "pending_position": state.pending_position if state.pending_position is not None else -1,
+        "pending_position": _int64(state.pending_position if state.pending_position is not None else -1),
         "pending_run": state.pending_run or "",
         "pending_recipe": state.pending_recipe or "",
         "last_run": state.last_run or "",
@@ -139,8 +148,9 @@ class StateStore:
             self._call(lambda: self.service.create_table(self.table_name))
 
     def get(self, dest_key: str, call_type: str) -> TypeState | None:
+        """The row, or None when there is none (or no table yet: nothing started)."""
         try:
-            entity = self._call(lambda: self.table.get_entity(dest_key, call_type))
+            entity = self._call(lambda: self.table.get_entity(dest_key, call_type), reading=True)
         except ResourceNotFoundError:
             return None
         state = _entity_to_state(entity)
@@ -212,22 +222,21 @@ class StateStore:
                 return current
             return None
 
-    def _call(self, fn: Any) -> Any:
-        try:
-            return fn()
-        except (ResourceNotFoundError, ResourceExistsError, ResourceModifiedError):
-            raise
-        except ClientAuthenticationError as exc:
-            raise StoragePermissionError(
-                f"the state table refused access ({getattr(exc, 'error_code', '') or 'AuthorizationFailure'}): "
-                "check AzureWebJobsStorage and that the app's identity has 'Storage Table Data Contributor'"
-            ) from None
-        except HttpResponseError as exc:
-            if exc.status_code in (401, 403):
-                raise StoragePermissionError(
-                    f"the state table refused access (HTTP {exc.status_code}): check AzureWebJobsStorage"
-                ) from None
-            code = getattr(exc, "error_code", None) or ""
-            raise StorageError(f"table storage failed: HTTP {exc.status_code} {code}".strip()) from None
-        except (ServiceRequestError, ServiceResponseError) as exc:
-            raise StorageError(f"table storage unreachable: {type(exc).__name__}") from None
+    def _call(self, fn: Any, *, reading: bool = False) -> Any:
+        """One SDK call, its failures mapped by shared/azure_errors.py.
+
+        A read of a missing table is "no row" (nothing started yet); a write to one is an error.
+        """
+        missing = {} if reading else {
+            "TableNotFound": f"the state table {self.table_name} does not exist (deleted during the run?): "
+                             "check STATE_TABLE and AzureWebJobsStorage; a run creates it when it starts",
+        }
+        return storage_call(fn, service="table", denied=_denied, missing=missing)
+
+
+def _denied(exc: HttpResponseError) -> StoragePermissionError:
+    code = error_code(exc) or (f"HTTP {exc.status_code}" if exc.status_code else "AuthorizationFailure")
+    return StoragePermissionError(
+        f"the state table refused access ({code}): check AzureWebJobsStorage and that the app's "
+        "identity has 'Storage Table Data Contributor'"
+    )
