@@ -7,6 +7,10 @@ any upload. Positions are ``Edm.Int64`` (rows written as ``Edm.Int32`` by earlie
 same). Every change is conditional: insert-if-absent to create, If-Match on the ETag to claim and
 to commit, so two runs can never both move the same row. A response lost after the service applied
 our write is recognised by re-reading the row and finding our own run id in it.
+
+One more row per destination pins the ids its rows are keyed by: PartitionKey ``destinations``,
+RowKey the destination's name (``default``), with the ids and the place its files last went
+(:class:`DestinationPin`). The ids in it, never the ETL API's answer of the day, choose the rows.
 """
 
 from __future__ import annotations
@@ -38,6 +42,27 @@ CONNECTION_TIMEOUT = 10
 READ_TIMEOUT = 30
 RETRY_TOTAL = 5
 RETRY_BACKOFF = 1
+
+
+#: PartitionKey of the destination pin rows. Type rows are keyed ``{integration}.{action}``, and ids
+#: never hold a '.', so a pin never shares a partition with them.
+PINS_PARTITION = "destinations"
+
+
+@dataclass(frozen=True)
+class DestinationPin:
+    """The ids a destination's state is keyed by, recorded on first use, and where its files went."""
+
+    name: str
+    integration_id: str
+    action_id: str
+    container: str = ""  # container_location() of the last run
+    blob_path: str = ""
+    etag: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.integration_id}.{self.action_id}"
 
 
 @dataclass(frozen=True)
@@ -135,6 +160,17 @@ def _state_to_entity(state: TypeState) -> dict[str, Any]:
     }
 
 
+def _pin_to_entity(pin: DestinationPin) -> dict[str, Any]:
+    return {
+        "PartitionKey": PINS_PARTITION,
+        "RowKey": pin.name,
+        "integration_id": pin.integration_id,
+        "action_id": pin.action_id,
+        "container": pin.container,
+        "blob_path": pin.blob_path,
+    }
+
+
 class StateStore:
     """Conditional reads and writes of the per-type rows."""
 
@@ -206,6 +242,48 @@ class StateStore:
         )
         return self._conditional(claimed, done, run_id, lambda cur: cur.last_run == run_id
                                  and cur.window_end == window_end and cur.position == last_position)
+
+    # -- destination pins ---------------------------------------------------------------------
+    def get_pin(self, name: str) -> DestinationPin | None:
+        try:
+            entity = self._call(lambda: self.table.get_entity(PINS_PARTITION, name), reading=True)
+        except ResourceNotFoundError:
+            return None
+        return DestinationPin(
+            name=name,
+            integration_id=str(entity.get("integration_id", "")),
+            action_id=str(entity.get("action_id", "")),
+            container=str(entity.get("container", "")),
+            blob_path=str(entity.get("blob_path", "")),
+            etag=entity.metadata.get("etag", "") if hasattr(entity, "metadata") else "",
+        )
+
+    def create_pin(self, pin: DestinationPin) -> DestinationPin:
+        """Insert the pin if absent; when another run inserted one first, theirs is returned."""
+        with contextlib.suppress(ResourceExistsError):
+            self._call(lambda: self.table.create_entity(_pin_to_entity(pin)))
+        current = self.get_pin(pin.name)
+        if current is None:
+            raise StorageError(f"the destination pin {pin.name} vanished after it was created")
+        return current
+
+    def move_pin(self, pin: DestinationPin, container: str, blob_path: str) -> None:
+        """Record a new place for the files (If-Match; a concurrent move wins, that is fine)."""
+        moved = replace(pin, container=container, blob_path=blob_path)
+        with contextlib.suppress(ResourceModifiedError):
+            self._call(lambda: self.table.update_entity(
+                _pin_to_entity(moved), mode=UpdateMode.REPLACE, etag=pin.etag,
+                match_condition=MatchConditions.IfNotModified,
+            ))
+
+    def destination_keys(self) -> set[str]:
+        """The ``{integration}.{action}`` keys that have type rows in the table (pins excluded)."""
+        try:
+            entities = self._call(lambda: list(self.table.query_entities(
+                f"PartitionKey ne '{PINS_PARTITION}'", select=["PartitionKey"])), reading=True)
+        except ResourceNotFoundError:  # no table: no rows
+            return set()
+        return {e["PartitionKey"] for e in entities}
 
     def _conditional(self, before: TypeState, after: TypeState, run_id: str, is_ours: Any) -> TypeState | None:
         try:
