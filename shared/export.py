@@ -34,7 +34,7 @@ from shared.blob_store import BlobStore, FileIdentity, StagedUpload, container_l
 from shared.calltypes import CALL_TYPES
 from shared.columnar import parser_for
 from shared.crashpoints import crashpoint
-from shared.errors import ExportError, StateConflictError, WindowNotClosed
+from shared.errors import ClaimLost, ExportError, StateConflictError, WindowNotClosed
 from shared.etl_client import Destination, EtlClient
 from shared.memory import release_free_memory, tune_allocator
 from shared.pinning import pin_destination
@@ -329,9 +329,12 @@ class _Unit:
                     return self._end()
                 crashpoint("after_claim")
                 self.claimed = claimed
-                self.writer = _UnitWriter(self.clients.blobs, self.dest, claimed, self.window, current)
+                self.writer = _UnitWriter(self.clients.blobs, self.dest, claimed, self.window, current,
+                                          guard=self._guard)
                 self.writer.read(self.clients.etl)
                 ok = True
+            except ClaimLost:
+                return self._lost()
             except WindowNotClosed as exc:
                 self.result.status = "not_closed"
                 self.result.error = str(exc)
@@ -359,6 +362,8 @@ class _Unit:
         with trace.use_span(self.span, end_on_exit=True):
             try:
                 writer.finish()
+            except ClaimLost:
+                return self._lost()
             except ExportError as exc:
                 if not exc.transient:
                     raise
@@ -410,6 +415,18 @@ class _Unit:
             self.call_type, self.window.label(), writer.rows, len(writer.files), writer.rejected,
             extra={"integration_id": self.dest.integration_id, "action_id": self.dest.action_id},
         )
+
+    def _guard(self) -> None:
+        """Before each create-only commit: is the claim still ours? (docs/guarantees.md, "Two runs at once")"""
+        assert self.claimed is not None
+        if not self.clients.state.holds_claim(self.claimed):
+            raise ClaimLost(f"{self.call_type} {self.window.label()}: another run took the window over")
+
+    def _lost(self) -> UnitOutcome:
+        self.result.status = "busy"
+        log.info("%s %s: another run took the window over before our next commit; leaving it to that run",
+                 self.call_type, self.window.label())
+        return self._end()
 
     def _failed(self, exc: ExportError) -> UnitOutcome:
         self.result.status = "failed"
@@ -486,8 +503,10 @@ class _UnitWriter:
         claimed: TypeState,
         window: Window,
         current: Recipe,
+        guard: Callable[[], None] | None = None,
     ) -> None:
-        """``current``: the recipe of the settings now; a resumed claim brings its own."""
+        """``current``: the recipe of the settings now; a resumed claim brings its own.
+        ``guard``: runs before each file's commit and raises :class:`ClaimLost` once the claim is gone."""
         self.dest = dest
         self.call_type = claimed.call_type
         self.window = window
@@ -504,6 +523,7 @@ class _UnitWriter:
                 "pending window, then switch (docs/operations.md, 'Moving the export')"
             )
         self.blobs = blobs.at_path(recipe.blob_path)  # a pending window is finished where it started
+        self.guard = guard
         self.recipe = recipe
         self.writer_cls = writer_class(recipe.export_format)
         self.options = WriterOptions(
@@ -572,7 +592,7 @@ class _UnitWriter:
         name = self.blobs.data_file_name(
             self.dest.key, self.position, self.call_type, cls.extension_for(options)
         )
-        self._upload = self.blobs.open(name, identity, cls.content_type_for(options))
+        self._upload = self.blobs.open(name, identity, cls.content_type_for(options), guard=self.guard)
         self._writer = self.writer_cls(self._upload, self.call_type, self.options)
         return self._writer
 
@@ -596,7 +616,7 @@ class _UnitWriter:
         if self._rejects is None:
             name = self.blobs.rejected_file_name(self.dest.key, self.window.start, self.call_type)
             identity = FileIdentity(self.window.start, self.window.end, self.call_type, 0, kind="rejected")
-            self._rejects = self.blobs.open(name, identity, "application/x-ndjson")
+            self._rejects = self.blobs.open(name, identity, "application/x-ndjson", guard=self.guard)
             self.rejected_blob = name
         out = bytearray()
         for bad in rejected:

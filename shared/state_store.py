@@ -243,6 +243,15 @@ class StateStore:
         return self._conditional(claimed, done, run_id, lambda cur: cur.last_run == run_id
                                  and cur.window_end == window_end and cur.position == last_position)
 
+    def holds_claim(self, claimed: TypeState) -> bool:
+        """Whether the row still carries this claim (run id and window): read before each file commit."""
+        current = self.get(claimed.dest_key, claimed.call_type)
+        return (
+            current is not None
+            and current.pending_run == claimed.pending_run
+            and current.pending_start == claimed.pending_start
+        )
+
     # -- destination pins ---------------------------------------------------------------------
     def get_pin(self, name: str) -> DestinationPin | None:
         try:
