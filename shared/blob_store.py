@@ -353,23 +353,22 @@ class StagedUpload:
             self._inflight.clear()
         self._check_claim()
         if not self.verify_only:
-            settings = ContentSettings(content_type=self.content_type)
             try:
-                if self._blocks:
-                    blocks = [BlobBlock(block_id=b) for b in self._blocks]
-                    self.store.call("cw", lambda: self._client.commit_block_list(
-                        blocks, content_settings=settings, metadata=metadata,
-                        match_condition=MatchConditions.IfMissing,
-                    ))
-                else:
-                    data = bytes(self._buffer)
-                    self.store.call("cw", lambda: self._client.upload_blob(
-                        data, length=len(data), overwrite=False, content_settings=settings,
-                        metadata=metadata,
-                    ))
+                self._put(metadata)
                 return CommitResult(self.name, self._size, digest, created=True)
             except (ResourceExistsError, ResourceModifiedError):
                 pass  # taken: ours (a lost response, a racing twin) or someone else's; look
+            if not self._blocks and self.store.metadata_of(self.name) is None:
+                # Nothing committed, yet a create-only Put Blob was refused: another writer's
+                # uncommitted blocks hold the name (Azurite refuses then). A block list commits.
+                self._stage(bytes(self._buffer))
+                self._buffer.clear()
+                self._inflight.pop().result()
+                try:
+                    self._put(metadata)
+                    return CommitResult(self.name, self._size, digest, created=True)
+                except (ResourceExistsError, ResourceModifiedError):
+                    pass
         existing = self.store.metadata_of(self.name)
         if existing is None:
             raise StorageError(f"{self.name}: the create-only commit was refused but no blob is there")
@@ -383,6 +382,20 @@ class StagedUpload:
                 "calls for a closed window; the file is left as it is (docs/guarantees.md)"
             )
         return CommitResult(self.name, self._size, digest, created=False)
+
+    def _put(self, metadata: dict[str, str]) -> None:
+        """The create-only commit: the staged block list, or a small file in one request."""
+        settings = ContentSettings(content_type=self.content_type)
+        if self._blocks:
+            blocks = [BlobBlock(block_id=b) for b in self._blocks]
+            self.store.call("cw", lambda: self._client.commit_block_list(
+                blocks, content_settings=settings, metadata=metadata, match_condition=MatchConditions.IfMissing,
+            ))
+        else:
+            data = bytes(self._buffer)
+            self.store.call("cw", lambda: self._client.upload_blob(
+                data, length=len(data), overwrite=False, content_settings=settings, metadata=metadata,
+            ))
 
     def _check_claim(self) -> None:
         if self._guard is not None:
