@@ -50,10 +50,8 @@ def pin_destination(
         pin = store.create_pin(DestinationPin(
             name, remote.integration_id, remote.action_id, container=container, blob_path=blob_path,
         ))
-        if remote.key in keys:
-            log.info("destination %r pinned to %s, adopting its existing positions", name, pin.key)
-        else:
-            log.info("destination %r pinned to %s", name, pin.key)
+        log.info("destination %r pinned to %s%s", name, pin.key,
+                 ", adopting its existing positions" if remote.key in keys else "", extra=_ids(pin))
     if (pin.integration_id, pin.action_id) != (remote.integration_id, remote.action_id):
         raise StateConflictError(
             f"GET /v1/destination now returns {remote.key}, but destination {name!r} is pinned to "
@@ -66,10 +64,15 @@ def pin_destination(
             "the files of %s now go to %s (before: %s): positions go on from the stored state, "
             "EXPORT_START is not read again, and a pending window is finished where it started; "
             "to export from EXPORT_START into a fresh place use a new STATE_TABLE (docs/operations.md)",
-            pin.key, _place(container, blob_path), _place(pin.container, pin.blob_path),
+            pin.key, _place(container, blob_path), _place(pin.container, pin.blob_path), extra=_ids(pin),
         )
         store.move_pin(pin, container, blob_path)
     return Destination(pin.integration_id, pin.action_id)
+
+
+def _ids(pin: DestinationPin) -> dict[str, str]:
+    """Log record attributes: these lines come before the run binds its destination to its logs."""
+    return {"integration_id": pin.integration_id, "action_id": pin.action_id}
 
 
 def _place(container: str, blob_path: str) -> str:
