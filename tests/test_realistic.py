@@ -10,7 +10,6 @@ import subprocess
 import sys
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ ORDER_EVENTS = {"Order Completed", "Order Updated", "Order Refunded", "Order Can
                 "Cart Viewed", "Product List Viewed", "注文完了"}
 
 
-@cache
+@pytest.fixture(scope="module")
 def sample() -> tuple[bytes, tuple[dict[str, Any], ...]]:
     """N calls of seed 1 over one 10-minute window: the bytes and the decoded calls."""
     out = io.BytesIO()
@@ -106,8 +105,8 @@ def test_cli_generate_real_profile_writes_the_same_calls(tmp_path):
 
 
 @pytest.mark.parametrize("mode", ["columns", "json"])
-def test_every_call_is_accepted_by_the_exporter(mode):
-    data, calls = sample()
+def test_every_call_is_accepted_by_the_exporter(mode, sample):
+    data, calls = sample
     lines = data.splitlines()
     assert max(map(len, lines)) < 32_768  # the exporter's default cap on a call
     by_type: dict[str, list[bytes]] = defaultdict(list)
@@ -123,8 +122,8 @@ def test_every_call_is_accepted_by_the_exporter(mode):
 # Shapes
 
 
-def test_mix_of_types_sizes_and_fields_outside_the_columns():
-    data, calls = sample()
+def test_mix_of_types_sizes_and_fields_outside_the_columns(sample):
+    data, calls = sample
     types = Counter(c["type"] for c in calls)
     share = {t: types[t] / N for t in CALL_TYPES}
     assert 0.45 < share["track"] < 0.65 and 0.12 < share["page"] < 0.22 and 0.08 < share["identify"] < 0.16
@@ -134,8 +133,8 @@ def test_mix_of_types_sizes_and_fields_outside_the_columns():
     assert extra / N > 0.95  # real calls carry channel, _metadata, projectId, ... beside the columns
 
 
-def test_each_library_has_its_own_shape():
-    _, calls = sample()
+def test_each_library_has_its_own_shape(sample):
+    _, calls = sample
     channel = {"analytics.js": "client", "analytics-swift": "mobile", "analytics-kotlin": "mobile",
                "analytics-android": "mobile", "@segment/analytics-node": "server", "analytics-python": "server",
                "analytics-go": "server", "http": "server"}
@@ -163,8 +162,8 @@ def test_each_library_has_its_own_shape():
     assert min(seen.values()) > N * 0.02
 
 
-def test_order_events_carry_products_arrays_of_1_to_20_items():
-    _, calls = sample()
+def test_order_events_carry_products_arrays_of_1_to_20_items(sample):
+    _, calls = sample
     sizes = [len(c["properties"]["products"]) for c in calls
              if c["type"] == "track" and c["event"] in ORDER_EVENTS]
     assert len(sizes) > 500
@@ -173,8 +172,8 @@ def test_order_events_carry_products_arrays_of_1_to_20_items():
     assert sum(1 for s in sizes if s >= 10) > 10
 
 
-def test_ids_ips_urls_and_user_agents_have_a_realistic_cardinality():
-    _, calls = sample()
+def test_ids_ips_urls_and_user_agents_have_a_realistic_cardinality(sample):
+    _, calls = sample
     anon = {c["anonymousId"] for c in calls if c.get("anonymousId")}
     users = {c["userId"] for c in calls if c.get("userId")}
     ips = [c["context"]["ip"] for c in calls if "ip" in (c["context"] or {})]
@@ -187,8 +186,8 @@ def test_ids_ips_urls_and_user_agents_have_a_realistic_cardinality():
     assert len(agents) > 300
 
 
-def test_text_in_several_scripts_and_emoji():
-    data, _ = sample()
+def test_text_in_several_scripts_and_emoji(sample):
+    data, _ = sample
     text = data.decode("utf-8")
     scripts = [("Latin with diacritics", "[À-ɏ]"), ("CJK", "[\u4e00-\u9fff]"), ("kana", "[\u3040-\u30ff]"),
                ("Hangul", "[\uac00-\ud7af]"), ("Cyrillic", "[\u0400-\u04ff]"), ("Arabic", "[\u0600-\u06ff]"),
@@ -213,10 +212,10 @@ def kind(value: Any) -> str:
 
 
 @pytest.mark.parametrize(("package", "rudder"), [("segment-analytics-python", False), ("rudder-sdk-python", True)])
-def test_every_field_a_python_sdk_sends_is_in_the_generated_calls(package, rudder):
+def test_every_field_a_python_sdk_sends_is_in_the_generated_calls(package, rudder, sample):
     """Every top-level key the SDK sends for a type is on every generated call of that SDK and
     type, with the same kinds of value (null or not), the same timestamp formats and ids."""
-    _, calls = sample()
+    _, calls = sample
     mine = [c for c in calls if library(c) == "analytics-python" and ("rudderId" in c) == rudder]
     assert len(mine) > 500
     all_keys = {k for c in calls for k in c}
