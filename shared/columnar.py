@@ -77,11 +77,9 @@ class ColumnarParser:
         self.schema = pa.schema([pa.field(c, pa.string()) for c in COLUMNS[call_type]])
         struct = fast_struct(call_type, True, raw_default=_EMPTY)
         self._decode = msgspec.json.Decoder(struct).decode
-        self._decode_batch = msgspec.json.Decoder(list[struct]).decode  # type: ignore[valid-type]
         self._fields = [c for c in COLUMNS[call_type] if c not in (EXTRA_COLUMN, "event_text")]
         self._getters = [operator.attrgetter(c) for c in self._fields]
         self._names = self.schema.names
-        self._text = bytearray()  # the batch's JSON array text, reused batch after batch
         self._type_getter = operator.attrgetter("type")
         self._rows = CallParser(call_type, "columns", self.limits)
 
@@ -129,45 +127,41 @@ class ColumnarParser:
         return batch
 
     def _decode_all(self, lines: Sequence[bytes], flags: np.ndarray) -> tuple[list[Any], list[int]]:
+        """The typed structs of the lines that decode on the fast route, and their positions.
+
+        Every line is decoded on its own (a page's lines as zero-copy views of its buffer): a row
+        comes from exactly one line that alone is one JSON object. Never decode several lines as
+        one text: an object broken over two lines and two objects on a third line decode as three
+        values from three lines, and a count cannot tell.
+        """
         decode = self._decode
-        if isinstance(lines, LineBlock):
-            # The whole batch in one decode of one buffer: no bytes object per line. Decoding a
-            # line inside the array is decoding it alone; flagged lines are dropped after.
-            try:
-                structs = self._decode_batch(lines.json_array(self._text))
-            except (*_DECODE_ERRORS, RecursionError, ValueError):  # flagged lines are decoded too
-                pass  # a line it refuses (or a raw newline in one): line by line below
-            else:
-                # One value per line, or the lines did not split as lines do (a blank line, "1,2"):
-                # then line by line below.
-                if len(structs) == len(lines):
-                    types = list(map(self._type_getter, structs))
-                    if not flags.any() and types.count(self.call_type) == len(structs):
-                        return structs, list(range(len(lines)))
-                    keep = [i for i, t in enumerate(types) if t == self.call_type and not flags[i]]
-                    return [structs[i] for i in keep], keep
-        elif not flags.any():
-            try:
-                structs = list(map(decode, lines))
-            except _DECODE_ERRORS:
-                pass
-            else:
-                types = list(map(self._type_getter, structs))
-                if types.count(self.call_type) == len(structs):
-                    return structs, list(range(len(lines)))
-        structs, fast_idx = [], []
+        texts: Sequence[Any] = lines.views() if isinstance(lines, LineBlock) else lines
+        if flags.any():
+            positions: Sequence[int] = np.flatnonzero(~flags).tolist()
+            texts = [texts[i] for i in positions]
+        else:
+            positions = range(len(lines))
+        try:
+            structs = list(map(decode, texts))
+        except (*_DECODE_ERRORS, RecursionError):
+            pass  # a line it refuses: line by line below
+        else:
+            types = list(map(self._type_getter, structs))
+            if types.count(self.call_type) == len(structs):
+                return structs, list(positions)
+            keep = [k for k, t in enumerate(types) if t == self.call_type]
+            return [structs[k] for k in keep], [positions[k] for k in keep]
+        out, fast_idx = [], []
         call_type = self.call_type
-        for i, line in enumerate(lines):
-            if flags[i]:
-                continue
+        for k, text in zip(positions, texts, strict=True):
             try:
-                s: Any = decode(line)
-            except _DECODE_ERRORS:
+                s: Any = decode(text)
+            except (*_DECODE_ERRORS, RecursionError):
                 continue
             if s.type == call_type:
-                structs.append(s)
-                fast_idx.append(i)
-        return structs, fast_idx
+                out.append(s)
+                fast_idx.append(k)
+        return out, fast_idx
 
     def _columns(self, structs: list[Any]) -> tuple[list[pa.Array], np.ndarray]:
         arrays: list[pa.Array] = []

@@ -206,6 +206,31 @@ def test_rejected_calls_go_to_the_dead_letter_blob_and_the_rest_exports(harness)
     assert sorted(r["messageId"] for r in rows) == sorted(c["messageId"] for c in good)
 
 
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
+def test_lines_that_are_not_one_object_each_are_rejected_in_every_format(harness, fmt):
+    # An object broken over two lines and two objects on a third line: three bad lines, never
+    # three calls (CSV and Parquet read them as m1 with anonymousId a1, m2 and m3).
+    at = "2026-11-28T12:05:00.000Z"
+    good = [{"type": "track", "messageId": f"ok{i}", "receivedAt": at} for i in range(2)]
+    broken = [
+        b'{"type":"track","messageId":"m1","userId":"u1"',
+        b'"anonymousId":"a1"}',
+        b'{"type":"track","messageId":"m2"},{"type":"track","messageId":"m3"}',
+    ]
+    harness.source.add([good[0], ("track", at, b"\n".join(broken)), good[1]])
+    summary = harness.run(after(W0), EXPORT_FORMAT=fmt, EXPORT_START="2026-11-28T12:00:00Z")
+    assert summary.ok and summary.rejected == 3
+    blobs = harness.blobs()
+    dead = blobs["exports/segment/_rejected/2184.13699.20261128T1200Z.track.ndjson"]
+    entries = [json.loads(line) for line in dead.data.decode().splitlines()]
+    assert [e["line"].encode() for e in entries] == broken
+    assert all(e["reason"].startswith("not valid JSON: ") for e in entries)
+    name = f"exports/segment/2184.13699.1.track.{fmt}"
+    assert set(harness.data_blobs()) == {name}
+    assert [r["messageId"] for r in rows_of(name, blobs[name].data)] == ["ok0", "ok1"]
+    assert blobs[name].metadata["rows"] == "2"
+
+
 def test_gzip_from_the_etl_api_gives_the_same_files(harness):
     calls = make_window_calls(W0, per_type={"track": 30, "page": 5})
     harness.source.add(calls)

@@ -12,10 +12,12 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from shared.batching import rebatch
 from shared.calltypes import CALL_TYPES, COLUMNS, KNOWN_FIELDS
 from shared.columnar import ColumnarParser
 from shared.lines import LineBlock
@@ -410,6 +412,34 @@ def test_a_raw_newline_between_tokens_is_not_read_as_a_comma() -> None:
     good = b'{"type":"identify","userId":"v"}'
     batch = parse([good, broken], "identify", "columns")  # both inputs, as the reference path
     assert [r.line for r in batch.rejected] == [broken] and batch.count == 1
+
+
+# The issue's reproduction: an object broken over two lines, and two objects on a third line.
+BROKEN_PAGE = (
+    b'{"type":"track","messageId":"m1","userId":"u1"\n'
+    b'"anonymousId":"a1"}\n'
+    b'{"type":"track","messageId":"m2"},{"type":"track","messageId":"m3"}\n'
+)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_lines_that_are_not_one_object_each_are_rejected_never_merged_or_split(mode: str) -> None:
+    good = b'{"type":"track","messageId":"m0"}'
+    block = LineBlock.from_body(good + b"\n" + BROKEN_PAGE + good + b"\n")
+    broken = list(block)[1:4]
+    batch = parse(list(block), "track", mode)  # lists and LineBlocks, all parsers, as the reference
+    for got in (batch, CallParser("track", mode).parse(block)):  # a page's own buffer too
+        assert got.count == 2
+        assert [r.line for r in got.rejected] == broken
+        assert [r.reason for r in got.rejected] == [
+            "not valid JSON: unexpected end of data: line 1 column 47 (char 46)",
+            "not valid JSON: unexpected content after document: line 1 column 14 (char 13)",
+            "not valid JSON: unexpected content after document: line 1 column 34 (char 33)",
+        ]
+    if mode == "columns":
+        got = ColumnarParser("track").parse(block)
+        assert got.arrow.column("messageId").to_pylist() == ["m0", "m0"]
+        assert [r.line for r in got.rejected] == broken
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -858,3 +888,97 @@ def test_one_columnar_parser_reuses_its_batch_buffer_across_batches_of_any_size(
         got = parser.parse(LineBlock.from_lines(lines))
         assert got.count == len(lines) and not got.rejected
         assert got.arrow.column("userId").to_pylist() == [json.loads(line)["userId"] for line in lines]
+
+
+# --------------------------------------------------------------------------------------------
+# Property: hostile pages (lines split, merged, blank) give the reference path's answer, line by line
+
+
+def _commas_outside_strings(text: bytes) -> list[int]:
+    out, in_string, escaped = [], False, False
+    for i, byte in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte == 0x2C:
+            out.append(i)
+    return out
+
+
+@st.composite
+def _hostile_page(draw: st.DrawFn, call_type: str) -> bytes:
+    """A page body built from calls of ``call_type``, then broken the ways a bad server breaks
+    lines: an object split over lines (at a comma, so that the halves joined by a comma are one
+    valid object again, or anywhere, also inside a string), several objects on one line, blank and
+    white-space lines, trailing commas, a line wrapped in brackets."""
+    calls = st.one_of(_clean_call_line(call_type), _call_line(call_type), _clean_call_line(call_type))
+    lines: list[bytes] = []
+    for _ in range(draw(st.integers(1, 7))):
+        line = draw(calls)
+        op = draw(
+            st.sampled_from(["keep", "keep", "split_comma", "split_comma", "split", "merge", "merge", "ws", "comma"])
+        )
+        if op == "split_comma" and (commas := _commas_outside_strings(line)):
+            at = draw(st.sampled_from(commas))
+            lines += [line[:at], line[at + 1 :]]
+        elif op == "split" and len(line) > 1:
+            at = draw(st.integers(1, len(line) - 1))
+            lines += [line[:at], line[at:]]
+        elif op == "merge":
+            others = draw(st.lists(calls, min_size=1, max_size=2))
+            sep = draw(st.sampled_from([b",", b",", b" ", b"", b", ", b"\t", b"\r"]))
+            lines.append(sep.join([line, *others]))
+        elif op == "ws":
+            lines += [line, draw(st.sampled_from([b"", b" ", b"\t", b"\r", b" \t ", b",", b"[", b"]"]))]
+        elif op == "comma":
+            lines.append(line + b",")
+        else:
+            lines.append(line)
+    return b"".join(line + b"\n" for line in lines)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+@given(data=st.data())
+def test_a_hostile_page_gives_every_parser_the_reference_answer_line_by_line(data: st.DataObject) -> None:
+    call_type = data.draw(st.sampled_from(CALL_TYPES), label="call_type")
+    limits = data.draw(st.sampled_from([Limits(), Limits(max_depth=3)]), label="limits")
+    body = data.draw(_hostile_page(call_type), label="body")
+    block = LineBlock.from_body(body)  # as the ETL client hands a page over (blank lines dropped)
+    lines = list(block)
+    assert lines == [line for line in body.split(b"\n") if line]
+    expected = [(line, _oracle(line, call_type, limits)) for line in lines]
+    for mode in MODES:
+        reference = parse(lines, call_type, mode, limits)  # lists and LineBlocks agree with it
+        # Every row is one line that is, alone, one valid call; every other line is rejected.
+        assert [r.line for r in reference.rejected] == [line for line, call in expected if call is None]
+        assert all(r.reason for r in reference.rejected)
+        # The page's own buffer, whole and cut into batches (offsets not from 0), gives the same.
+        size = data.draw(st.integers(1, 4), label="batch size")
+        for parser in (CallParser(call_type, mode, limits), ColumnarParser(call_type, limits)):
+            if mode == "json" and isinstance(parser, ColumnarParser):
+                continue
+            got = [parser.parse(block), *(parser.parse(b) for b in rebatch([block], size))]
+            whole, batches = got[0], got[1:]
+            assert whole.rejected == reference.rejected
+            assert [r for b in batches for r in b.rejected] == reference.rejected
+            assert (whole.count, whole.input_bytes) == (reference.count, reference.input_bytes)
+            assert sum(b.count for b in batches) == reference.count
+            if isinstance(parser, ColumnarParser):
+                want = dict(zip(COLUMNS[call_type], reference.columns, strict=True))
+                assert whole.arrow.to_pydict() == want
+                joined = pa.Table.from_batches([b.arrow for b in batches]).to_pydict()
+                assert joined == want
+            elif mode == "json":
+                assert whole.lines == reference.lines == [x for b in batches for x in b.lines]
+            else:
+                assert whole.columns == reference.columns
+                joined_cells = [[cell for b in batches for cell in b.columns[c]] for c in range(len(whole.columns))]
+                assert joined_cells == whole.columns
