@@ -455,11 +455,11 @@ def test_a_call_over_max_call_bytes_is_rejected_and_one_at_the_cap_is_not(mode: 
         head = b'{"type":"identify","userId":"'
         return head + b"x" * (n - len(head) - 2) + b'"}'
 
-    assert Limits().max_call_bytes == 32768
-    at_cap, over = sized(32768), sized(32769)
-    batch = parse([at_cap, over], "identify", mode)
-    assert batch.count == 1
-    assert batch.rejected == [RejectedCall(over, "call is 32769 bytes, over the 32768-byte cap")]
+    assert Limits().max_call_bytes == 65536
+    at_cap, over = sized(65536), sized(65537)
+    batch = parse([sized(32808), at_cap, over], "identify", mode)
+    assert batch.count == 2
+    assert batch.rejected == [RejectedCall(over, "call is 65537 bytes, over the 65536-byte cap")]
     small = parse([sized(100), sized(101)], "identify", mode, Limits(max_call_bytes=100))
     assert small.count == 1 and small.rejected[0].line == sized(101)
 
@@ -498,7 +498,7 @@ def test_an_empty_batch_has_empty_columns() -> None:
         (b'{"type":"identify","userId":"u"}\r', True),
         (b'\t{"type":"identify"}', True),
         (b'{"type":"identify","userId":"\xff"}', True),  # not UTF-8
-        (b'{"type":"identify","userId":"' + b"x" * 40000 + b'"}', True),  # over the size cap
+        (b'{"type":"identify","userId":"' + b"x" * 70000 + b'"}', True),  # over the size cap
         (b'{"type":"identify","traits":' + b"[" * 32 + b"]" * 32 + b"}", True),  # 33 openers
         (b'{"type":"identify","traits":' + b"[" * 31 + b"]" * 31 + b"}", False),  # 32 openers
         (b'{"type":"identify","userId":"' + b"{" * 40 + b'"}', False),  # openers in strings do not count
