@@ -501,6 +501,11 @@ def test_an_empty_batch_has_empty_columns() -> None:
         (b'{"type":"identify","userId":"' + b"x" * 70000 + b'"}', True),  # over the size cap
         (b'{"type":"identify","traits":' + b"[" * 32 + b"]" * 32 + b"}", True),  # 33 openers
         (b'{"type":"identify","traits":' + b"[" * 31 + b"]" * 31 + b"}", False),  # 32 openers
+        (b'{"type":"identify","traits":{"a":[' + b"{}," * 40 + b'{"b":[[{}]]}]}}', False),  # 45, 6 deep
+        (b'{"type":"identify","traits":{"a":[' + b"{}," * 40 + b"[" * 29 + b"]" * 29 + b"]}}", False),  # 32 deep
+        (b'{"type":"identify","traits":{"a":[' + b"{}," * 40 + b"[" * 30 + b"]" * 30 + b"]}}", True),  # 33 deep
+        (b'{"type":"identify","traits":{"a":[' + b"{}," * 40 + b'"x"], "b":1}}', True),  # and a space
+        (b'{"type":"identify","traits":{"s":"' + b"[" * 40 + b'","t":[' + b"{}," * 40 + b"[]]}}", False),
         (b'{"type":"identify","userId":"' + b"{" * 40 + b'"}', False),  # openers in strings do not count
         (b'{"type":"identify","traits":{"s":"' + b"[" * 40 + b'"},"t":' + b"[" * 32 + b"]" * 32 + b"}", True),
         (b'{"type":"identify","userId":"12345678901234567890","traits":{"n":"1e999"}}', False),  # strings
@@ -510,6 +515,41 @@ def test_an_empty_batch_has_empty_columns() -> None:
 def test_the_prefilter_flags_lines_that_might_need_the_reference_path(line: bytes, flagged: bool) -> None:
     assert needs_reference_path([line], Limits()).tolist() == [flagged]
     assert needs_reference_path(LineBlock.from_lines([line]), Limits()).tolist() == [flagged]
+
+
+def _chain(levels: int, wrap: str) -> str:
+    inner = "1"
+    for _ in range(levels):
+        inner = wrap % inner
+    return inner
+
+
+_SHALLOW_OR_DEEP = st.recursive(
+    st.one_of(
+        st.sampled_from(['"x"', '"{["', "1", "-0.5e-10", "123456789012345", "null", "true", '"\\"["', "[]", "{}"]),
+        st.builds(_chain, st.integers(8, 40), st.sampled_from(["[%s]", '{"d":%s}'])),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4).map(lambda items: "[" + ",".join(items) + "]"),
+        st.lists(inner, max_size=4).map(lambda items: "{" + ",".join(f'"k{i}":{v}' for i, v in enumerate(items)) + "}"),
+    ),
+    max_leaves=60,
+)
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict | list):
+        children = value.values() if isinstance(value, dict) else value
+        return 1 + max(map(_depth, children), default=0)
+    return 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_SHALLOW_OR_DEEP, min_size=1, max_size=5), st.sampled_from([2, 3, 5, 12, 13, 20, 32]))
+def test_the_prefilter_flags_a_compact_line_exactly_when_it_nests_too_deep(values: list[str], max_depth: int) -> None:
+    lines = [('{"type":"identify","traits":[' + v + "]}").encode() for v in values]
+    flags = needs_reference_path(LineBlock.from_lines(lines), Limits(max_depth=max_depth)).tolist()
+    assert flags == [_depth(json.loads(line)) > max_depth for line in lines]
 
 
 def test_the_prefilter_flags_each_line_on_its_own() -> None:
@@ -982,3 +1022,4 @@ def test_a_hostile_page_gives_every_parser_the_reference_answer_line_by_line(dat
                 assert whole.columns == reference.columns
                 joined_cells = [[cell for b in batches for cell in b.columns[c]] for c in range(len(whole.columns))]
                 assert joined_cells == whole.columns
+
