@@ -22,7 +22,7 @@ from shared.calltypes import CALL_TYPES, COLUMNS, KNOWN_FIELDS
 from shared.columnar import ColumnarParser
 from shared.lines import LineBlock
 from shared.prefilter import needs_reference_path
-from shared.records import BadCall, CallParser, Limits, ParsedBatch, RejectedCall, parse_call
+from shared.records import NESTED_FIELDS, BadCall, CallParser, Limits, ParsedBatch, RejectedCall, parse_call
 from shared.slug import slugify_event
 
 MODES = ("columns", "json")
@@ -1023,3 +1023,97 @@ def test_a_hostile_page_gives_every_parser_the_reference_answer_line_by_line(dat
                 joined_cells = [[cell for b in batches for cell in b.columns[c]] for c in range(len(whole.columns))]
                 assert joined_cells == whole.columns
 
+
+# --------------------------------------------------------------------------------------------
+# Property: real SDK-shaped calls (fields outside the columns, big orders) stay on the fast route
+
+_TEXT = st.one_of(st.sampled_from([*NASTY, "Übersicht \u2013 Shop", "注文完了 🎉"]), st.text(max_size=12))
+_SAFE_NUMBER = st.one_of(st.integers(-(10**15) + 1, 10**15 - 1), st.floats(-1e6, 1e6).map(lambda x: round(x, 2)))
+
+
+@st.composite
+def _context(draw: st.DrawFn) -> dict[str, Any]:
+    if draw(st.booleans()):  # analytics.js in a browser
+        return {
+            "ip": "203.0.113.7", "library": {"name": "analytics.js", "version": "next-1.70.0"},
+            "locale": draw(st.sampled_from(["en-US", "de-DE", "ja-JP"])),
+            "page": {"path": "/p", "referrer": "", "search": "", "title": draw(_TEXT), "url": "https://x.example/p"},
+            "userAgent": "Mozilla/5.0 (X11; Linux x86_64)",
+            "userAgentData": {"brands": [{"brand": "Chromium", "version": "124"}] * draw(st.integers(0, 3)),
+                              "mobile": False, "platform": "Linux"},
+        }
+    return {"library": {"name": draw(st.sampled_from(["analytics-python", "analytics-node"])), "version": "2.4.0"}}
+
+
+@st.composite
+def _order(draw: st.DrawFn) -> dict[str, Any]:
+    products = [
+        {"product_id": draw(_TEXT), "price": draw(_SAFE_NUMBER), "quantity": draw(st.integers(1, 9)),
+         "tags": draw(st.lists(_TEXT, max_size=2)), "variant": {"size": draw(_TEXT)} if draw(st.booleans()) else None}
+        for _ in range(draw(st.integers(1, 20)))
+    ]
+    order: dict[str, Any] = {"order_id": draw(_TEXT), "total": draw(_SAFE_NUMBER), "products": products}
+    if draw(st.integers(0, 4)) == 0:  # deep but within the cap (the call, properties, then the chain)
+        order["deep"] = json.loads(_chain(draw(st.integers(1, 29)), '{"d":%s}'))
+    return order
+
+
+_OWN_FIELDS = {
+    "identify": lambda: {"traits": _order()},
+    "group": lambda: {"groupId": _TEXT, "traits": _order()},
+    "alias": lambda: {"previousId": _TEXT},
+    "track": lambda: {"event": _TEXT, "properties": _order()},
+    "page": lambda: {"name": _TEXT, "category": _TEXT, "properties": _order()},
+    "screen": lambda: {"name": _TEXT, "properties": _order()},
+}
+
+
+@st.composite
+def _sdk_line(draw: st.DrawFn, call_type: str) -> bytes:
+    call: dict[str, Any] = {
+        "messageId": draw(_TEXT), "type": call_type, "userId": draw(st.one_of(st.none(), _TEXT)),
+        "anonymousId": draw(_TEXT), "timestamp": "2024-05-01T12:00:00.000Z", "receivedAt": "2024-05-01T12:00:01Z",
+        "context": draw(_context()), "integrations": {"All": True, "Mixpanel": False},
+    }
+    call.update({k: draw(v) for k, v in _OWN_FIELDS[call_type]().items()})
+    extras: dict[str, Any] = {
+        "channel": draw(st.sampled_from(["client", "server", "mobile"])), "version": 2,
+        "_metadata": {"bundled": ["Segment.io"], "unbundled": draw(st.lists(_TEXT, max_size=2)), "bundledIds": []},
+        "writeKey": draw(_TEXT), "projectId": draw(_TEXT), "request_id": draw(_TEXT), "event_text": draw(_TEXT),
+    }
+    for key in draw(st.lists(st.sampled_from(sorted(extras)), unique=True)):
+        call[key] = extras[key]
+    own_keys = _TEXT.filter(lambda k: k != "type" and k not in NESTED_FIELDS)
+    for key in draw(st.lists(own_keys, max_size=2)):  # a source's own top-level keys (may shadow a column)
+        call[key] = draw(st.one_of(_TEXT, _SAFE_NUMBER, st.none(), st.lists(_SAFE_NUMBER, max_size=3)))
+    items = draw(st.permutations(list(call.items())))
+    ascii_only = draw(st.booleans())
+    return json.dumps(dict(items), separators=(",", ":"), ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+
+
+class _RowParserSpy:
+    """Counts the lines a ColumnarParser hands to its row parser (the slow routes)."""
+
+    def __init__(self, parser: ColumnarParser) -> None:
+        self.inner, self.lines = parser._rows, 0
+        parser._rows = self  # type: ignore[assignment]
+
+    def parse(self, lines: Sequence[bytes], flags: Any = None) -> ParsedBatch:
+        self.lines += len(lines)
+        return self.inner.parse(lines, flags)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data())
+def test_sdk_shaped_calls_stay_on_the_vectorised_route_and_match_the_reference(data: st.DataObject) -> None:
+    call_type = data.draw(st.sampled_from(CALL_TYPES), label="call_type")
+    lines = data.draw(st.lists(_sdk_line(call_type), min_size=1, max_size=6), label="lines")
+    for mode in MODES:
+        batch = parse(lines, call_type, mode)  # every parser, lists and LineBlocks: the reference's answer
+        assert not batch.rejected and batch.count == len(lines)
+    block = LineBlock.from_lines(lines)
+    assert not needs_reference_path(block, Limits()).any()  # within every limit: nothing flagged
+    parser = ColumnarParser(call_type)
+    spy = _RowParserSpy(parser)
+    assert parser.parse(block).count == len(lines)
+    assert spy.lines == 0  # extra fields, numbers, big orders: all on the vectorised route
