@@ -1,13 +1,19 @@
 """The fast path for CSV and Parquet: a batch of lines straight to Arrow columns.
 
-No Python object per cell: each line is decoded by msgspec into a typed struct whose nested
-fields stay raw JSON text (zero-copy views of the line), then every column is gathered with one
-C-level ``map`` and turned into an Arrow array; nested columns are joined into one buffer and
-viewed as a string array (Arrow validates the UTF-8). Only the lines the prefilter flags, or that
-the typed decode refuses (extra fields, a number in a string field, the wrong type, a nested
-field that is not an object or array), take the row parser of :mod:`shared.records` (its cheaper
-routes, then the reference path), and their rows are put back in input order. The result is
-exactly the reference path's, line by line.
+No Python object per cell: each line is decoded on its own by msgspec into a typed struct whose
+nested fields stay raw JSON text (zero-copy views of the line), then every column is gathered with
+one C-level ``map`` and turned into an Arrow array; nested columns are joined into one buffer and
+viewed as a string array (Arrow validates the UTF-8).
+
+A batch the typed decode refuses (a field outside the columns, as real sources send: ``channel``,
+``version``, ``_metadata``, ...; or a number in a string field) takes the fields route, still
+vectorised: each line decoded into its top-level fields as raw JSON text (as the reference path
+reads a call), each string column decoded in one call, ``extra`` built from the other fields.
+
+Only the lines the prefilter flags, that are not JSON, whose type is another (or escaped), or with
+a nested field that is not an object or array, take the row parser of :mod:`shared.records` (its
+cheaper routes, then the reference path), and their rows are put back in input order. The result
+is exactly the reference path's, line by line.
 """
 
 from __future__ import annotations
@@ -21,13 +27,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shared.calltypes import COLUMNS, EXTRA_COLUMN
+from shared.calltypes import COLUMNS, EXTRA_COLUMN, KNOWN_FIELDS
 from shared.lines import LineBlock
 from shared.prefilter import needs_reference_path
-from shared.records import NESTED_FIELDS, CallParser, Limits, ParsedBatch, RejectedCall, fast_struct
+from shared.records import NESTED_FIELDS, CallParser, Limits, ParsedBatch, RejectedCall, fast_struct, raw_cell
 from shared.slug import slugify_event
 
 _EMPTY = msgspec.Raw(b"")  # "field absent": a present nested field is never empty text
+_NULL = msgspec.Raw(b"null")
+_ENCODER = msgspec.json.Encoder()
+_STRINGS = msgspec.json.Decoder(list[str | None])
+_FIELDS = msgspec.json.Decoder(dict[str, msgspec.Raw])  # as the reference path reads a call
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError)
 _OBJECT_OR_ARRAY = (ord("{"), ord("["))
 
@@ -37,6 +47,16 @@ def _slug_column(names: pa.StringArray) -> pa.Array:
     encoded = pc.dictionary_encode(names)
     slugs = pa.array([slugify_event(name) for name in encoded.dictionary.to_pylist()], pa.string())
     return slugs.take(encoded.indices)
+
+
+def _string_cells(raws: list[msgspec.Raw]) -> list[str | None]:
+    """The cells of a string column from its raw values: all of them in one decode; a column that
+    holds something else than strings and nulls (a number, an object) cell by cell, as the
+    reference path does."""
+    try:
+        return _STRINGS.decode(b"[" + b",".join(raws) + b"]")
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return [raw_cell(bytes(raw)) for raw in raws]
 
 
 def _constant_column(value: str, n: int) -> pa.Array:
@@ -77,12 +97,12 @@ class ColumnarParser:
         self.schema = pa.schema([pa.field(c, pa.string()) for c in COLUMNS[call_type]])
         struct = fast_struct(call_type, True, raw_default=_EMPTY)
         self._decode = msgspec.json.Decoder(struct).decode
-        self._decode_batch = msgspec.json.Decoder(list[struct]).decode  # type: ignore[valid-type]
         self._fields = [c for c in COLUMNS[call_type] if c not in (EXTRA_COLUMN, "event_text")]
         self._getters = [operator.attrgetter(c) for c in self._fields]
         self._names = self.schema.names
-        self._text = bytearray()  # the batch's JSON array text, reused batch after batch
         self._type_getter = operator.attrgetter("type")
+        self._type_raw = msgspec.Raw(msgspec.json.encode(call_type))
+        self._known = KNOWN_FIELDS[call_type]
         self._rows = CallParser(call_type, "columns", self.limits)
 
     def parse(self, lines: Sequence[bytes], flags: np.ndarray | None = None) -> ParsedBatch:
@@ -91,9 +111,8 @@ class ColumnarParser:
         n = len(lines)
         if flags is None:
             flags = needs_reference_path(lines, self.limits)
-        structs, fast_idx = self._decode_all(lines, flags)
+        arrays, fast_idx, odd = self._fast_columns(lines, flags)
         slow_idx = sorted(set(range(n)) - set(fast_idx)) if len(fast_idx) != n else []
-        arrays, odd = self._columns(structs)
         if odd.any():  # a nested field holding a string, number or null: reference path
             keep = ~odd
             slow_idx = sorted(slow_idx + [fast_idx[i] for i in np.flatnonzero(odd)])
@@ -128,46 +147,82 @@ class ColumnarParser:
         batch.input_bytes = accepted_bytes
         return batch
 
-    def _decode_all(self, lines: Sequence[bytes], flags: np.ndarray) -> tuple[list[Any], list[int]]:
-        decode = self._decode
-        if isinstance(lines, LineBlock):
-            # The whole batch in one decode of one buffer: no bytes object per line. Decoding a
-            # line inside the array is decoding it alone; flagged lines are dropped after.
-            try:
-                structs = self._decode_batch(lines.json_array(self._text))
-            except (*_DECODE_ERRORS, RecursionError, ValueError):  # flagged lines are decoded too
-                pass  # a line it refuses (or a raw newline in one): line by line below
+    def _fast_columns(
+        self, lines: Sequence[bytes], flags: np.ndarray
+    ) -> tuple[list[pa.Array], list[int], np.ndarray]:
+        """The columns of the lines that take a fast route, their positions, and which of them
+        hold a nested field that is not an object or array (those go to the row parser).
+
+        Every line is decoded on its own (a page's lines as zero-copy views of its buffer): a row
+        comes from exactly one line that alone is one JSON object. Never decode several lines as
+        one text: an object broken over two lines and two objects on a third line decode as three
+        values from three lines, and a count cannot tell.
+
+        First the typed struct decode (only the columns' own fields, all strings); a batch it
+        refuses (a field outside the columns, such as ``channel``, or a number in a string field)
+        takes the fields route, still vectorised.
+        """
+        texts: Sequence[Any] = lines.views() if isinstance(lines, LineBlock) else lines
+        if flags.any():
+            positions: Sequence[int] = np.flatnonzero(~flags).tolist()
+            texts = [texts[i] for i in positions]
+        else:
+            positions = range(len(lines))
+        try:
+            structs = list(map(self._decode, texts))
+        except (*_DECODE_ERRORS, RecursionError):
+            return self._fields_columns(texts, positions)
+        types = list(map(self._type_getter, structs))
+        if types.count(self.call_type) != len(structs):
+            keep = [k for k, t in enumerate(types) if t == self.call_type]
+            structs, positions = [structs[k] for k in keep], [positions[k] for k in keep]
+        arrays, odd = self._columns(structs)
+        return arrays, list(positions), odd
+
+    def _fields_columns(
+        self, texts: Sequence[Any], positions: Sequence[int]
+    ) -> tuple[list[pa.Array], list[int], np.ndarray]:
+        """The fields route: each line decoded into its top-level fields as raw JSON text (what the
+        reference path shapes its cells from), each column then decoded in one go."""
+        decode = _FIELDS.decode
+        try:
+            rows = list(map(decode, texts))
+        except (*_DECODE_ERRORS, RecursionError):  # not JSON: the row parser rejects it
+            rows, kept = [], []
+            for k, text in zip(positions, texts, strict=True):
+                try:
+                    rows.append(decode(text))
+                except (*_DECODE_ERRORS, RecursionError):
+                    continue
+                kept.append(k)
+            positions = kept
+        type_raw = self._type_raw
+        keep = [k for k, row in enumerate(rows) if row.get("type") == type_raw]
+        if len(keep) != len(rows):  # another or an escaped type: the row parser decides
+            rows, positions = [rows[k] for k in keep], [positions[k] for k in keep]
+        n = len(rows)
+        arrays: list[pa.Array] = []
+        odd = np.zeros(n, dtype=bool)
+        for name in self._fields:
+            if name == "type":
+                arrays.append(_constant_column(self.call_type, n))
+            elif name in NESTED_FIELDS:
+                array, odd_here = _raw_column([row.get(name, _EMPTY) for row in rows])
+                odd |= odd_here
+                arrays.append(array)
+            elif name == "event":
+                text = pa.array(_string_cells([row.get(name, _NULL) for row in rows]), pa.string())
+                arrays.append(_slug_column(text))
+                arrays.append(text)
             else:
-                # One value per line, or the lines did not split as lines do (a blank line, "1,2"):
-                # then line by line below.
-                if len(structs) == len(lines):
-                    types = list(map(self._type_getter, structs))
-                    if not flags.any() and types.count(self.call_type) == len(structs):
-                        return structs, list(range(len(lines)))
-                    keep = [i for i, t in enumerate(types) if t == self.call_type and not flags[i]]
-                    return [structs[i] for i in keep], keep
-        elif not flags.any():
-            try:
-                structs = list(map(decode, lines))
-            except _DECODE_ERRORS:
-                pass
-            else:
-                types = list(map(self._type_getter, structs))
-                if types.count(self.call_type) == len(structs):
-                    return structs, list(range(len(lines)))
-        structs, fast_idx = [], []
-        call_type = self.call_type
-        for i, line in enumerate(lines):
-            if flags[i]:
-                continue
-            try:
-                s: Any = decode(line)
-            except _DECODE_ERRORS:
-                continue
-            if s.type == call_type:
-                structs.append(s)
-                fast_idx.append(i)
-        return structs, fast_idx
+                arrays.append(pa.array(_string_cells([row.get(name, _NULL) for row in rows]), pa.string()))
+        known, encode = self._known, _ENCODER.encode
+        extra = [  # the prefilter guaranteed compact values: no reformatting needed
+            None if row.keys() <= known else encode({k: v for k, v in row.items() if k not in known})
+            for row in rows
+        ]
+        arrays.append(pa.array(extra, pa.string()))
+        return arrays, list(positions), odd
 
     def _columns(self, structs: list[Any]) -> tuple[list[pa.Array], np.ndarray]:
         arrays: list[pa.Array] = []

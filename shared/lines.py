@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterator, Sequence
+from itertools import pairwise
 from typing import overload
 
 import numpy as np
@@ -17,8 +18,8 @@ class LineBlock(Sequence[bytes]):
     ``data[starts[i] : starts[i + 1] - 1]``, each line followed by exactly one ``\\n``.
 
     One allocation per page instead of one per line: no split copy, nothing to join for the
-    prefilter (:meth:`binary_array` is a zero-copy view), one buffer for a batch decode
-    (:meth:`json_array`), and the memory goes back to the OS in one piece when the page is done.
+    prefilter (:meth:`binary_array` is a zero-copy view), no copy per line for the decoder
+    (:meth:`views`), and the memory goes back to the OS in one piece when the page is done.
     Indexing and iteration hand out the lines as ``bytes`` for the paths that want them.
     """
 
@@ -99,32 +100,11 @@ class LineBlock(Sequence[bytes]):
             pa.large_binary(), len(self), [None, pa.py_buffer(self._starts), pa.py_buffer(self._data)]
         )
 
-    def json_array(self, into: bytearray | None = None) -> memoryview:
-        """The lines as one JSON array text, ``[line0,line1,...]``.
-
-        Raises ValueError when a line holds a raw ``\\n`` (possible only for a block made with
-        :meth:`from_lines`; a page's lines are split at every ``\\n``): turned into a comma it
-        could make a broken line decode as a different value.
-
-        Written into ``into`` (grown when too small) so that a caller parsing batch after batch
-        reuses one buffer instead of faulting in fresh pages for every batch. The view is only
-        valid until ``into`` is used again; decoded raw values point into it.
-        """
-        buf = bytearray() if into is None else into
-        n = len(self)
-        if not n:
-            return memoryview(b"[]")
-        s0, s1 = int(self._starts[0]), int(self._starts[-1])
-        size = s1 - s0 + 1  # "[" + the lines, each with its "\n" (the last one becomes "]")
-        if len(buf) < size:
-            buf.extend(bytes(size - len(buf)))
-        buf[0] = 0x5B  # "["
-        buf[1:size] = memoryview(self._data)[s0:s1]
-        text = np.frombuffer(buf, dtype=np.uint8, count=size)
-        newlines = text == _NEWLINE
-        del text
-        if int(np.count_nonzero(newlines)) != n:
-            raise ValueError("a line holds a raw newline: it cannot be read as one array element")
-        np.copyto(np.frombuffer(buf, dtype=np.uint8, count=size), 0x2C, where=newlines)  # "\n" -> ","
-        buf[size - 1] = 0x5D  # the last line's "," -> "]"
-        return memoryview(buf)[:size]
+    def views(self) -> list[memoryview]:
+        """Each line as a zero-copy view of the buffer (without its ``\\n``), for a decoder that
+        reads one line at a time without a ``bytes`` copy of it. A line is always decoded on its
+        own: nothing that merges or splits lines (a line holding two objects, an object broken
+        over two lines) can then pass for one call per line."""
+        data = memoryview(self._data)
+        starts = self._starts.tolist()
+        return [data[a : b - 1] for a, b in pairwise(starts)]

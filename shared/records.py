@@ -47,7 +47,7 @@ _JSON_KIND: dict[type, str] = {
 class Limits:
     """Caps that make a line a bad call. Documented in docs/file-format.md."""
 
-    max_call_bytes: int = 32768
+    max_call_bytes: int = 65536  # MAX_CALL_BYTES: Segment's 32 KB doubled (docs/file-format.md)
     max_depth: int = 32
 
 

@@ -75,7 +75,7 @@ class Settings:
     gzip: bool = False
     parquet_compression: str = "snappy"
     csv_escape_formulas: bool = False
-    max_call_bytes: int = 32768
+    max_call_bytes: int = 65536
     appinsights_connection_string: str = field(default="", repr=False)
 
     def __repr__(self) -> str:  # secrets stay out, the rest helps support
@@ -292,7 +292,7 @@ def _parse(env: Mapping[str, str]) -> Settings:
             env, "PARQUET_COMPRESSION", ("snappy", "zstd", "none"), "snappy"
         ),
         csv_escape_formulas=_bool(env, "CSV_ESCAPE_FORMULAS"),
-        max_call_bytes=_int(env, "MAX_CALL_BYTES", 32768, 256, 16 * 1024 * 1024),
+        max_call_bytes=_int(env, "MAX_CALL_BYTES", 65536, 256, 16 * 1024 * 1024),
         appinsights_connection_string=_get(env, "APPLICATIONINSIGHTS_CONNECTION_STRING"),
     )
     register_secret(token, sas, connection)

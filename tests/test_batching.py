@@ -23,6 +23,7 @@ def test_a_page_body_reads_back_as_its_lines(lines: list[bytes]) -> None:
     assert [block[i] for i in range(len(block))] == lines
     assert block.lengths.tolist() == [len(line) for line in lines]
     assert block.binary_array().to_pylist() == [line + b"\n" for line in lines]
+    assert [bytes(view) for view in block.views()] == lines
     assert LineBlock.from_lines(lines).binary_array().to_pylist() == block.binary_array().to_pylist()
 
 
@@ -60,20 +61,16 @@ def test_a_batch_across_pages_is_one_buffer_with_the_lines_of_both() -> None:
     batches = list(rebatch([first, second], 2))
     assert [list(b) for b in batches] == [[b"1", b"2"], [b"3", b"4"], [b"5"]]
     crossing = batches[1]
-    assert bytes(crossing.json_array()) == b"[3,4]"
+    assert [bytes(view) for view in crossing.views()] == [b"3", b"4"]
     assert crossing.binary_array().to_pylist() == [b"3\n", b"4\n"]
 
 
-@given(st.lists(st.dictionaries(st.text(max_size=5), st.text(max_size=8), max_size=3), max_size=8))
-def test_the_json_array_of_a_block_is_its_lines_as_one_array(objects: list[dict[str, str]]) -> None:
-    lines = [msgspec.json.encode(o) for o in objects]
-    block = LineBlock.from_lines(lines)
-    assert msgspec.json.decode(block.json_array()) == objects
-    reused = bytearray(b"x" * 3)  # too small at first, then bigger than needed
-    for _ in range(2):
-        assert msgspec.json.decode(block.json_array(reused)) == objects
-    if len(block) > 1:
-        assert msgspec.json.decode(block[1:].json_array(reused)) == objects[1:]
+@given(st.lists(_line, min_size=1, max_size=8), st.integers(min_value=0, max_value=8))
+def test_the_views_of_a_slice_are_its_own_lines_without_a_copy(lines: list[bytes], skip: int) -> None:
+    block = LineBlock.from_body(b"".join(line + b"\n" for line in lines))
+    views = block[skip:].views()
+    assert [bytes(view) for view in views] == lines[skip:]
+    assert all(view.obj is block._data for view in views)  # views of the page's one buffer
 
 
 def test_prefetch_hands_on_items_in_order_and_reraises_where_it_failed() -> None:
@@ -105,8 +102,9 @@ def test_prefetch_closed_early_stops_its_thread() -> None:
     assert len(produced) < 10
 
 
-def test_a_raw_newline_inside_a_line_is_refused_not_turned_into_a_comma() -> None:
+def test_a_raw_newline_inside_a_line_stays_in_that_line() -> None:
     block = LineBlock.from_lines([b'{"a":1}', b'{"a":[1\n2]}'])  # broken JSON; "[1,2]" would not be
     assert list(block) == [b'{"a":1}', b'{"a":[1\n2]}']
-    with pytest.raises(ValueError, match="raw newline"):
-        block.json_array()
+    assert [bytes(view) for view in block.views()] == list(block)
+    with pytest.raises(msgspec.DecodeError):
+        msgspec.json.decode(block.views()[1])

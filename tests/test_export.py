@@ -206,6 +206,76 @@ def test_rejected_calls_go_to_the_dead_letter_blob_and_the_rest_exports(harness)
     assert sorted(r["messageId"] for r in rows) == sorted(c["messageId"] for c in good)
 
 
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
+def test_lines_that_are_not_one_object_each_are_rejected_in_every_format(harness, fmt):
+    # An object broken over two lines and two objects on a third line: three bad lines, never
+    # three calls (CSV and Parquet read them as m1 with anonymousId a1, m2 and m3).
+    at = "2026-11-28T12:05:00.000Z"
+    good = [{"type": "track", "messageId": f"ok{i}", "receivedAt": at} for i in range(2)]
+    broken = [
+        b'{"type":"track","messageId":"m1","userId":"u1"',
+        b'"anonymousId":"a1"}',
+        b'{"type":"track","messageId":"m2"},{"type":"track","messageId":"m3"}',
+    ]
+    harness.source.add([good[0], ("track", at, b"\n".join(broken)), good[1]])
+    summary = harness.run(after(W0), EXPORT_FORMAT=fmt, EXPORT_START="2026-11-28T12:00:00Z")
+    assert summary.ok and summary.rejected == 3
+    blobs = harness.blobs()
+    dead = blobs["exports/segment/_rejected/2184.13699.20261128T1200Z.track.ndjson"]
+    entries = [json.loads(line) for line in dead.data.decode().splitlines()]
+    assert [e["line"].encode() for e in entries] == broken
+    assert all(e["reason"].startswith("not valid JSON: ") for e in entries)
+    name = f"exports/segment/2184.13699.1.track.{fmt}"
+    assert set(harness.data_blobs()) == {name}
+    assert [r["messageId"] for r in rows_of(name, blobs[name].data)] == ["ok0", "ok1"]
+    assert blobs[name].metadata["rows"] == "2"
+
+
+def _at_the_sdk_limit_with_platform_fields(at: str) -> bytes:
+    """A track call as segment-analytics-python 2.4.0 sends it at its limit (32,768 bytes by its
+    own measure, json.dumps with spaces; one byte more and it refuses the call), then stamped by
+    the platform as the ETL API serves it."""
+    message = {
+        "integrations": {}, "anonymousId": None, "properties": {"blob": ""},
+        "timestamp": "2026-11-28T12:04:59.123+00:00",
+        "context": {"library": {"name": "analytics-python", "version": "2.4.0"}},
+        "userId": "user-1", "type": "track", "event": "Big Event", "messageId": "sdk-limit",
+    }
+    message["properties"]["blob"] = "x" * (32768 - len(json.dumps(message).encode()))
+    assert len(json.dumps(message).encode()) == 32768  # what the SDK measures
+    stamped = {
+        **message,
+        "context": {**message["context"], "ip": "2001:0db8:85a3:0000:0000:8a2e:0370:7334"},
+        "originalTimestamp": message["timestamp"], "sentAt": "2026-11-28T12:04:59.500+00:00",
+        "receivedAt": at, "channel": "server", "version": 2, "projectId": "p" * 22,
+        "writeKey": "w" * 32, "request_id": "00000000-0000-0000-0000-000000000000",
+        "_metadata": {"bundled": ["Segment.io", "Mixpanel", "Google Analytics 4"], "unbundled": []},
+    }
+    return json.dumps(stamped, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
+def test_a_call_at_the_sdk_limit_with_the_platforms_fields_is_exported_by_default(harness, fmt):
+    at = "2026-11-28T12:05:00.000Z"
+    at_limit = _at_the_sdk_limit_with_platform_fields(at)
+    assert 32768 < len(at_limit) < 34000  # the old default quarantined it
+    too_big = b'{"type":"track","messageId":"too-big","receivedAt":"' + at.encode() + b'","p":"'
+    too_big += b"x" * (70000 - len(too_big) - 2) + b'"}'
+    harness.source.add([("track", at, at_limit), ("track", at, too_big)])
+    summary = harness.run(after(W0), EXPORT_FORMAT=fmt, EXPORT_START="2026-11-28T12:00:00Z")
+    assert summary.ok and summary.rejected == 1
+    blobs = harness.blobs()
+    name = f"exports/segment/2184.13699.1.track.{fmt}"
+    [row] = rows_of(name, blobs[name].data)
+    assert row["messageId"] == "sdk-limit"
+    sent = json.loads(at_limit)
+    properties = row["properties"] if fmt == "json" else json.loads(row["properties"])
+    assert properties == sent["properties"]
+    dead = blobs["exports/segment/_rejected/2184.13699.20261128T1200Z.track.ndjson"]
+    [entry] = [json.loads(line) for line in dead.data.decode().splitlines()]
+    assert entry == {"reason": "call is 70000 bytes, over the 65536-byte cap", "line": too_big.decode()}
+
+
 def test_gzip_from_the_etl_api_gives_the_same_files(harness):
     calls = make_window_calls(W0, per_type={"track": 30, "page": 5})
     harness.source.add(calls)

@@ -145,7 +145,7 @@ BAD_LINES = {
     "not json": b"{not json",
     "unknown type": _call(messageId="bad-1", type="purchase"),
     "wrong type for the window": _call(messageId="bad-2", type="page"),
-    "over the size cap": _call(messageId="bad-3", properties={"x": "y" * 40_000}),
+    "over the size cap": _call(messageId="bad-3", properties={"x": "y" * 70_000}),
     "nested too deep": b'{"messageId":"bad-4","type":"track","receivedAt":"' + AT.encode()
     + b'","properties":' + b'{"a":' * 40 + b"1" + b"}" * 40 + b"}",
     "lone surrogate": b'{"messageId":"bad-5","type":"track","receivedAt":"' + AT.encode()

@@ -12,15 +12,17 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from shared.batching import rebatch
 from shared.calltypes import CALL_TYPES, COLUMNS, KNOWN_FIELDS
 from shared.columnar import ColumnarParser
 from shared.lines import LineBlock
 from shared.prefilter import needs_reference_path
-from shared.records import BadCall, CallParser, Limits, ParsedBatch, RejectedCall, parse_call
+from shared.records import NESTED_FIELDS, BadCall, CallParser, Limits, ParsedBatch, RejectedCall, parse_call
 from shared.slug import slugify_event
 
 MODES = ("columns", "json")
@@ -412,6 +414,34 @@ def test_a_raw_newline_between_tokens_is_not_read_as_a_comma() -> None:
     assert [r.line for r in batch.rejected] == [broken] and batch.count == 1
 
 
+# The issue's reproduction: an object broken over two lines, and two objects on a third line.
+BROKEN_PAGE = (
+    b'{"type":"track","messageId":"m1","userId":"u1"\n'
+    b'"anonymousId":"a1"}\n'
+    b'{"type":"track","messageId":"m2"},{"type":"track","messageId":"m3"}\n'
+)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_lines_that_are_not_one_object_each_are_rejected_never_merged_or_split(mode: str) -> None:
+    good = b'{"type":"track","messageId":"m0"}'
+    block = LineBlock.from_body(good + b"\n" + BROKEN_PAGE + good + b"\n")
+    broken = list(block)[1:4]
+    batch = parse(list(block), "track", mode)  # lists and LineBlocks, all parsers, as the reference
+    for got in (batch, CallParser("track", mode).parse(block)):  # a page's own buffer too
+        assert got.count == 2
+        assert [r.line for r in got.rejected] == broken
+        assert [r.reason for r in got.rejected] == [
+            "not valid JSON: unexpected end of data: line 1 column 47 (char 46)",
+            "not valid JSON: unexpected content after document: line 1 column 14 (char 13)",
+            "not valid JSON: unexpected content after document: line 1 column 34 (char 33)",
+        ]
+    if mode == "columns":
+        got = ColumnarParser("track").parse(block)
+        assert got.arrow.column("messageId").to_pylist() == ["m0", "m0"]
+        assert [r.line for r in got.rejected] == broken
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_nesting_far_beyond_the_cap_is_rejected_not_a_crash(mode: str) -> None:
     line = b'{"type":"identify","traits":' + b"[" * 20000 + b"]" * 20000 + b"}"
@@ -425,11 +455,11 @@ def test_a_call_over_max_call_bytes_is_rejected_and_one_at_the_cap_is_not(mode: 
         head = b'{"type":"identify","userId":"'
         return head + b"x" * (n - len(head) - 2) + b'"}'
 
-    assert Limits().max_call_bytes == 32768
-    at_cap, over = sized(32768), sized(32769)
-    batch = parse([at_cap, over], "identify", mode)
-    assert batch.count == 1
-    assert batch.rejected == [RejectedCall(over, "call is 32769 bytes, over the 32768-byte cap")]
+    assert Limits().max_call_bytes == 65536
+    at_cap, over = sized(65536), sized(65537)
+    batch = parse([sized(32808), at_cap, over], "identify", mode)
+    assert batch.count == 2
+    assert batch.rejected == [RejectedCall(over, "call is 65537 bytes, over the 65536-byte cap")]
     small = parse([sized(100), sized(101)], "identify", mode, Limits(max_call_bytes=100))
     assert small.count == 1 and small.rejected[0].line == sized(101)
 
@@ -468,9 +498,14 @@ def test_an_empty_batch_has_empty_columns() -> None:
         (b'{"type":"identify","userId":"u"}\r', True),
         (b'\t{"type":"identify"}', True),
         (b'{"type":"identify","userId":"\xff"}', True),  # not UTF-8
-        (b'{"type":"identify","userId":"' + b"x" * 40000 + b'"}', True),  # over the size cap
+        (b'{"type":"identify","userId":"' + b"x" * 70000 + b'"}', True),  # over the size cap
         (b'{"type":"identify","traits":' + b"[" * 32 + b"]" * 32 + b"}", True),  # 33 openers
         (b'{"type":"identify","traits":' + b"[" * 31 + b"]" * 31 + b"}", False),  # 32 openers
+        (b'{"type":"identify","traits":{"a":[' + b"{}," * 40 + b'{"b":[[{}]]}]}}', False),  # 45, 6 deep
+        (b'{"type":"identify","traits":{"a":[' + b"{}," * 40 + b"[" * 29 + b"]" * 29 + b"]}}", False),  # 32 deep
+        (b'{"type":"identify","traits":{"a":[' + b"{}," * 40 + b"[" * 30 + b"]" * 30 + b"]}}", True),  # 33 deep
+        (b'{"type":"identify","traits":{"a":[' + b"{}," * 40 + b'"x"], "b":1}}', True),  # and a space
+        (b'{"type":"identify","traits":{"s":"' + b"[" * 40 + b'","t":[' + b"{}," * 40 + b"[]]}}", False),
         (b'{"type":"identify","userId":"' + b"{" * 40 + b'"}', False),  # openers in strings do not count
         (b'{"type":"identify","traits":{"s":"' + b"[" * 40 + b'"},"t":' + b"[" * 32 + b"]" * 32 + b"}", True),
         (b'{"type":"identify","userId":"12345678901234567890","traits":{"n":"1e999"}}', False),  # strings
@@ -480,6 +515,41 @@ def test_an_empty_batch_has_empty_columns() -> None:
 def test_the_prefilter_flags_lines_that_might_need_the_reference_path(line: bytes, flagged: bool) -> None:
     assert needs_reference_path([line], Limits()).tolist() == [flagged]
     assert needs_reference_path(LineBlock.from_lines([line]), Limits()).tolist() == [flagged]
+
+
+def _chain(levels: int, wrap: str) -> str:
+    inner = "1"
+    for _ in range(levels):
+        inner = wrap % inner
+    return inner
+
+
+_SHALLOW_OR_DEEP = st.recursive(
+    st.one_of(
+        st.sampled_from(['"x"', '"{["', "1", "-0.5e-10", "123456789012345", "null", "true", '"\\"["', "[]", "{}"]),
+        st.builds(_chain, st.integers(8, 40), st.sampled_from(["[%s]", '{"d":%s}'])),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4).map(lambda items: "[" + ",".join(items) + "]"),
+        st.lists(inner, max_size=4).map(lambda items: "{" + ",".join(f'"k{i}":{v}' for i, v in enumerate(items)) + "}"),
+    ),
+    max_leaves=60,
+)
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict | list):
+        children = value.values() if isinstance(value, dict) else value
+        return 1 + max(map(_depth, children), default=0)
+    return 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_SHALLOW_OR_DEEP, min_size=1, max_size=5), st.sampled_from([2, 3, 5, 12, 13, 20, 32]))
+def test_the_prefilter_flags_a_compact_line_exactly_when_it_nests_too_deep(values: list[str], max_depth: int) -> None:
+    lines = [('{"type":"identify","traits":[' + v + "]}").encode() for v in values]
+    flags = needs_reference_path(LineBlock.from_lines(lines), Limits(max_depth=max_depth)).tolist()
+    assert flags == [_depth(json.loads(line)) > max_depth for line in lines]
 
 
 def test_the_prefilter_flags_each_line_on_its_own() -> None:
@@ -858,3 +928,192 @@ def test_one_columnar_parser_reuses_its_batch_buffer_across_batches_of_any_size(
         got = parser.parse(LineBlock.from_lines(lines))
         assert got.count == len(lines) and not got.rejected
         assert got.arrow.column("userId").to_pylist() == [json.loads(line)["userId"] for line in lines]
+
+
+# --------------------------------------------------------------------------------------------
+# Property: hostile pages (lines split, merged, blank) give the reference path's answer, line by line
+
+
+def _commas_outside_strings(text: bytes) -> list[int]:
+    out, in_string, escaped = [], False, False
+    for i, byte in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:
+                escaped = True
+            elif byte == 0x22:
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte == 0x2C:
+            out.append(i)
+    return out
+
+
+@st.composite
+def _hostile_page(draw: st.DrawFn, call_type: str) -> bytes:
+    """A page body built from calls of ``call_type``, then broken the ways a bad server breaks
+    lines: an object split over lines (at a comma, so that the halves joined by a comma are one
+    valid object again, or anywhere, also inside a string), several objects on one line, blank and
+    white-space lines, trailing commas, a line wrapped in brackets."""
+    calls = st.one_of(_clean_call_line(call_type), _call_line(call_type), _clean_call_line(call_type))
+    lines: list[bytes] = []
+    for _ in range(draw(st.integers(1, 7))):
+        line = draw(calls)
+        op = draw(
+            st.sampled_from(["keep", "keep", "split_comma", "split_comma", "split", "merge", "merge", "ws", "comma"])
+        )
+        if op == "split_comma" and (commas := _commas_outside_strings(line)):
+            at = draw(st.sampled_from(commas))
+            lines += [line[:at], line[at + 1 :]]
+        elif op == "split" and len(line) > 1:
+            at = draw(st.integers(1, len(line) - 1))
+            lines += [line[:at], line[at:]]
+        elif op == "merge":
+            others = draw(st.lists(calls, min_size=1, max_size=2))
+            sep = draw(st.sampled_from([b",", b",", b" ", b"", b", ", b"\t", b"\r"]))
+            lines.append(sep.join([line, *others]))
+        elif op == "ws":
+            lines += [line, draw(st.sampled_from([b"", b" ", b"\t", b"\r", b" \t ", b",", b"[", b"]"]))]
+        elif op == "comma":
+            lines.append(line + b",")
+        else:
+            lines.append(line)
+    return b"".join(line + b"\n" for line in lines)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
+@given(data=st.data())
+def test_a_hostile_page_gives_every_parser_the_reference_answer_line_by_line(data: st.DataObject) -> None:
+    call_type = data.draw(st.sampled_from(CALL_TYPES), label="call_type")
+    limits = data.draw(st.sampled_from([Limits(), Limits(max_depth=3)]), label="limits")
+    body = data.draw(_hostile_page(call_type), label="body")
+    block = LineBlock.from_body(body)  # as the ETL client hands a page over (blank lines dropped)
+    lines = list(block)
+    assert lines == [line for line in body.split(b"\n") if line]
+    expected = [(line, _oracle(line, call_type, limits)) for line in lines]
+    for mode in MODES:
+        reference = parse(lines, call_type, mode, limits)  # lists and LineBlocks agree with it
+        # Every row is one line that is, alone, one valid call; every other line is rejected.
+        assert [r.line for r in reference.rejected] == [line for line, call in expected if call is None]
+        assert all(r.reason for r in reference.rejected)
+        # The page's own buffer, whole and cut into batches (offsets not from 0), gives the same.
+        size = data.draw(st.integers(1, 4), label="batch size")
+        for parser in (CallParser(call_type, mode, limits), ColumnarParser(call_type, limits)):
+            if mode == "json" and isinstance(parser, ColumnarParser):
+                continue
+            got = [parser.parse(block), *(parser.parse(b) for b in rebatch([block], size))]
+            whole, batches = got[0], got[1:]
+            assert whole.rejected == reference.rejected
+            assert [r for b in batches for r in b.rejected] == reference.rejected
+            assert (whole.count, whole.input_bytes) == (reference.count, reference.input_bytes)
+            assert sum(b.count for b in batches) == reference.count
+            if isinstance(parser, ColumnarParser):
+                want = dict(zip(COLUMNS[call_type], reference.columns, strict=True))
+                assert whole.arrow.to_pydict() == want
+                joined = pa.Table.from_batches([b.arrow for b in batches]).to_pydict()
+                assert joined == want
+            elif mode == "json":
+                assert whole.lines == reference.lines == [x for b in batches for x in b.lines]
+            else:
+                assert whole.columns == reference.columns
+                joined_cells = [[cell for b in batches for cell in b.columns[c]] for c in range(len(whole.columns))]
+                assert joined_cells == whole.columns
+
+
+# --------------------------------------------------------------------------------------------
+# Property: real SDK-shaped calls (fields outside the columns, big orders) stay on the fast route
+
+_TEXT = st.one_of(st.sampled_from([*NASTY, "Übersicht \u2013 Shop", "注文完了 🎉"]), st.text(max_size=12))
+_SAFE_NUMBER = st.one_of(st.integers(-(10**15) + 1, 10**15 - 1), st.floats(-1e6, 1e6).map(lambda x: round(x, 2)))
+
+
+@st.composite
+def _context(draw: st.DrawFn) -> dict[str, Any]:
+    if draw(st.booleans()):  # analytics.js in a browser
+        return {
+            "ip": "203.0.113.7", "library": {"name": "analytics.js", "version": "next-1.70.0"},
+            "locale": draw(st.sampled_from(["en-US", "de-DE", "ja-JP"])),
+            "page": {"path": "/p", "referrer": "", "search": "", "title": draw(_TEXT), "url": "https://x.example/p"},
+            "userAgent": "Mozilla/5.0 (X11; Linux x86_64)",
+            "userAgentData": {"brands": [{"brand": "Chromium", "version": "124"}] * draw(st.integers(0, 3)),
+                              "mobile": False, "platform": "Linux"},
+        }
+    return {"library": {"name": draw(st.sampled_from(["analytics-python", "analytics-node"])), "version": "2.4.0"}}
+
+
+@st.composite
+def _order(draw: st.DrawFn) -> dict[str, Any]:
+    products = [
+        {"product_id": draw(_TEXT), "price": draw(_SAFE_NUMBER), "quantity": draw(st.integers(1, 9)),
+         "tags": draw(st.lists(_TEXT, max_size=2)), "variant": {"size": draw(_TEXT)} if draw(st.booleans()) else None}
+        for _ in range(draw(st.integers(1, 20)))
+    ]
+    order: dict[str, Any] = {"order_id": draw(_TEXT), "total": draw(_SAFE_NUMBER), "products": products}
+    if draw(st.integers(0, 4)) == 0:  # deep but within the cap (the call, properties, then the chain)
+        order["deep"] = json.loads(_chain(draw(st.integers(1, 29)), '{"d":%s}'))
+    return order
+
+
+_OWN_FIELDS = {
+    "identify": lambda: {"traits": _order()},
+    "group": lambda: {"groupId": _TEXT, "traits": _order()},
+    "alias": lambda: {"previousId": _TEXT},
+    "track": lambda: {"event": _TEXT, "properties": _order()},
+    "page": lambda: {"name": _TEXT, "category": _TEXT, "properties": _order()},
+    "screen": lambda: {"name": _TEXT, "properties": _order()},
+}
+
+
+@st.composite
+def _sdk_line(draw: st.DrawFn, call_type: str) -> bytes:
+    call: dict[str, Any] = {
+        "messageId": draw(_TEXT), "type": call_type, "userId": draw(st.one_of(st.none(), _TEXT)),
+        "anonymousId": draw(_TEXT), "timestamp": "2024-05-01T12:00:00.000Z", "receivedAt": "2024-05-01T12:00:01Z",
+        "context": draw(_context()), "integrations": {"All": True, "Mixpanel": False},
+    }
+    call.update({k: draw(v) for k, v in _OWN_FIELDS[call_type]().items()})
+    extras: dict[str, Any] = {
+        "channel": draw(st.sampled_from(["client", "server", "mobile"])), "version": 2,
+        "_metadata": {"bundled": ["Segment.io"], "unbundled": draw(st.lists(_TEXT, max_size=2)), "bundledIds": []},
+        "writeKey": draw(_TEXT), "projectId": draw(_TEXT), "request_id": draw(_TEXT), "event_text": draw(_TEXT),
+    }
+    for key in draw(st.lists(st.sampled_from(sorted(extras)), unique=True)):
+        call[key] = extras[key]
+    own_keys = _TEXT.filter(lambda k: k != "type" and k not in NESTED_FIELDS)
+    for key in draw(st.lists(own_keys, max_size=2)):  # a source's own top-level keys (may shadow a column)
+        call[key] = draw(st.one_of(_TEXT, _SAFE_NUMBER, st.none(), st.lists(_SAFE_NUMBER, max_size=3)))
+    items = draw(st.permutations(list(call.items())))
+    ascii_only = draw(st.booleans())
+    return json.dumps(dict(items), separators=(",", ":"), ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+
+
+class _RowParserSpy:
+    """Counts the lines a ColumnarParser hands to its row parser (the slow routes)."""
+
+    def __init__(self, parser: ColumnarParser) -> None:
+        self.inner, self.lines = parser._rows, 0
+        parser._rows = self  # type: ignore[assignment]
+
+    def parse(self, lines: Sequence[bytes], flags: Any = None) -> ParsedBatch:
+        self.lines += len(lines)
+        return self.inner.parse(lines, flags)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data())
+def test_sdk_shaped_calls_stay_on_the_vectorised_route_and_match_the_reference(data: st.DataObject) -> None:
+    call_type = data.draw(st.sampled_from(CALL_TYPES), label="call_type")
+    lines = data.draw(st.lists(_sdk_line(call_type), min_size=1, max_size=6), label="lines")
+    for mode in MODES:
+        batch = parse(lines, call_type, mode)  # every parser, lists and LineBlocks: the reference's answer
+        assert not batch.rejected and batch.count == len(lines)
+    block = LineBlock.from_lines(lines)
+    assert not needs_reference_path(block, Limits()).any()  # within every limit: nothing flagged
+    parser = ColumnarParser(call_type)
+    spy = _RowParserSpy(parser)
+    assert parser.parse(block).count == len(lines)
+    assert spy.lines == 0  # extra fields, numbers, big orders: all on the vectorised route

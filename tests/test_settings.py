@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from shared.errors import SettingsError
+from shared.records import Limits
 from shared.settings import Settings, load_local_settings
 
 TOKEN = "tok-secret-0123456789"
@@ -139,7 +140,7 @@ def test_the_defaults():
     assert s.gzip is False
     assert s.parquet_compression == "snappy"
     assert s.csv_escape_formulas is False
-    assert s.max_call_bytes == 32768
+    assert s.max_call_bytes == 65536 == Limits().max_call_bytes  # one default, two places
     assert s.appinsights_connection_string == ""
 
 

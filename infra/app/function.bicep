@@ -153,7 +153,7 @@ var exporterSettings = {
   'EXPORT_COMPRESSION': exportCompression
   'PARQUET_COMPRESSION': parquetCompression
   'CSV_ESCAPE_FORMULAS': csvEscapeFormulas ? 'true' : 'false'
-  'MAX_CALL_BYTES': '32768'
+  'MAX_CALL_BYTES': '65536'
   'APPLICATIONINSIGHTS_CONNECTION_STRING': applicationInsights.properties.ConnectionString
 }
 
