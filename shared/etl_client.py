@@ -315,7 +315,7 @@ class EtlClient:
             "end": format_rfc3339(end),
             "limit": str(self._page_limit),
         }
-        seen: set[str] = set()
+        seen: set[int] = set()  # hashes of the cursors (up to MAX_PAGES_PER_WINDOW of 4 KiB each)
         # A loop back to the first page is invisible in the cursors (the first page has none), so
         # a page whose body was already seen is a loop too; it is caught before its lines are
         # handed on, so no call is ever passed twice.
@@ -344,9 +344,9 @@ class EtlClient:
             yield page
             if next_cursor is None:  # only an absent X-Next-Cursor ends the window
                 return
-            if next_cursor in seen or next_cursor == cursor:
+            if hash(next_cursor) in seen or next_cursor == cursor:
                 raise self._loop(call_type, params)
-            seen.add(next_cursor)
+            seen.add(hash(next_cursor))
             cursor = next_cursor
 
     @staticmethod
@@ -483,8 +483,16 @@ class EtlClient:
     def _page(
         self, resp: Any, query: dict[str, str], line_cap: int, stop: float, why: str, watch: _Watch
     ) -> Page:
+        length = resp.headers.get("Content-Length")
+        if length is None and "chunked" not in resp.headers.get("Transfer-Encoding", "").lower():
+            # Read until the connection closes: a body cut off at a line end would look whole.
+            raise _Transient("the page has neither Content-Length nor chunked framing")
         assembler = PageAssembler(self._max_page_bytes, line_cap)
         try:
+            encoding = resp.headers.get("Content-Encoding", "").strip().lower()
+            if length is not None and encoding in ("", "identity") and length.strip().isdigit() \
+                    and int(length) > self._max_page_bytes:
+                raise PageTooLarge(self._max_page_bytes)  # no need to read it to know
             for piece in self._pieces(resp, stop, why, watch):
                 assembler.feed(piece)
             return assembler.finish()

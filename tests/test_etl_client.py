@@ -426,3 +426,46 @@ def test_a_page_with_calls_that_is_not_ndjson_is_a_transport_fault() -> None:
         finally:
             client.close()
         assert len(srv.calls_requests()) == FAST.attempts
+
+
+# ---------------------------------------------------------------------------------------------
+# Framing: the end of a page must be marked
+
+
+def test_a_page_without_length_or_chunks_is_refused_as_its_end_cannot_be_told(calls) -> None:
+    # Ends when the connection closes: a proxy cutting it after a line end would look the same.
+    body = b"".join(line + b"\n" for line in calls)
+    with HostileEtl(lambda query, n: Reply(body, framing="close"), token=TOKEN) as srv:
+        client = _client(srv.url)
+        try:
+            with pytest.raises(EtlApiUnavailable, match="neither Content-Length nor chunked"):
+                list(client.pages("track", W0, W1))
+        finally:
+            client.close()
+
+
+@pytest.mark.parametrize("gzip_on", [False, True])
+def test_a_chunked_page_is_read_whole(calls, gzip_on) -> None:
+    body = b"".join(line + b"\n" for line in calls)
+    headers = []
+    if gzip_on:
+        body, headers = gzip.compress(body), [("Content-Encoding", "gzip")]
+    pieces = [body[i : i + 7] for i in range(0, len(body), 7)]
+    with HostileEtl(lambda query, n: Reply(chunks=pieces, headers=headers, framing="chunked"), token=TOKEN) as srv:
+        client = _client(srv.url)
+        try:
+            assert _all_lines(client.pages("track", W0, W1)) == calls
+        finally:
+            client.close()
+
+
+def test_a_page_announcing_more_than_max_page_bytes_is_refused_before_it_is_read() -> None:
+    # The body never comes: only refusing on the announced length ends this before the timeout.
+    with HostileEtl(lambda query, n: Reply(chunks=[], content_length=2 * MiB), token=TOKEN) as srv:
+        client = _client(srv.url, max_page_bytes=MiB, page_timeout=2.0)
+        try:
+            with pytest.raises(EtlApiError, match="MAX_PAGE_BYTES=1048576") as err:
+                list(client.pages("track", W0, W1))
+        finally:
+            client.close()
+    assert not err.value.transient

@@ -26,7 +26,8 @@ NDJSON = "application/x-ndjson"
 class Reply:
     """One answer. ``body`` is sent as is, or ``chunks`` one after the other (``content_length``
     announced, default their total when ``body`` is used); ``drip`` seconds between chunks,
-    ``header_drip`` seconds between the bytes of the status line and headers."""
+    ``header_drip`` seconds between the bytes of the status line and headers; ``framing`` how
+    the body's end is marked."""
 
     body: bytes = b""
     status: int = 200
@@ -36,6 +37,7 @@ class Reply:
     content_length: int | None = None
     drip: float = 0.0
     header_drip: float = 0.0
+    framing: str = "length"  # or "chunked", or "close" (no length: the body ends when the connection does)
 
 
 Answer = Callable[[dict[str, str], int], Reply]
@@ -117,7 +119,14 @@ class HostileEtl:
         length = reply.content_length
         if length is None:
             length = len(reply.body)
-        head = [f"HTTP/1.1 {reply.status} X", f"Content-Type: {reply.content_type}", f"Content-Length: {length}"]
+        head = [f"HTTP/1.1 {reply.status} X", f"Content-Type: {reply.content_type}"]
+        if reply.framing == "length":
+            head.append(f"Content-Length: {length}")
+        elif reply.framing == "chunked":
+            head.append("Transfer-Encoding: chunked")
+        else:
+            head.append("Connection: close")
+            handler.close_connection = True
         head += [f"{k}: {v}" for k, v in reply.headers]
         raw = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
         out = handler.wfile
@@ -132,10 +141,14 @@ class HostileEtl:
         for chunk in [reply.body] if reply.chunks is None else reply.chunks:
             if not chunk:
                 continue
+            if reply.framing == "chunked":
+                chunk = b"%x\r\n%s\r\n" % (len(chunk), chunk)
             out.write(chunk)
             out.flush()
             if reply.drip and self._stop.wait(reply.drip):
                 return
+        if reply.framing == "chunked":
+            out.write(b"0\r\n\r\n")
 
 
 def gzip_bomb(first: bytes, last: bytes, size: int) -> tuple[bytes, str]:
