@@ -469,3 +469,73 @@ def test_a_page_announcing_more_than_max_page_bytes_is_refused_before_it_is_read
         finally:
             client.close()
     assert not err.value.transient
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile pages, generated: whatever the server does, a page is handed on whole and right, or
+# the window stops (transiently, or permanently for an oversized page) before that page.
+
+_hostile_line = st.binary(max_size=120).filter(lambda b: b"\n" not in b)
+_hostile_page = st.fixed_dictionaries({
+    "lines": st.lists(_hostile_line, max_size=12),
+    "gzip": st.booleans(),
+    "framing": st.sampled_from(["length", "chunked"]),
+    "cuts": st.lists(st.integers(0, 5000), max_size=6),
+    "cursor": st.sampled_from(["ok", "ok", "ok", "", " ", "a b", "\u00e9", "x" * (MAX_CURSOR_CHARS + 1)]),
+})
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(_hostile_page, min_size=1, max_size=4), st.integers(40, 2000))
+def test_hostile_pages_are_handed_on_whole_or_stop_the_window_before_them(pages, page_cap):
+    line_cap = 64
+    bodies = []
+    for i, page in enumerate(pages):
+        lines = [f"p{i}".encode(), *page["lines"]]  # no two pages alike (that would be a loop)
+        bodies.append(b"".join(line + b"\n" for line in lines))
+
+    def answer(query, n):
+        i = int(query["cursor"][1:]) + 1 if "cursor" in query else 0
+        page, body = pages[i], bodies[i]
+        headers = []
+        if page["cursor"] != "ok":  # a bad cursor, also on the last page
+            headers.append(("X-Next-Cursor", page["cursor"]))
+        elif i < len(pages) - 1:
+            headers.append(("X-Next-Cursor", f"c{i}"))
+        if page["gzip"]:
+            body = gzip.compress(body, compresslevel=1)
+            headers.append(("Content-Encoding", "gzip"))
+        return Reply(chunks=_split(body, page["cuts"]), content_length=len(body), headers=headers,
+                     framing=page["framing"])
+
+    # The first page with a bad cursor (checked first: transient) or over the cap (permanent)
+    # stops the window; the pages before it are handed on, whole.
+    stop_at, stop_kind = len(pages), None
+    for i, page in enumerate(pages):
+        if page["cursor"] != "ok" or len(bodies[i]) > page_cap:
+            stop_at, stop_kind = i, "cursor" if page["cursor"] != "ok" else "size"
+            break
+
+    got = []
+    error: Exception | None = None
+    with HostileEtl(answer, token=TOKEN) as srv:
+        client = _client(srv.url, max_page_bytes=page_cap)
+        try:
+            got.extend(client.pages("track", W0, W1, line_cap=line_cap))
+        except Exception as exc:
+            error = exc
+        finally:
+            client.close()
+    assert len(got) == stop_at, (error, stop_kind)
+    for page, body in zip(got, bodies, strict=False):
+        lines = body.split(b"\n")[:-1]
+        kept = [line for line in lines if len(line) <= line_cap]
+        assert list(page.lines) == list(LineBlock.from_body(b"".join(k + b"\n" for k in kept)))
+        assert [o.sha256 for _, o in page.oversized] == [
+            hashlib.sha256(line).hexdigest() for line in lines if len(line) > line_cap]
+    if stop_kind == "cursor":
+        assert isinstance(error, EtlApiUnavailable) and "X-Next-Cursor" in str(error), error
+    elif stop_kind == "size":
+        assert isinstance(error, EtlApiError) and not error.transient and "MAX_PAGE_BYTES" in str(error)
+    else:
+        assert error is None
