@@ -15,6 +15,7 @@ number of pages, and the caller's unit deadline ends everything.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import json
 import logging
 import random
@@ -139,21 +140,19 @@ class _Watch:
 
     def __init__(self, seconds: float) -> None:
         self.fired = False
+        self.at = time.monotonic() + max(0.0, seconds)
         self._lock = threading.Lock()
         self._conn: Any = None
         self._done = False
-        self._timer = threading.Timer(max(0.0, seconds), self._fire)
-        self._timer.daemon = True
 
     def __enter__(self) -> _Watch:
         _watched.current = self
-        self._timer.start()
+        _watchdog.add(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
         with self._lock:
             self._done = True
-        self._timer.cancel()
         _watched.current = None
 
     def bind(self, conn: Any) -> None:
@@ -162,13 +161,49 @@ class _Watch:
             if self.fired and not self._done:
                 _shut(conn)
 
-    def _fire(self) -> None:
+    def fire(self) -> None:
         with self._lock:
             if self._done:
                 return
             self.fired = True
             if self._conn is not None:
                 _shut(self._conn)
+
+
+class _Watchdog:
+    """One daemon thread that fires every :class:`_Watch` at its time (a thread per request
+    would cost a thread start on every page)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Watch]] = []
+        self._count = 0
+        self._thread: threading.Thread | None = None
+
+    def add(self, watch: _Watch) -> None:
+        with self._cond:
+            self._count += 1
+            heapq.heappush(self._heap, (watch.at, self._count, watch))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="etl-watchdog", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap:
+                    self._cond.wait()
+                at, _, watch = self._heap[0]
+                wait = at - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+            watch.fire()  # a watch whose request is over does nothing
+
+
+_watchdog = _Watchdog()
 
 
 def _shut(conn: Any) -> None:

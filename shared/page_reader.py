@@ -158,14 +158,17 @@ class _Skipped:
 
 
 class PageAssembler:
-    """Builds a :class:`Page` from decompressed pieces under the page and line caps."""
+    """Builds a :class:`Page` from decompressed pieces under the page and line caps.
+
+    The kept pieces are joined once, at the end: one copy into the page's one buffer.
+    """
 
     def __init__(self, page_cap: int, line_cap: int) -> None:
         self.page_cap = page_cap
         self.line_cap = line_cap
         self.nbytes = 0
-        self._buf = bytearray()
-        self._run = 0  # bytes of the unfinished last line in _buf
+        self._pieces: list[bytes | memoryview] = []  # kept bytes since the last part
+        self._run = 0  # bytes of the unfinished last line at the end of _pieces
         self._skip: _Skipped | None = None
         self._parts: list[bytes | OversizedLine] = []
         self._head = b""
@@ -196,27 +199,39 @@ class PageAssembler:
                 pos = nl + 1
                 continue
             if nl < 0:
-                self._buf += view[pos:]
+                self._keep(piece, view, pos, n)
                 self._run += n - pos
                 return
             if n - nl - 1 <= self.line_cap:
-                # No line that starts after ``nl`` in this piece can pass the cap: take the rest
+                # No line that starts after ``nl`` in this piece can pass the cap: keep the rest
                 # in one go (the usual case: a piece is smaller than the cap).
-                self._buf += view[pos:]
+                self._keep(piece, view, pos, n)
                 self._run = n - piece.rfind(b"\n", nl) - 1
                 return
-            self._buf += view[pos : nl + 1]
+            self._keep(piece, view, pos, nl + 1)
             self._run = 0
             pos = nl + 1
 
+    def _keep(self, piece: bytes, view: memoryview, start: int, stop: int) -> None:
+        self._pieces.append(piece if start == 0 and stop == len(piece) else view[start:stop])
+
     def _start_skip(self) -> None:
-        start = len(self._buf) - self._run
-        head = bytes(self._buf[start:])
-        if start:
-            self._parts.append(bytes(self._buf[:start]))
-        self._buf = bytearray()
+        """The unfinished line passed the cap: cut what is kept of it off, go on by hash."""
+        need = self._run
+        head: list[bytes | memoryview] = []
+        while need:
+            last = self._pieces.pop()
+            if len(last) > need:
+                self._pieces.append(last[: len(last) - need])
+                last = last[len(last) - need :]
+            head.append(last)
+            need -= len(last)
+        if self._pieces:
+            self._parts.append(b"".join(self._pieces))
+            self._pieces = []
+        start = b"".join(reversed(head))
         self._run = 0
-        self._skip = _Skipped(head, head[:PREFIX_BYTES])
+        self._skip = _Skipped(start, start[:PREFIX_BYTES])
 
     def _end_skip(self) -> None:
         skip = self._skip
@@ -228,9 +243,9 @@ class PageAssembler:
         """The page. Raises BodyError when the body does not end with ``\\n`` (cut short)."""
         if self._skip is not None or self._run:
             raise BodyError("the page does not end with a newline (cut short)")
-        if self._buf:
-            self._parts.append(bytes(self._buf))
-            self._buf = bytearray()
+        if self._pieces:
+            self._parts.append(b"".join(self._pieces))
+            self._pieces = []
         blocks: list[LineBlock] = []
         oversized: list[tuple[int, OversizedLine]] = []
         count = 0
