@@ -8,12 +8,15 @@ run resumes its claim and exports the window exactly once.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import tracemalloc
 from datetime import UTC, datetime
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from emulator.faults import Fault
 from tests.support.calls import make_window_calls
@@ -211,3 +214,98 @@ def test_a_unit_past_its_budget_fails_transiently_and_its_claim_is_resumed_exact
     assert again.ok, again.error
     check_container(harness.blobs(), expected_ids=ids_of(calls))
     assert state_rows(harness)["track"].position == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Generated hostile windows through the whole export
+
+_kind = st.sampled_from(["good", "good", "good", "bad", "big", "huge"])
+_page = st.fixed_dictionaries({
+    "kinds": st.lists(_kind, max_size=6),
+    "gzip": st.booleans(),
+    "framing": st.sampled_from(["length", "chunked"]),
+    "cursor_ok": st.booleans() | st.just(True),
+})
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_generated_hostile_windows_export_each_good_line_once_or_fail_without_moving(azurite, request, fmt):
+    """Pages of good calls, broken lines, lines over MAX_CALL_BYTES and over the line cap, bad
+    cursors, oversized pages, gzip, chunked: the window either exports every good call once and
+    dead-letters every other line, or fails without moving its state; a clean run after that
+    exports it exactly once. ``--soak-long`` runs many more cases."""
+    examples = 60 if request.config.getoption("--soak-long") else 5
+
+    @settings(max_examples=examples, deadline=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(st.lists(_page, min_size=1, max_size=3), st.sampled_from([MiB, 8 * MiB]), st.integers(0, 10**6))
+    def check(pages, page_cap, seed):
+        bodies, good, rejected, huge_shas = [], set(), 0, []
+        for i, page in enumerate(pages):
+            lines = []
+            for j, kind in enumerate(page["kinds"]):
+                mid = f"g{seed}-{i}-{j}"
+                if kind == "good":
+                    lines.append(_raw(mid, 10))
+                    good.add(mid)
+                elif kind == "bad":
+                    lines.append(b'{"messageId":"%s","type":"track"' % mid.encode())  # cut short
+                elif kind == "big":
+                    lines.append(_raw(mid, 300))  # over MAX_CALL_BYTES=256
+                else:
+                    lines.append(_raw(mid, MiB + 10))
+                    huge_shas.append(hashlib.sha256(lines[-1]).hexdigest())
+                rejected += kind != "good"
+            bodies.append(b"".join(line + b"\n" for line in lines))
+
+        def answer(query, n, clean=False):
+            if query.get("type") != "track":
+                return Reply()
+            i = int(query["cursor"][1:]) + 1 if "cursor" in query else 0
+            page, body = pages[i], bodies[i]
+            headers = []
+            if not (clean or page["cursor_ok"]):
+                headers.append(("X-Next-Cursor", ""))
+            elif i < len(pages) - 1:
+                headers.append(("X-Next-Cursor", f"c{i}"))
+            if page["gzip"]:
+                body = gzip.compress(body, compresslevel=1)
+                headers.append(("Content-Encoding", "gzip"))
+            return Reply(body, headers=headers, framing=page["framing"])
+
+        failing = next((i for i, p in enumerate(pages) if not p["cursor_ok"] or len(bodies[i]) > page_cap), None)
+        harness = _fresh_harness(azurite, fmt)
+        limits = {"MAX_CALL_BYTES": "256", "MAX_PAGE_BYTES": str(page_cap)}
+        with HostileEtl(answer, token=harness.env["ETL_API_TOKEN"]) as srv:
+            harness.env["ETL_API_ENDPOINT"] = srv.url
+            summary = run_with(harness, NOW, **START, **limits)
+            if failing is None:
+                assert summary.ok, (summary.error, [u.error for u in summary.failures])
+            else:
+                assert not summary.ok
+                assert committed(state_rows(harness)).get("track") == (0, W0)
+                assert not [n for n in harness.blobs() if ".track." in n or "track.ndjson" in n]
+                srv.answer = lambda query, n: answer(query, n, clean=True)
+                too_big = any(len(b) > page_cap for b in bodies)
+                again = run_with(harness, NOW, **START, **{**limits, "MAX_PAGE_BYTES": str(16 * MiB)})
+                assert again.ok, (again.error, [u.error for u in again.failures], too_big)
+        report = check_container(harness.blobs(), expected_ids=good, expected_rejected=rejected)
+        assert sorted(e["line_sha256"] for e in report.rejected if "line_sha256" in e) == sorted(huge_shas)
+
+    check()
+
+
+def _fresh_harness(azurite, fmt: str):
+    import uuid
+
+    from tests.conftest import Harness
+
+    container, table = f"t{uuid.uuid4().hex[:20]}", f"t{uuid.uuid4().hex[:20]}"
+    azurite.create_container(container)
+
+    class _Url:
+        url = "http://127.0.0.1:1"
+
+    harness = Harness(azurite, container, table, _Url(), None)  # type: ignore[arg-type]
+    harness.env["EXPORT_FORMAT"] = fmt
+    return harness
