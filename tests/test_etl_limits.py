@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import time
 import tracemalloc
 from datetime import UTC, datetime
 
 import orjson
 import pytest
+from azure.core.pipeline.transport import RequestsTransport
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from emulator.faults import Fault
 from tests.support.calls import make_window_calls
+from tests.support.faulty_transport import is_blob_commit
 from tests.support.hostile_etl import HostileEtl, Reply, gzip_bomb
 from tests.support.invariants import check_container, ids_of
 from tests.support.runs import committed, run_with, state_rows
@@ -309,3 +312,28 @@ def _fresh_harness(azurite, fmt: str):
     harness = Harness(azurite, container, table, _Url(), None)  # type: ignore[arg-type]
     harness.env["EXPORT_FORMAT"] = fmt
     return harness
+
+
+class _SlowCommits(RequestsTransport):
+    """A real transport whose data-file commits take 0.6 s each (a slow storage account)."""
+
+    def send(self, request, **kwargs):  # type: ignore[no-untyped-def]
+        if is_blob_commit(request):
+            time.sleep(0.6)
+        return super().send(request, **kwargs)
+
+
+def test_a_unit_past_its_budget_while_writing_stops_before_its_state_and_is_resumed_once(harness):
+    calls = make_window_calls(W0, per_type={"track": 2500}, seed=9, nasty=False)
+    harness.source.add(calls)
+    # The first batch of 2,000 calls fills two files of 1,000, committed during the read at 0.6 s
+    # each: past the 1 s budget before the next batch.
+    summary = run_with(harness, NOW, blob_transport=_SlowCommits(), UNIT_BUDGET_SECONDS="1",
+                       MAX_FILE_ROWS="1000", **START)
+    _unit_failed_and_nothing_moved(harness, summary, {}, "UNIT_BUDGET_SECONDS")
+    assert state_rows(harness)["track"].pending_position == 1
+    early = check_container(harness.blobs(), expected_ids=None).snapshot  # files of the claim, if any
+    again = run_with(harness, NOW, MAX_FILE_ROWS="1000", **START)
+    assert again.ok, again.error
+    check_container(harness.blobs(), expected_ids=ids_of(calls), before=early)
+    assert state_rows(harness)["track"].position == 3
