@@ -12,7 +12,8 @@ page's lines in one buffer under two caps:
   a SHA-256 on its way past. What is left of it is an :class:`OversizedLine` (length, hash,
   first :data:`PREFIX_BYTES` bytes) that the export writes to the dead-letter file.
 
-So one page takes at most the page cap in memory (plus one step), whatever the server sends.
+So the kept bytes of a page never pass the page cap, whatever the server sends (joined into the
+page's one buffer at its end, they take twice that for a moment).
 """
 
 from __future__ import annotations
