@@ -96,7 +96,8 @@ def test_a_line_over_the_line_cap_is_dead_lettered_by_hash_and_one_under_it_whol
     big = _raw("big", 40_000)  # over MAX_CALL_BYTES (32768), under the 1 MiB line cap
     huge = _raw("huge", 3 * MiB)  # over the line cap
     harness.source.add([("track", AT, big), ("track", AT, huge)])
-    summary = run_with(harness, NOW, etl_kwargs={**SMALL_PAGES, "gzip": gzip_on}, EXPORT_FORMAT=fmt, **START)
+    summary = run_with(harness, NOW, etl_kwargs={**SMALL_PAGES, "gzip": gzip_on}, EXPORT_FORMAT=fmt,
+                       MAX_CALL_BYTES="32768", **START)
     assert summary.ok, (summary.error, [u.error for u in summary.failures])
     assert summary.rejected == 2
     report = check_container(harness.blobs(), expected_ids=ids_of(calls), expected_rejected=2)
@@ -119,11 +120,13 @@ def test_a_page_over_max_page_bytes_stops_the_run_naming_the_setting_and_raising
     fat = [_raw(f"fat{i}", 300_000) for i in range(4)]  # one page of 4 lines, 1.2 MB
     harness.source.add([("track", AT, line) for line in fat])
     before = committed(state_rows(harness))
-    summary = run_with(harness, NOW, etl_kwargs=SMALL_PAGES, MAX_PAGE_BYTES=str(MiB), **START)
+    summary = run_with(harness, NOW, etl_kwargs=SMALL_PAGES, MAX_PAGE_BYTES=str(MiB), MAX_CALL_BYTES="32768",
+                       **START)
     assert summary.error is not None and "MAX_PAGE_BYTES=1048576" in summary.error, summary.error
     _no_track_data(harness)
     assert committed(state_rows(harness)).get("track") == before.get("track", (0, W0)) == (0, W0)
-    again = run_with(harness, NOW, etl_kwargs=SMALL_PAGES, MAX_PAGE_BYTES=str(2 * MiB), **START)
+    again = run_with(harness, NOW, etl_kwargs=SMALL_PAGES, MAX_PAGE_BYTES=str(2 * MiB), MAX_CALL_BYTES="32768",
+                     **START)
     assert again.ok, again.error
     check_container(harness.blobs(), expected_ids=ids_of(calls), expected_rejected=4)  # over MAX_CALL_BYTES
 
