@@ -47,16 +47,18 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
+    from .realistic import write_ndjson_real
     from .synthetic import write_ndjson
 
+    write = {"basic": write_ndjson, "real": write_ndjson_real}[args.profile]
     start: datetime = ns_to_datetime(parse_rfc3339_ns(args.start))
     t0 = time.monotonic()
     if args.out == "-":
-        n = write_ndjson(sys.stdout.buffer, args.count, start, args.minutes, args.seed)
+        n = write(sys.stdout.buffer, args.count, start, args.minutes, args.seed)
         sys.stdout.buffer.flush()
     else:
         with open(args.out, "wb", buffering=8 * 1024 * 1024) as f:
-            n = write_ndjson(f, args.count, start, args.minutes, args.seed)
+            n = write(f, args.count, start, args.minutes, args.seed)
     print(f"wrote {args.count} calls ({n / 1e6:.1f} MB) to {args.out} in {time.monotonic() - t0:.1f} s",
           file=sys.stderr, flush=True)
     return 0
@@ -83,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--minutes", type=float, default=10)
     g.add_argument("--seed", type=int, default=1)
     g.add_argument("--out", required=True, help="output path ('-' for stdout)")
+    g.add_argument("--profile", choices=("basic", "real"), default="basic",
+                   help="basic: only the fields with a column of their own; real: shaped like real SDK output "
+                        "(see bench/README.md)")
     args = p.parse_args(argv)
     if args.cmd == "serve":
         return _serve(args)

@@ -7,19 +7,63 @@ targetScope = 'resourceGroup'
 @description('Environment name (azd AZURE_ENV_NAME); seeds resource names and the azd-env-name tag.')
 param environmentName string
 
+// Regions that offer Flex Consumption (az functionapp list-flexconsumption-locations),
+// as in the Azure-Samples Flex Consumption quickstarts. azd offers only these when it
+// asks for a location; ARM refuses any other before creating anything. Add a region
+// here when Flex Consumption reaches it.
 @minLength(1)
 @description('Region for all resources; must offer Flex Consumption.')
+@allowed([
+  'australiaeast'
+  'australiasoutheast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'koreacentral'
+  'northcentralus'
+  'northeurope'
+  'norwayeast'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'southindia'
+  'spaincentral'
+  'swedencentral'
+  'uaenorth'
+  'uksouth'
+  'ukwest'
+  'westcentralus'
+  'westeurope'
+  'westus'
+  'westus2'
+  'westus3'
+])
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
 param location string = resourceGroup().location
 
+@minLength(1)
 @description('ETL API base URL, e.g. https://etl.example.com (ETL_API_ENDPOINT).')
 param etlApiEndpoint string
 
 @secure()
+@minLength(1)
 @description('ETL API bearer token; stored in Key Vault as etl-api-token.')
 param etlApiToken string
 
 @secure()
-@description('Destination container SAS URL (r,c,w,l); stored in Key Vault as blob-sas-url. Not used when useManagedIdentityDestination.')
+@description('Destination container SAS URL (r,c,w,l); stored in Key Vault as blob-sas-url. Required unless useManagedIdentityDestination; not used then.')
 param blobSasUrl string = ''
 
 @allowed(['csv', 'json', 'parquet'])
@@ -49,21 +93,27 @@ param csvEscapeFormulas bool = false
 @description('Write with the app\'s managed identity to destinationStorageAccountName/destinationContainer instead of the SAS URL.')
 param useManagedIdentityDestination bool = false
 
-@description('Existing destination storage account (managed-identity destination only).')
+@description('Existing destination storage account; required with useManagedIdentityDestination, not used otherwise.')
 param destinationStorageAccountName string = ''
 
-@description('Existing destination container (managed-identity destination only).')
+@description('Existing destination container; required with useManagedIdentityDestination, not used otherwise.')
 param destinationContainer string = ''
 
 @description('Resource group of the destination account; defaults to this one.')
 param destinationResourceGroupName string = resourceGroup().name
 
 @minValue(0)
-@description('Delete exported files after this many days (lifecycle rule on the managed-identity destination); 0 = keep.')
+@description('Delete exported files after this many days (lifecycle rule on the managed-identity destination); 0 = keep (a rule deployed before is then deployed disabled, see lifecycleRuleAccountName).')
 param expireAfterDays int = 0
 
-@description('Email notified by the export-lag alert; empty = no action group.')
+@description('Destination account on which an earlier deployment put the lifecycle rule (azd fills it from the LIFECYCLE_RULE_ACCOUNT_NAME output). On that account the rule keeps being deployed, disabled when expireAfterDays is 0; empty = none.')
+param lifecycleRuleAccountName string = ''
+
+@description('Email notified by the alerts (export lag, failed runs, no successful run); empty = no action group.')
 param alertEmail string = ''
+
+@description('Key Vault purge protection (KEY_VAULT_PURGE_PROTECTION). Turn it on for production: a deleted vault can then only be recovered, not purged, until its retention ends. Irreversible. See docs/deploy.md.')
+param keyVaultPurgeProtection bool = false
 
 @description('Object id of the deploying user (azd AZURE_PRINCIPAL_ID): gets data access to the app storage and Key Vault secrets. Empty for none.')
 param principalId string = ''
@@ -76,6 +126,11 @@ var tags = {
 var functionAppName = 'func-${resourceToken}'
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}'
 var stateTableName = 'exporterpositions'
+// The rule is deployed when it deletes files, and kept deployed (disabled at 0
+// days) on an account that already has it: skipping it would leave the last
+// enabled rule deleting files. Never on another account with expireAfterDays 0,
+// since deploying it replaces that account's lifecycle policy.
+var manageLifecycleRule = useManagedIdentityDestination && (expireAfterDays > 0 || (!empty(lifecycleRuleAccountName) && lifecycleRuleAccountName == destinationStorageAccountName))
 
 module storage 'core/storage.bicep' = {
   name: 'storage'
@@ -98,15 +153,57 @@ module monitoring 'core/monitoring.bicep' = {
   }
 }
 
+// Resolves the app's Key Vault references. Created and granted access to the
+// vault before the app exists, so the first resolution succeeds.
+module keyVaultReferenceIdentity 'core/identity.bicep' = {
+  name: 'identity'
+  params: {
+    name: 'id-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
 module keyVault 'core/keyvault.bicep' = {
   name: 'keyvault'
   params: {
     name: 'kv-${resourceToken}'
     location: location
     tags: tags
-    etlApiToken: etlApiToken
-    blobSasUrl: blobSasUrl
-    storeBlobSasUrl: !useManagedIdentityDestination
+    secretsUserPrincipalId: keyVaultReferenceIdentity.outputs.principalId
+    enablePurgeProtection: keyVaultPurgeProtection
+  }
+}
+
+// The secrets the app's Key Vault references name. Each is written only where it
+// is used, and its module refuses an empty value before writing (ARM rejects a
+// secret without a value; an empty one would only fail the app's first run).
+module etlApiTokenSecret 'core/keyvault-secret.bicep' = {
+  name: 'secret-etl-api-token'
+  params: {
+    vaultName: keyVault.outputs.name
+    name: 'etl-api-token' // referenced by ETL_API_TOKEN in app/function.bicep
+    value: etlApiToken
+  }
+}
+
+module blobSasUrlSecret 'core/keyvault-secret.bicep' = if (!useManagedIdentityDestination) {
+  name: 'secret-blob-sas-url'
+  params: {
+    vaultName: keyVault.outputs.name
+    name: 'blob-sas-url' // referenced by BLOB_SAS_URL in app/function.bicep
+    value: blobSasUrl // required in SAS mode: an empty SAS URL stops the deployment here
+  }
+}
+
+// Managed-identity destination: its names are checked and the account looked up
+// before the app is configured (an empty or wrong name stops the deployment here).
+module destinationAccount 'app/destination-account.bicep' = if (useManagedIdentityDestination) {
+  name: 'destination-account'
+  scope: resourceGroup(destinationResourceGroupName)
+  params: {
+    storageAccountName: destinationStorageAccountName
+    containerName: destinationContainer
   }
 }
 
@@ -120,7 +217,9 @@ module exporterApp 'app/function.bicep' = {
     storageAccountName: storage.outputs.name
     deploymentContainerName: deploymentContainerName
     applicationInsightsName: monitoring.outputs.applicationInsightsName
+    // keyVault.outputs: the app waits for the vault's role assignment
     keyVaultName: keyVault.outputs.name
+    keyVaultReferenceIdentityId: keyVaultReferenceIdentity.outputs.id
     userPrincipalId: principalId
     etlApiEndpoint: etlApiEndpoint
     exportFormat: exportFormat
@@ -132,9 +231,14 @@ module exporterApp 'app/function.bicep' = {
     parquetCompression: parquetCompression
     csvEscapeFormulas: csvEscapeFormulas
     useManagedIdentityDestination: useManagedIdentityDestination
-    destinationStorageAccountName: destinationStorageAccountName
-    destinationContainer: destinationContainer
+    destinationBlobEndpoint: useManagedIdentityDestination ? destinationAccount.outputs.blobEndpoint : ''
+    destinationContainer: useManagedIdentityDestination ? destinationAccount.outputs.containerName : ''
   }
+  // Configure the app only once the secrets its references name are written.
+  dependsOn: [
+    etlApiTokenSecret
+    blobSasUrlSecret
+  ]
 }
 
 module destination 'app/destination.bicep' = if (useManagedIdentityDestination) {
@@ -146,6 +250,7 @@ module destination 'app/destination.bicep' = if (useManagedIdentityDestination) 
     appPrincipalId: exporterApp.outputs.principalId
     blobPath: blobPath
     expireAfterDays: expireAfterDays
+    manageLifecycleRule: manageLifecycleRule
   }
 }
 
@@ -165,6 +270,7 @@ output AZURE_LOCATION string = location
 output AZURE_TENANT_ID string = tenant().tenantId
 output AZURE_RESOURCE_GROUP string = resourceGroup().name
 output AZURE_FUNCTION_APP_NAME string = exporterApp.outputs.name
+output AZURE_FUNCTION_APP_ID string = exporterApp.outputs.id
 output SERVICE_EXPORTER_NAME string = exporterApp.outputs.name
 output AZURE_FUNCTION_APP_PRINCIPAL_ID string = exporterApp.outputs.principalId
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
@@ -174,5 +280,10 @@ output AZURE_APPLICATION_INSIGHTS_NAME string = monitoring.outputs.applicationIn
 output AZURE_LOG_ANALYTICS_WORKSPACE_NAME string = monitoring.outputs.logAnalyticsName
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
 output AZURE_KEY_VAULT_URI string = keyVault.outputs.uri
+output AZURE_KEY_VAULT_REFERENCE_IDENTITY_NAME string = keyVaultReferenceIdentity.outputs.name
 output AZURE_WORKBOOK_ID string = dashboard.outputs.workbookId
 output AZURE_LAG_ALERT_NAME string = dashboard.outputs.alertRuleName
+output AZURE_FAILED_RUNS_ALERT_NAME string = dashboard.outputs.failedRunsAlertName
+output AZURE_NO_SUCCESSFUL_RUN_ALERT_NAME string = dashboard.outputs.missingRunsAlertName
+// Remembered by azd and passed back as lifecycleRuleAccountName next time.
+output LIFECYCLE_RULE_ACCOUNT_NAME string = manageLifecycleRule ? destinationStorageAccountName : lifecycleRuleAccountName

@@ -1,12 +1,14 @@
 """The destination container: file names, staged create-only uploads, and verifying our own blobs.
 
-Every data file is written once: blocks are staged as the writer fills them (deterministic block
-ids) and the block list is committed with ``If-None-Match: *`` together with the file's metadata
-(window, type, position, rows, SHA-256 of the content). A blob is never overwritten, appended or
-touched after that commit. When a commit finds the name taken (409/412), the blob is ours only if
-its metadata records the same window, type and content hash: then the write already happened (a
-lost response, a crashed run, a concurrent identical run) and counts as done; anything else is a
-BlobConflictError for a person to look at.
+Every data file is written once: blocks are staged as the writer fills them (block ids unique to
+the upload attempt, so two writers of one name never mix blocks) and the block list is committed
+with ``If-None-Match: *`` together with the file's metadata (window, type, position, rows, SHA-256
+of the content), after the writer checked that it still holds its claim. A blob is never
+overwritten, appended or touched after that commit. When a commit finds the name taken (409/412),
+the blob is ours only if its metadata records the same window, type and content hash: then the
+write already happened (a lost response, a crashed run, a concurrent identical run) and counts as
+done; anything else is a BlobConflictError for a person to look at. Storage failures are mapped to
+our errors in shared/azure_errors.py.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import os
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,18 +26,15 @@ from urllib.parse import parse_qs, urlsplit
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
-    ClientAuthenticationError,
     HttpResponseError,
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
 )
 from azure.storage.blob import BlobBlock, BlobClient, ContainerClient, ContentSettings, ExponentialRetry
 
-from shared.errors import BlobConflictError, StorageError, StoragePermissionError
-from shared.redact import redact_text
+from shared.azure_errors import CONTAINER_MISSING, error_code, storage_call
+from shared.errors import BlobConflictError, StorageConfigError, StorageError, StoragePermissionError
 from shared.windows import format_rfc3339
 
 log = logging.getLogger(__name__)
@@ -143,17 +143,47 @@ def sas_expiry(sas_url: str) -> datetime | None:
         return None
 
 
+def container_location(*, sas_url: str = "", account_url: str = "", container: str = "") -> str:
+    """Where the container is, with no secret and no query: ``https://acct.blob.core.windows.net/c``.
+
+    A SAS URL and an account URL + container name for the same container give the same text, so
+    a switch between the two (or a SAS rotation) is not a change of place.
+    """
+    if sas_url:
+        parts = urlsplit(sas_url)
+        path = parts.path.rstrip("/")
+    else:
+        parts = urlsplit(account_url)
+        path = f"{parts.path.rstrip('/')}/{container.strip('/')}"
+    host = (parts.hostname or "").lower()
+    default_port = {"https": 443, "http": 80}.get(parts.scheme.lower())
+    port = f":{parts.port}" if parts.port and parts.port != default_port else ""
+    return f"{parts.scheme.lower()}://{host}{port}{path}"
+
+
 class BlobStore:
     """Files in the destination container under the optional folder."""
 
-    def __init__(self, container: ContainerClient, blob_path: str = "", sas_url: str = "") -> None:
+    def __init__(
+        self, container: ContainerClient, blob_path: str = "", sas_url: str = "", *, block_size: int = BLOCK_SIZE
+    ) -> None:
         self.container = container
         self.blob_path = blob_path.strip("/")
+        self.block_size = block_size
         self._sas_url = sas_url
         self._pool = ThreadPoolExecutor(UPLOAD_CONCURRENCY, thread_name_prefix="stage")
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+
+    def at_path(self, blob_path: str) -> BlobStore:
+        """The same container (client, upload threads) under another folder; close only ``self``."""
+        if blob_path.strip("/") == self.blob_path:
+            return self
+        view = object.__new__(BlobStore)
+        view.__dict__.update(self.__dict__)
+        view.blob_path = blob_path.strip("/")
+        return view
 
     def name(self, leaf: str) -> str:
         return f"{self.blob_path}/{leaf}" if self.blob_path else leaf
@@ -166,40 +196,42 @@ class BlobStore:
         return self.name(f"_rejected/{dest_key}.{stamp}.{call_type}.ndjson")
 
     def metadata_of(self, name: str) -> dict[str, str] | None:
-        """The metadata of a committed blob, or None when there is none by that name."""
+        """The metadata of a committed blob, or None when there is none by that name.
+
+        Only a 404 that says the *blob* is missing means "none" (a missing container is a
+        StorageConfigError from :meth:`call`; any other 404 is not read as an empty name either).
+        """
         try:
-            props = self.call("read", lambda: self.container.get_blob_client(name).get_blob_properties())
-        except ResourceNotFoundError:
-            return None
+            props = self.call("r", lambda: self.container.get_blob_client(name).get_blob_properties())
+        except ResourceNotFoundError as exc:
+            code = error_code(exc)
+            if code in ("", "BlobNotFound"):
+                return None
+            raise StorageConfigError(
+                f"blob storage answered 404 {code} for {name}: check BLOB_SAS_URL "
+                "(or BLOB_ACCOUNT_URL/BLOB_CONTAINER) and BLOB_PATH"
+            ) from None
         return dict(props.metadata or {})
 
-    def open(self, name: str, identity: FileIdentity, content_type: str) -> StagedUpload:
-        """Start a file. If our identical blob is already there, nothing is uploaded again."""
+    def open(
+        self, name: str, identity: FileIdentity, content_type: str, *, guard: Callable[[], None] | None = None
+    ) -> StagedUpload:
+        """Start a file. If our identical blob is already there, nothing is uploaded again.
+
+        ``guard`` runs right before the create-only commit and raises to stop it (the writer lost
+        its claim): a writer never commits a file after another run took its window over.
+        """
         existing = self.metadata_of(name)
         if existing is not None and not identity.matches(existing):
             raise _conflict(name, identity, existing)
-        return StagedUpload(self, name, identity, content_type, verify_only=existing is not None)
+        return StagedUpload(self, name, identity, content_type, verify_only=existing is not None, guard=guard)
 
     def call(self, permission: str, fn: Callable[[], _T]) -> _T:
-        """Run one SDK call, mapping its failures to our errors (403 -> permission, 5xx -> transient)."""
-        try:
-            return fn()
-        except (ResourceNotFoundError, ResourceExistsError, ResourceModifiedError):
-            raise
-        except ClientAuthenticationError as exc:
-            raise self._permission_error(permission, exc) from None
-        except HttpResponseError as exc:
-            if exc.status_code == 403:
-                raise self._permission_error(permission, exc) from None
-            if exc.status_code == 404 and "ContainerNotFound" in str(getattr(exc, "error_code", "")):
-                raise StoragePermissionError(
-                    "the destination container does not exist: create it or fix BLOB_SAS_URL"
-                ) from None
-            raise StorageError(
-                f"blob storage failed: HTTP {exc.status_code} {getattr(exc, 'error_code', None) or ''}".strip()
-            ) from None
-        except (ServiceRequestError, ServiceResponseError) as exc:
-            raise StorageError(f"blob storage unreachable: {redact_text(str(exc))[:200]}") from None
+        """Run one SDK call, mapping its failures to our errors (shared/azure_errors.py)."""
+        return storage_call(
+            fn, service="blob", denied=lambda exc: self._permission_error(permission, exc),
+            missing={"ContainerNotFound": CONTAINER_MISSING},
+        )
 
     def _permission_error(self, permission: str, exc: HttpResponseError) -> StoragePermissionError:
         code = getattr(exc, "error_code", None) or "AuthorizationFailure"
@@ -234,8 +266,15 @@ def _conflict(name: str, identity: FileIdentity, existing: Mapping[str, str]) ->
     )
 
 
-def _block_id(index: int) -> str:
-    return base64.b64encode(f"block-{index:010d}".encode()).decode()
+def _block_id(attempt: bytes, index: int) -> str:
+    """A block id unique to one upload attempt: 12 random bytes of the attempt + the block index.
+
+    Every writer of a blob name stages blocks under its own ids, so a commit can only ever list
+    the committing writer's blocks (never another writer's block 0 beside its own block 1). The
+    id is 16 bytes before base64, as the ids of earlier versions were ("block-" + 10 digits): the
+    service wants every block id of a blob, committed or not, to have one length.
+    """
+    return base64.b64encode(attempt + index.to_bytes(4, "big")).decode()
 
 
 class StagedUpload:
@@ -253,12 +292,16 @@ class StagedUpload:
         content_type: str,
         *,
         verify_only: bool = False,
+        guard: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.name = name
         self.identity = identity
         self.content_type = content_type
         self.verify_only = verify_only
+        self._guard = guard
+        self._attempt = os.urandom(12)
+        self._block_size = store.block_size
         self._client: BlobClient = store.container.get_blob_client(name)
         self._buffer = bytearray()
         self._hash = hashlib.sha256()
@@ -272,15 +315,16 @@ class StagedUpload:
         if self.verify_only:
             return len(data)
         self._buffer += data
-        while len(self._buffer) >= BLOCK_SIZE:
+        size = self._block_size
+        while len(self._buffer) >= size:
             with memoryview(self._buffer) as view:
-                block = bytes(view[:BLOCK_SIZE])  # one copy (a bytearray slice would be two)
-            del self._buffer[:BLOCK_SIZE]
+                block = bytes(view[:size])  # one copy (a bytearray slice would be two)
+            del self._buffer[:size]
             self._stage(block)
         return len(data)
 
     def _stage(self, block: bytes) -> None:
-        block_id = _block_id(len(self._blocks))
+        block_id = _block_id(self._attempt, len(self._blocks))
         self._blocks.append(block_id)
         while len(self._inflight) >= UPLOAD_CONCURRENCY:
             self._inflight.pop(0).result()
@@ -292,7 +336,12 @@ class StagedUpload:
         )
 
     def commit(self, rows: int) -> CommitResult:
-        """Commit create-only with metadata. Raises BlobConflictError if another file is there."""
+        """Commit create-only with metadata. Raises BlobConflictError if another file is there.
+
+        The guard (is the claim still ours?) runs last thing before the commit, and again before a
+        difference is reported: a writer that lost its claim neither commits nor judges the file
+        the new owner put there (its guard raises instead).
+        """
         digest = self._hash.hexdigest()
         metadata = self.identity.metadata(rows, digest)
         if not self.verify_only:
@@ -302,35 +351,55 @@ class StagedUpload:
             for fut in self._inflight:
                 fut.result()
             self._inflight.clear()
-            settings = ContentSettings(content_type=self.content_type)
+        self._check_claim()
+        if not self.verify_only:
             try:
-                if self._blocks:
-                    blocks = [BlobBlock(block_id=b) for b in self._blocks]
-                    self.store.call("cw", lambda: self._client.commit_block_list(
-                        blocks, content_settings=settings, metadata=metadata,
-                        match_condition=MatchConditions.IfMissing,
-                    ))
-                else:
-                    data = bytes(self._buffer)
-                    self.store.call("cw", lambda: self._client.upload_blob(
-                        data, length=len(data), overwrite=False, content_settings=settings,
-                        metadata=metadata,
-                    ))
+                self._put(metadata)
                 return CommitResult(self.name, self._size, digest, created=True)
             except (ResourceExistsError, ResourceModifiedError):
                 pass  # taken: ours (a lost response, a racing twin) or someone else's; look
+            if not self._blocks and self.store.metadata_of(self.name) is None:
+                # Nothing committed, yet a create-only Put Blob was refused: another writer's
+                # uncommitted blocks hold the name (Azurite refuses then). A block list commits.
+                self._stage(bytes(self._buffer))
+                self._buffer.clear()
+                self._inflight.pop().result()
+                try:
+                    self._put(metadata)
+                    return CommitResult(self.name, self._size, digest, created=True)
+                except (ResourceExistsError, ResourceModifiedError):
+                    pass
         existing = self.store.metadata_of(self.name)
         if existing is None:
             raise StorageError(f"{self.name}: the create-only commit was refused but no blob is there")
         if not self.identity.matches(existing):
             raise _conflict(self.name, self.identity, existing)
         if existing.get("sha256") != digest:
+            self._check_claim()  # taken over between our check and our commit: the new owner's file
             raise BlobConflictError(
                 f"{self.name} exists for the same window and type but with different content "
                 f"(sha256 {existing.get('sha256')} != {digest}): the ETL API returned different "
                 "calls for a closed window; the file is left as it is (docs/guarantees.md)"
             )
         return CommitResult(self.name, self._size, digest, created=False)
+
+    def _put(self, metadata: dict[str, str]) -> None:
+        """The create-only commit: the staged block list, or a small file in one request."""
+        settings = ContentSettings(content_type=self.content_type)
+        if self._blocks:
+            blocks = [BlobBlock(block_id=b) for b in self._blocks]
+            self.store.call("cw", lambda: self._client.commit_block_list(
+                blocks, content_settings=settings, metadata=metadata, match_condition=MatchConditions.IfMissing,
+            ))
+        else:
+            data = bytes(self._buffer)
+            self.store.call("cw", lambda: self._client.upload_blob(
+                data, length=len(data), overwrite=False, content_settings=settings, metadata=metadata,
+            ))
+
+    def _check_claim(self) -> None:
+        if self._guard is not None:
+            self._guard()  # raises when our claim is gone: another run finishes this window
 
     def abandon(self) -> None:
         """Drop the buffers; staged blocks that are never committed expire in the service."""

@@ -23,7 +23,9 @@ from shared.blob_store import sas_expiry
 from shared.calltypes import CALL_TYPES
 from shared.checks import run_checks, sas_expiry_warning, settings_failure
 from shared.errors import ExportError, SettingsError
+from shared.etl_client import Destination
 from shared.export import RunSummary, run_export
+from shared.pinning import DEFAULT_DESTINATION
 from shared.redact import install_log_redaction, redact_text
 from shared.settings import Settings, load_local_settings
 from shared.telemetry import configure_azure_monitor, quiet_sdk_loggers
@@ -129,7 +131,7 @@ def print_summary(summary: RunSummary, out: TextIO) -> None:
 
 
 def print_status(settings: Settings, clients, now: datetime, out: TextIO) -> int:  # type: ignore[no-untyped-def]
-    dest = clients.etl.destination()
+    dest = pinned_destination(clients.state, clients.etl.destination(), out)
     rows = [["type", "last position", "last window exported", "lag", "pending"]]
     for call_type in CALL_TYPES:
         state = clients.state.get(dest.key, call_type)
@@ -152,6 +154,17 @@ def print_status(settings: Settings, clients, now: datetime, out: TextIO) -> int
     elif settings.blob_sas_url:
         print("SAS has no expiry in the URL (a stored access policy sets it)", file=out)
     return EXIT_OK
+
+
+def pinned_destination(store, remote: Destination, out: TextIO) -> Destination:  # type: ignore[no-untyped-def]
+    """The destination whose rows ``status`` shows: the pinned one, with a line when the ETL API differs."""
+    pin = store.get_pin(DEFAULT_DESTINATION)
+    if pin is None:
+        return remote
+    if pin.key != remote.key:
+        print(f"WARNING: GET /v1/destination returns {remote.key} but the state is pinned to {pin.key}: "
+              "runs stop until this is resolved (docs/operations.md)", file=out)
+    return Destination(pin.integration_id, pin.action_id)
 
 
 def _duration(delta: timedelta) -> str:

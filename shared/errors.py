@@ -65,3 +65,24 @@ class BlobConflictError(ExportError):
 
     The exporter never overwrites a file; a person has to look (see docs/guarantees.md).
     """
+
+
+class StorageConfigError(ExportError):
+    """Storage refused a request as invalid (HTTP 400 and other 4xx, a missing container).
+
+    A setting or a name is wrong: retrying cannot help, so it must not look like an outage.
+    """
+
+
+class StateConflictError(ExportError):
+    """The stored state does not fit what the exporter sees now.
+
+    The ETL API names another destination than the one the state is pinned to, or a pending
+    window was started in a container the settings no longer reach. A person decides.
+    """
+
+
+class ClaimLost(ExportError):
+    """Another run took over this (window, type) while we were writing it: we stop, it finishes."""
+
+    transient = True

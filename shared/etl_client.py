@@ -258,6 +258,29 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
+#: What a destination id may be: it goes into every file name and into the state table's keys.
+DESTINATION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def destination_id(value: object) -> str:
+    """A destination id from ``GET /v1/destination`` (a string or a whole number), or EtlApiError.
+
+    ASCII letters, digits, '-' and '_' only, 1 to 64 of them: ``str.isalnum`` would let in other
+    scripts' digits (file names no tool expects) and no cap let a 600-character id reach Table
+    storage as an invalid key.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not DESTINATION_ID.fullmatch(value):
+        shown = repr(value)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        raise EtlApiError(
+            f"GET /v1/destination returned an id {shown} that cannot be used in file names: an id "
+            "must be 1-64 ASCII letters, digits, '-' or '_'; get the ETL API's destination fixed"
+        )
+    return value
+
+
 class EtlClient:
     """Reads one destination's calls. Thread-safe (the pool is)."""
 
@@ -314,16 +337,12 @@ class EtlClient:
         body, _ = self._get("/v1/destination", {}, expect_ndjson=False)
         try:
             data = json.loads(body)
-            integration_id, action_id = str(data["integration_id"]), str(data["action_id"])
+            raw = (data["integration_id"], data["action_id"])
         except (ValueError, KeyError, TypeError):
             raise EtlApiError(
                 "GET /v1/destination did not return {integration_id, action_id}"
             ) from None
-        for value in (integration_id, action_id):
-            if not value or not all(c.isalnum() or c in "-_" for c in value):
-                raise EtlApiError(
-                    f"GET /v1/destination returned an id {value!r} that cannot be used in a file name"
-                )
+        integration_id, action_id = (destination_id(value) for value in raw)
         return Destination(integration_id, action_id)
 
     def pages(

@@ -30,14 +30,15 @@ import orjson
 from opentelemetry import trace
 
 from shared.batching import prefetch, rebatch_pages
-from shared.blob_store import BlobStore, FileIdentity, StagedUpload
+from shared.blob_store import BlobStore, FileIdentity, StagedUpload, container_location
 from shared.calltypes import CALL_TYPES
 from shared.columnar import parser_for
 from shared.crashpoints import crashpoint
-from shared.errors import ExportError, UnitBudgetExceeded, WindowNotClosed
+from shared.errors import ClaimLost, ExportError, StateConflictError, UnitBudgetExceeded, WindowNotClosed
 from shared.etl_client import Destination, EtlClient
 from shared.memory import release_free_memory, tune_allocator
 from shared.page_reader import OversizedLine, line_cap_for
+from shared.pinning import pin_destination
 from shared.prefilter import needs_reference_path
 from shared.records import Limits, ParsedBatch, RejectedCall
 from shared.settings import Settings
@@ -191,11 +192,14 @@ def _run(
     deadline: float,
     monotonic: Callable[[], float],
 ) -> None:
-    dest = clients.etl.destination()
-    summary.destination = dest
-    annotate_destination(dest.integration_id, dest.action_id)
+    remote = clients.etl.destination()
     store = clients.state
     store.ensure_table()
+    # The rows are keyed by the ids pinned on first use, never by the answer of the day.
+    here = Recipe.of(settings)
+    dest = pin_destination(store, remote, container=here.container, blob_path=here.blob_path)
+    summary.destination = dest
+    annotate_destination(dest.integration_id, dest.action_id)
     first_start = settings.export_start or (latest_due_end(now, settings.settle_seconds) - WINDOW)
     states: dict[str, TypeState] = {}
     for call_type in CALL_TYPES:
@@ -327,9 +331,12 @@ class _Unit:
                     return self._end()
                 crashpoint("after_claim")
                 self.claimed = claimed
-                self.writer = _UnitWriter(self.clients.blobs, self.dest, claimed, self.window, current)
+                self.writer = _UnitWriter(self.clients.blobs, self.dest, claimed, self.window, current,
+                                          guard=self._guard)
                 self.writer.read(self.clients.etl, deadline)
                 ok = True
+            except ClaimLost:
+                return self._lost()
             except WindowNotClosed as exc:
                 self.result.status = "not_closed"
                 self.result.error = str(exc)
@@ -357,6 +364,8 @@ class _Unit:
         with trace.use_span(self.span, end_on_exit=True):
             try:
                 writer.finish()
+            except ClaimLost:
+                return self._lost()
             except ExportError as exc:
                 if not exc.transient:
                     raise
@@ -409,6 +418,18 @@ class _Unit:
             extra={"integration_id": self.dest.integration_id, "action_id": self.dest.action_id},
         )
 
+    def _guard(self) -> None:
+        """Before each create-only commit: is the claim still ours? (docs/guarantees.md, "Two runs at once")"""
+        assert self.claimed is not None
+        if not self.clients.state.holds_claim(self.claimed):
+            raise ClaimLost(f"{self.call_type} {self.window.label()}: another run took the window over")
+
+    def _lost(self) -> UnitOutcome:
+        self.result.status = "busy"
+        log.info("%s %s: another run took the window over before our next commit; leaving it to that run",
+                 self.call_type, self.window.label())
+        return self._end()
+
     def _failed(self, exc: ExportError) -> UnitOutcome:
         self.result.status = "failed"
         self.result.error = str(exc)
@@ -430,10 +451,11 @@ class _Unit:
 
 @dataclass(frozen=True)
 class Recipe:
-    """Every setting that shapes a window's files (names, split points, bytes).
+    """Every setting that shapes a window's files (where they go, names, split points, bytes).
 
     Recorded with the claim, so a window resumed after a crash is finished with the recipe it was
-    started with: its files keep one extension and the same split, whatever changed meanwhile.
+    started with: its files stay in one container and folder, keep one extension and the same
+    split, whatever changed meanwhile.
     """
 
     export_format: str
@@ -443,6 +465,8 @@ class Recipe:
     max_file_rows: int
     max_file_bytes: int
     max_call_bytes: int
+    container: str = ""  # container_location(): the container's URL, no query, no secret
+    blob_path: str = ""
 
     @classmethod
     def of(cls, settings: Settings) -> Recipe:
@@ -450,6 +474,9 @@ class Recipe:
             settings.export_format, settings.gzip, settings.parquet_compression,
             settings.csv_escape_formulas, settings.max_file_rows, settings.max_file_bytes,
             settings.max_call_bytes,
+            container=container_location(sas_url=settings.blob_sas_url, account_url=settings.blob_account_url,
+                                         container=settings.blob_container),
+            blob_path=settings.blob_path,
         )
 
     def to_json(self) -> str:
@@ -457,9 +484,13 @@ class Recipe:
 
     @classmethod
     def from_json(cls, text: str, fallback: Recipe) -> Recipe:
+        """The stored recipe; a claim from before the place was recorded is in the current place."""
         try:
-            return cls(**orjson.loads(text))
-        except (orjson.JSONDecodeError, TypeError):
+            stored = orjson.loads(text)
+            if not stored.get("container"):
+                stored.update(container=fallback.container, blob_path=fallback.blob_path)
+            return cls(**stored)
+        except (orjson.JSONDecodeError, TypeError, AttributeError):
             log.warning("a pending claim's recipe is unreadable; using the current settings")
             return fallback
 
@@ -474,9 +505,10 @@ class _UnitWriter:
         claimed: TypeState,
         window: Window,
         current: Recipe,
+        guard: Callable[[], None] | None = None,
     ) -> None:
-        """``current``: the recipe of the settings now; a resumed claim brings its own."""
-        self.blobs = blobs
+        """``current``: the recipe of the settings now; a resumed claim brings its own.
+        ``guard``: runs before each file's commit and raises :class:`ClaimLost` once the claim is gone."""
         self.dest = dest
         self.call_type = claimed.call_type
         self.window = window
@@ -485,6 +517,15 @@ class _UnitWriter:
         if recipe != current:
             log.info("%s %s: finishing the window with the settings it was started with (%s)",
                      self.call_type, window.label(), recipe.to_json())
+        if recipe.container != current.container:
+            raise StateConflictError(
+                f"{self.call_type} {window.label()} was started in the container {recipe.container} "
+                f"but the settings now point at {current.container}: point BLOB_SAS_URL (or "
+                "BLOB_ACCOUNT_URL/BLOB_CONTAINER) back at the first one until `status` shows no "
+                "pending window, then switch (docs/operations.md, 'Moving the export')"
+            )
+        self.blobs = blobs.at_path(recipe.blob_path)  # a pending window is finished where it started
+        self.guard = guard
         self.recipe = recipe
         self.writer_cls = writer_class(recipe.export_format)
         self.options = WriterOptions(
@@ -572,7 +613,7 @@ class _UnitWriter:
         name = self.blobs.data_file_name(
             self.dest.key, self.position, self.call_type, cls.extension_for(options)
         )
-        self._upload = self.blobs.open(name, identity, cls.content_type_for(options))
+        self._upload = self.blobs.open(name, identity, cls.content_type_for(options), guard=self.guard)
         self._writer = self.writer_cls(self._upload, self.call_type, self.options)
         return self._writer
 
@@ -596,7 +637,7 @@ class _UnitWriter:
         if self._rejects is None:
             name = self.blobs.rejected_file_name(self.dest.key, self.window.start, self.call_type)
             identity = FileIdentity(self.window.start, self.window.end, self.call_type, 0, kind="rejected")
-            self._rejects = self.blobs.open(name, identity, "application/x-ndjson")
+            self._rejects = self.blobs.open(name, identity, "application/x-ndjson", guard=self.guard)
             self.rejected_blob = name
         out = bytearray()
         for bad in rejected:

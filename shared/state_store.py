@@ -2,10 +2,15 @@
 
 One row per type: PartitionKey ``{integration_id}.{action_id}``, RowKey the type. It holds the
 last committed ``position``, the end of the last exported window (``window_end``), and a pending
-claim (``pending_start``, ``pending_position``, ``pending_run``) written before any upload. Every
-change is conditional: insert-if-absent to create, If-Match on the ETag to claim and to commit, so
-two runs can never both move the same row. A response lost after the service applied our write is
-recognised by re-reading the row and finding our own run id in it.
+claim (``pending_start``, ``pending_position``, ``pending_run``, ``pending_recipe``) written before
+any upload. Positions are ``Edm.Int64`` (rows written as ``Edm.Int32`` by earlier versions read the
+same). Every change is conditional: insert-if-absent to create, If-Match on the ETag to claim and
+to commit, so two runs can never both move the same row. A response lost after the service applied
+our write is recognised by re-reading the row and finding our own run id in it.
+
+One more row per destination pins the ids its rows are keyed by: PartitionKey ``destinations``,
+RowKey the destination's name (``default``), with the ids and the place its files last went
+(:class:`DestinationPin`). The ids in it, never the ETL API's answer of the day, choose the rows.
 """
 
 from __future__ import annotations
@@ -18,16 +23,14 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
-    ClientAuthenticationError,
     HttpResponseError,
     ResourceExistsError,
     ResourceModifiedError,
     ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
 )
-from azure.data.tables import TableClient, TableServiceClient, UpdateMode
+from azure.data.tables import EdmType, EntityProperty, TableClient, TableServiceClient, UpdateMode
 
+from shared.azure_errors import error_code, storage_call
 from shared.errors import StorageError, StoragePermissionError
 from shared.windows import format_rfc3339, parse_rfc3339
 
@@ -39,6 +42,27 @@ CONNECTION_TIMEOUT = 10
 READ_TIMEOUT = 30
 RETRY_TOTAL = 5
 RETRY_BACKOFF = 1
+
+
+#: PartitionKey of the destination pin rows. Type rows are keyed ``{integration}.{action}``, and ids
+#: never hold a '.', so a pin never shares a partition with them.
+PINS_PARTITION = "destinations"
+
+
+@dataclass(frozen=True)
+class DestinationPin:
+    """The ids a destination's state is keyed by, recorded on first use, and where its files went."""
+
+    name: str
+    integration_id: str
+    action_id: str
+    container: str = ""  # container_location() of the last run
+    blob_path: str = ""
+    etag: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.integration_id}.{self.action_id}"
 
 
 @dataclass(frozen=True)
@@ -96,11 +120,11 @@ def _entity_to_state(entity: Any) -> TypeState:
         value = entity.get(name)
         return parse_rfc3339(value) if value else None
 
-    pending_position = entity.get("pending_position")
+    pending_position = _plain(entity.get("pending_position"))
     return TypeState(
         dest_key=entity["PartitionKey"],
         call_type=entity["RowKey"],
-        position=int(entity.get("position", 0)),
+        position=int(_plain(entity.get("position", 0))),
         window_end=dt("window_end") or datetime(1970, 1, 1, tzinfo=UTC),
         pending_start=dt("pending_start"),
         pending_position=int(pending_position) if pending_position not in (None, "") else None,
@@ -111,18 +135,39 @@ def _entity_to_state(entity: Any) -> TypeState:
     )
 
 
+def _plain(value: Any) -> Any:
+    """An Edm.Int64 property comes back wrapped in an EntityProperty; an Int32 one as a plain int."""
+    return value.value if isinstance(value, EntityProperty) else value
+
+
+def _int64(value: int) -> EntityProperty:
+    # Int32, the SDK's default for an int, raised a raw TypeError at 2**31 and the type was stuck:
+    # a position is a counter with no bound of its own, so it is stored as a 64-bit integer.
+    return EntityProperty(int(value), EdmType.INT64)
+
+
 def _state_to_entity(state: TypeState) -> dict[str, Any]:
     return {
         "PartitionKey": state.dest_key,
         "RowKey": state.call_type,
-        # Int64 would need an odata type tag; positions fit an Int32 for ~4,000 years of windows.
-        "position": int(state.position),
+        "position": _int64(state.position),
         "window_end": format_rfc3339(state.window_end),
         "pending_start": format_rfc3339(state.pending_start) if state.pending_start else "",
-        "pending_position": state.pending_position if state.pending_position is not None else -1,
+        "pending_position": _int64(state.pending_position if state.pending_position is not None else -1),
         "pending_run": state.pending_run or "",
         "pending_recipe": state.pending_recipe or "",
         "last_run": state.last_run or "",
+    }
+
+
+def _pin_to_entity(pin: DestinationPin) -> dict[str, Any]:
+    return {
+        "PartitionKey": PINS_PARTITION,
+        "RowKey": pin.name,
+        "integration_id": pin.integration_id,
+        "action_id": pin.action_id,
+        "container": pin.container,
+        "blob_path": pin.blob_path,
     }
 
 
@@ -139,8 +184,9 @@ class StateStore:
             self._call(lambda: self.service.create_table(self.table_name))
 
     def get(self, dest_key: str, call_type: str) -> TypeState | None:
+        """The row, or None when there is none (or no table yet: nothing started)."""
         try:
-            entity = self._call(lambda: self.table.get_entity(dest_key, call_type))
+            entity = self._call(lambda: self.table.get_entity(dest_key, call_type), reading=True)
         except ResourceNotFoundError:
             return None
         state = _entity_to_state(entity)
@@ -197,6 +243,57 @@ class StateStore:
         return self._conditional(claimed, done, run_id, lambda cur: cur.last_run == run_id
                                  and cur.window_end == window_end and cur.position == last_position)
 
+    def holds_claim(self, claimed: TypeState) -> bool:
+        """Whether the row still carries this claim (run id and window): read before each file commit."""
+        current = self.get(claimed.dest_key, claimed.call_type)
+        return (
+            current is not None
+            and current.pending_run == claimed.pending_run
+            and current.pending_start == claimed.pending_start
+        )
+
+    # -- destination pins ---------------------------------------------------------------------
+    def get_pin(self, name: str) -> DestinationPin | None:
+        try:
+            entity = self._call(lambda: self.table.get_entity(PINS_PARTITION, name), reading=True)
+        except ResourceNotFoundError:
+            return None
+        return DestinationPin(
+            name=name,
+            integration_id=str(entity.get("integration_id", "")),
+            action_id=str(entity.get("action_id", "")),
+            container=str(entity.get("container", "")),
+            blob_path=str(entity.get("blob_path", "")),
+            etag=entity.metadata.get("etag", "") if hasattr(entity, "metadata") else "",
+        )
+
+    def create_pin(self, pin: DestinationPin) -> DestinationPin:
+        """Insert the pin if absent; when another run inserted one first, theirs is returned."""
+        with contextlib.suppress(ResourceExistsError):
+            self._call(lambda: self.table.create_entity(_pin_to_entity(pin)))
+        current = self.get_pin(pin.name)
+        if current is None:
+            raise StorageError(f"the destination pin {pin.name} vanished after it was created")
+        return current
+
+    def move_pin(self, pin: DestinationPin, container: str, blob_path: str) -> None:
+        """Record a new place for the files (If-Match; a concurrent move wins, that is fine)."""
+        moved = replace(pin, container=container, blob_path=blob_path)
+        with contextlib.suppress(ResourceModifiedError):
+            self._call(lambda: self.table.update_entity(
+                _pin_to_entity(moved), mode=UpdateMode.REPLACE, etag=pin.etag,
+                match_condition=MatchConditions.IfNotModified,
+            ))
+
+    def destination_keys(self) -> set[str]:
+        """The ``{integration}.{action}`` keys that have type rows in the table (pins excluded)."""
+        try:
+            entities = self._call(lambda: list(self.table.query_entities(
+                f"PartitionKey ne '{PINS_PARTITION}'", select=["PartitionKey"])), reading=True)
+        except ResourceNotFoundError:  # no table: no rows
+            return set()
+        return {e["PartitionKey"] for e in entities}
+
     def _conditional(self, before: TypeState, after: TypeState, run_id: str, is_ours: Any) -> TypeState | None:
         try:
             meta = self._call(lambda: self.table.update_entity(
@@ -212,22 +309,21 @@ class StateStore:
                 return current
             return None
 
-    def _call(self, fn: Any) -> Any:
-        try:
-            return fn()
-        except (ResourceNotFoundError, ResourceExistsError, ResourceModifiedError):
-            raise
-        except ClientAuthenticationError as exc:
-            raise StoragePermissionError(
-                f"the state table refused access ({getattr(exc, 'error_code', '') or 'AuthorizationFailure'}): "
-                "check AzureWebJobsStorage and that the app's identity has 'Storage Table Data Contributor'"
-            ) from None
-        except HttpResponseError as exc:
-            if exc.status_code in (401, 403):
-                raise StoragePermissionError(
-                    f"the state table refused access (HTTP {exc.status_code}): check AzureWebJobsStorage"
-                ) from None
-            code = getattr(exc, "error_code", None) or ""
-            raise StorageError(f"table storage failed: HTTP {exc.status_code} {code}".strip()) from None
-        except (ServiceRequestError, ServiceResponseError) as exc:
-            raise StorageError(f"table storage unreachable: {type(exc).__name__}") from None
+    def _call(self, fn: Any, *, reading: bool = False) -> Any:
+        """One SDK call, its failures mapped by shared/azure_errors.py.
+
+        A read of a missing table is "no row" (nothing started yet); a write to one is an error.
+        """
+        missing = {} if reading else {
+            "TableNotFound": f"the state table {self.table_name} does not exist (deleted during the run?): "
+                             "check STATE_TABLE and AzureWebJobsStorage; a run creates it when it starts",
+        }
+        return storage_call(fn, service="table", denied=_denied, missing=missing)
+
+
+def _denied(exc: HttpResponseError) -> StoragePermissionError:
+    code = error_code(exc) or (f"HTTP {exc.status_code}" if exc.status_code else "AuthorizationFailure")
+    return StoragePermissionError(
+        f"the state table refused access ({code}): check AzureWebJobsStorage and that the app's "
+        "identity has 'Storage Table Data Contributor'"
+    )

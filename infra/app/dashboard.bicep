@@ -1,5 +1,5 @@
-// Azure Monitor workbook over the exporter's telemetry, and an alert when the
-// export falls behind.
+// Azure Monitor workbook over the exporter's telemetry, and three log alerts:
+// the export falls behind, runs fail, no run succeeds.
 
 param location string
 param tags object = {}
@@ -8,11 +8,15 @@ param applicationInsightsName string
 @description('Name of the alert rule and prefix of the action group.')
 param namePrefix string
 
-@description('Email for the lag alert; empty = the alert fires without notifying anyone.')
+@description('Email for the alerts; empty = they fire without notifying anyone.')
 param alertEmail string = ''
 
 @description('Alert when the export lag (seconds) stays above this.')
 param lagThresholdSeconds int = 1200
+
+@allowed(['PT30M', 'PT45M', 'PT1H', 'PT2H', 'PT3H', 'PT6H'])
+@description('Alert when no run succeeded for this long. Three 10-minute ticks by default; raise it with a slower EXPORT_SCHEDULE.')
+param missingRunWindow string = 'PT30M'
 
 resource applicationInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: applicationInsightsName
@@ -28,7 +32,14 @@ resource workbook 'Microsoft.Insights/workbooks@2022-04-01' = {
     category: 'workbook'
     version: 'Notebook/1.0'
     sourceId: applicationInsights.id
-    serializedData: loadTextContent('../workbook.json')
+    // Opened from Azure Monitor → Workbooks rather than from the Application
+    // Insights resource, a workbook queries its fallbackResourceIds: point them at
+    // this resource, or the charts there have nothing to query.
+    serializedData: string(union(loadJsonContent('../workbook.json'), {
+      fallbackResourceIds: [
+        applicationInsights.id
+      ]
+    }))
   }
 }
 
@@ -90,17 +101,20 @@ resource lagAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   }
 }
 
-// Lag is only recorded by runs that get as far as reading their state; a run that fails
-// earlier (token refused, ETL API or state table unreachable) shows up here instead: failed
-// runs in the last 30 minutes, or no run reporting at all for 30 minutes.
+// Lag is only recorded by runs that get as far as reading their state. Two more
+// rules cover the rest, over the app's own metrics. Log alert queries start from
+// a table and keep its timestamp: the rule aggregates the measure per window.
+//
+// Runs that ended with an error (exporter.failed_runs, a delta counter: one row
+// per export interval in which runs failed).
 resource failedRunsAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   name: 'alert-${namePrefix}-failed-runs'
   location: location
   tags: tags
   kind: 'LogAlert'
   properties: {
-    displayName: 'ETL exporter runs are failing or missing (${namePrefix})'
-    description: 'Runs that ended with an error (exporter.failed_runs), or no exporter.run_duration_seconds at all, over 30 minutes.'
+    displayName: 'ETL exporter runs are failing (${namePrefix})'
+    description: 'At least one run ended with an error (exporter.failed_runs) in the last 30 minutes.'
     severity: 2
     enabled: true
     scopes: [
@@ -111,11 +125,54 @@ resource failedRunsAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
     criteria: {
       allOf: [
         {
-          query: 'let failed = toscalar(customMetrics | where name == "exporter.failed_runs" | summarize sum(valueSum));\nlet runs = toscalar(customMetrics | where name == "exporter.run_duration_seconds" | summarize sum(valueCount));\nprint problems = iff(isnull(runs) or runs == 0, 1.0, todouble(coalesce(failed, 0.0)))\n'
-          timeAggregation: 'Maximum'
-          metricMeasureColumn: 'problems'
+          query: 'customMetrics\n| where name == "exporter.failed_runs"\n| project timestamp, failed_runs = valueSum\n'
+          timeAggregation: 'Total'
+          metricMeasureColumn: 'failed_runs'
           operator: 'GreaterThan'
           threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: {
+      actionGroups: empty(alertEmail) ? [] : [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
+// No run finished cleanly: every run failed, the app is stopped or cannot start,
+// or a run stopped on its settings (an unresolved Key Vault reference) before it
+// recorded anything. Counts the rows of successful runs (exporter.run_duration_seconds
+// with outcome ok, one row per export interval that had one); a window without
+// any counts 0, which is how a log alert sees missing data.
+resource missingRunsAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: 'alert-${namePrefix}-no-successful-run'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'ETL exporter has no successful run (${namePrefix})'
+    description: 'No run ended successfully (exporter.run_duration_seconds, outcome ok) in the last ${missingRunWindow}. The schedule runs every 10 minutes.'
+    severity: 2
+    enabled: true
+    scopes: [
+      applicationInsights.id
+    ]
+    evaluationFrequency: 'PT15M'
+    windowSize: missingRunWindow
+    criteria: {
+      allOf: [
+        {
+          query: 'customMetrics\n| where name == "exporter.run_duration_seconds" and tostring(customDimensions["outcome"]) == "ok"\n| project timestamp, runs = valueCount\n'
+          timeAggregation: 'Count'
+          operator: 'LessThan'
+          threshold: 1
           failingPeriods: {
             numberOfEvaluationPeriods: 1
             minFailingPeriodsToAlert: 1
@@ -135,3 +192,4 @@ resource failedRunsAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
 output workbookId string = workbook.id
 output alertRuleName string = lagAlert.name
 output failedRunsAlertName string = failedRunsAlert.name
+output missingRunsAlertName string = missingRunsAlert.name

@@ -2,7 +2,14 @@
 // container, and optionally expires old files there. Deployed at the scope of
 // the destination account's resource group.
 
+// Checked before the app is configured (app/destination-account.bicep); the
+// same limits here keep the existing references below from getting an empty name.
+@minLength(3)
+@maxLength(24)
 param storageAccountName string
+
+@minLength(3)
+@maxLength(63)
 param containerName string
 
 @description('Object id of the function app\'s managed identity.')
@@ -12,7 +19,11 @@ param appPrincipalId string
 param blobPath string = ''
 
 @description('Delete exported files older than this many days; 0 keeps them forever.')
+@minValue(0)
 param expireAfterDays int = 0
+
+@description('Deploy the lifecycle rule: true when expireAfterDays > 0, and still true after it went back to 0 so the rule already on the account is deployed disabled.')
+param manageLifecycleRule bool = expireAfterDays > 0
 
 var storageBlobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
 
@@ -39,7 +50,7 @@ resource writer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-module lifecycle '../core/lifecycle.bicep' = if (expireAfterDays > 0) {
+module lifecycle '../core/lifecycle.bicep' = if (manageLifecycleRule) {
   name: 'destination-lifecycle'
   params: {
     storageAccountName: account.name

@@ -1,5 +1,6 @@
-// The exporter: a Flex Consumption (FC1) Linux function app, Python 3.11,
-// system-assigned identity, app settings with Key Vault references.
+// The exporter: a Flex Consumption (FC1) Linux function app, Python 3.11, a
+// system-assigned identity for storage, telemetry and the destination, and a
+// user-assigned one that resolves the Key Vault references in its app settings.
 
 param name string
 param planName string
@@ -12,6 +13,9 @@ param applicationInsightsName string
 
 @description('Vault holding the secrets etl-api-token and blob-sas-url (core/keyvault.bicep).')
 param keyVaultName string
+
+@description('Resource id of the user-assigned identity that already has Key Vault Secrets User on the vault (core/identity.bicep).')
+param keyVaultReferenceIdentityId string
 
 @description('Object id of a user granted data access for local checks; empty for none.')
 param userPrincipalId string = ''
@@ -37,7 +41,9 @@ param csvEscapeFormulas bool = false
 
 @description('Write with the app identity to BLOB_ACCOUNT_URL/BLOB_CONTAINER instead of the SAS URL.')
 param useManagedIdentityDestination bool = false
-param destinationStorageAccountName string = ''
+
+@description('Blob endpoint of the managed-identity destination account (app/destination-account.bicep); empty otherwise.')
+param destinationBlobEndpoint string = ''
 param destinationContainer string = ''
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
@@ -67,13 +73,21 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
   location: location
   tags: union(tags, { 'azd-service-name': 'exporter' })
   kind: 'functionapp,linux'
+  // System-assigned: storage, telemetry, destination (every client that gets a
+  // token without a client id). User-assigned: Key Vault references only. It was
+  // granted access to the vault before this app was created, so the references
+  // resolve on the first start (a system-assigned identity only exists once the
+  // app does, and a reference that failed is not retried until a refresh).
   identity: {
-    type: 'SystemAssigned'
+    type: 'SystemAssigned, UserAssigned'
+    userAssignedIdentities: {
+      '${keyVaultReferenceIdentityId}': {}
+    }
   }
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
-    keyVaultReferenceIdentity: 'SystemAssigned'
+    keyVaultReferenceIdentity: keyVaultReferenceIdentityId
     siteConfig: {
       minTlsVersion: '1.2'
     }
@@ -120,7 +134,7 @@ var exporterSettings = {
   'ETL_API_TOKEN': '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=etl-api-token)'
   'EXPORT_FORMAT': exportFormat
   'BLOB_SAS_URL': useManagedIdentityDestination ? '' : '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=blob-sas-url)'
-  'BLOB_ACCOUNT_URL': useManagedIdentityDestination ? 'https://${destinationStorageAccountName}.blob.${environment().suffixes.storage}' : ''
+  'BLOB_ACCOUNT_URL': useManagedIdentityDestination ? destinationBlobEndpoint : ''
   'BLOB_CONTAINER': useManagedIdentityDestination ? destinationContainer : ''
   'BLOB_PATH': blobPath
   'AzureWebJobsStorage__accountName': storage.name
@@ -154,13 +168,22 @@ var platformSettings = {
   // Application Insights accepts Entra ID telemetry only: the host and the
   // OpenTelemetry exporter both sign in with the system-assigned identity.
   'APPLICATIONINSIGHTS_AUTHENTICATION_STRING': 'Authorization=AAD'
+  // host.json has telemetryMode OpenTelemetry. The Python worker then reports
+  // OpenTelemetry enabled, so the host stops relaying the worker's log lines
+  // (function_app.py exports them itself) and passes its trace context to the
+  // invocation. Without it every line lands twice and host and app spans are not
+  // linked. Not PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: that makes the worker
+  // start a second Azure Monitor exporter beside the one in function_app.py.
+  'PYTHON_ENABLE_OPENTELEMETRY': 'true'
 }
 
 resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: app
   name: 'appsettings'
   properties: union(platformSettings, exporterSettings)
-  // Key Vault references resolve when settings change: grant access first.
+  // The host's identity-based connections (storage, Application Insights) work
+  // from its first start when the roles are there first. The Key Vault
+  // references do not depend on this: their identity was granted before the app.
   dependsOn: [
     rbac
   ]

@@ -1,6 +1,7 @@
 // Role assignments for the function app's system-assigned identity (and,
 // optionally, for the deploying user so they can run the CLI check and
-// rotate secrets).
+// rotate secrets). The identity that reads Key Vault secrets for the app's
+// Key Vault references is granted in core/keyvault.bicep.
 
 param storageAccountName string
 param keyVaultName string
@@ -18,7 +19,6 @@ var roles = {
   storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
-  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
 }
@@ -58,15 +58,8 @@ resource appStorage 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for 
   }
 }]
 
-resource appSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(vault.id, appPrincipalId, roles.keyVaultSecretsUser)
-  scope: vault
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
-    principalId: appPrincipalId
-    principalType: 'ServicePrincipal'
-  }
-}
+// No Key Vault role for the system-assigned identity: the app's Key Vault
+// references resolve with the user-assigned identity, granted in core/keyvault.bicep.
 
 // Application Insights has local auth disabled: telemetry is sent with the identity.
 resource appTelemetry 'Microsoft.Authorization/roleAssignments@2022-04-01' = {

@@ -142,3 +142,34 @@ class FailingTransport(_Counting):
         raw.headers["x-ms-error-code"] = "ServerBusy"
         raw.url = request.url
         return RequestsTransportResponse(request, raw)
+
+
+class CallbackTransport(RequestsTransport):
+    """Runs ``callback`` once, just before the first request that ``match`` accepts is sent (then
+    sends it for real): a test point to let another writer act at an exact moment of this one."""
+
+    def __init__(self, match: Matcher, callback: Callable[[], None], **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.match = match
+        self.callback = callback
+        self.fired = False
+        self._lock = threading.Lock()
+
+    def send(self, request, **kwargs):  # type: ignore[no-untyped-def]
+        with self._lock:
+            fire = not self.fired and self.match(request)
+            self.fired = self.fired or fire
+        if fire:
+            self.callback()
+        return super().send(request, **kwargs)
+
+
+def is_stage_of(suffix: str) -> Matcher:
+    """A Put Block of a blob whose name ends with ``suffix``."""
+    return lambda r: (r.method == "PUT" and _query(r).get("comp", [""])[0] == "block"  # type: ignore[attr-defined]
+                      and blob_name(r).endswith(suffix))
+
+
+def is_commit_of(suffix: str) -> Matcher:
+    """The create-only commit (Put Block List or a single-shot Put Blob) of a blob ending with ``suffix``."""
+    return lambda r: is_blob_commit(r) and blob_name(r).endswith(suffix)

@@ -1,0 +1,103 @@
+"""Where the files go is part of a window's recipe (issue 9, item 6).
+
+A window pending after a crash is finished in the container and folder it was started in, whatever
+BLOB_PATH says by then: its calls are never in two folders. A pending window whose container the
+settings no longer reach is a clear permanent error until it is reachable again. Moving the export
+(a new BLOB_PATH) is said out loud: positions go on and EXPORT_START is not read again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+from tests.support.blobs import rows_of
+from tests.support.calls import make_window_calls
+from tests.support.invariants import ids_of, snapshot
+from tests.support.runs import committed, run_with, state_rows
+
+W0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+START = {"EXPORT_START": "2026-11-28T12:00:00Z"}
+
+
+def _crash_mid_window(harness, **env):
+    """Two windows of track; the run dies right after the first window's first file (of 3)."""
+    first = make_window_calls(W0, per_type={"track": 25}, seed=21)
+    second = make_window_calls(W0 + timedelta(minutes=10), per_type={"track": 4}, seed=22)
+    harness.source.add(first + second)
+    harness.env.update(START, MAX_FILE_ROWS="10", **env)
+    proc = harness.cli("run", "--now", "2026-11-28T12:11:01Z", extra_env={"EXPORTER_CRASH_AT": "after_file_commit:1"})
+    assert proc.returncode == 137, proc.stderr
+    assert sorted(harness.data_blobs()) == ["old/2184.13699.1.track.csv"]
+    return first, second
+
+
+def _ids_by_folder(blobs) -> dict[str, Counter]:
+    out: dict[str, Counter] = {}
+    for name, blob in blobs.items():
+        if "/_rejected/" in name:
+            continue
+        out.setdefault(name.split("/", 1)[0], Counter()).update(r["messageId"] for r in rows_of(name, blob.data))
+    return out
+
+
+def test_a_window_pending_under_the_old_blob_path_is_finished_there_not_duplicated_in_the_new(harness, caplog):
+    first, second = _crash_mid_window(harness, BLOB_PATH="old")
+    before = snapshot(harness.blobs())
+    caplog.set_level(logging.INFO)
+    summary = run_with(harness, "2026-11-28T12:21:01Z", BLOB_PATH="new")
+    assert summary.ok, summary.error
+    names = sorted(harness.data_blobs())
+    assert names == [
+        "new/2184.13699.4.track.csv",  # the next window, in the new place, the next position
+        "old/2184.13699.1.track.csv",  # the crashed run's file, untouched
+        "old/2184.13699.2.track.csv",  # the pending window, finished where it started
+        "old/2184.13699.3.track.csv",
+    ]
+    blobs = harness.blobs()
+    assert all(blobs[n].etag == etag for n, (etag, _) in before.items())
+    by_folder = _ids_by_folder(blobs)
+    assert by_folder["old"] == Counter(ids_of(first)) and by_folder["new"] == Counter(ids_of(second))
+    assert committed(state_rows(harness))["track"] == (4, W0 + timedelta(minutes=20))
+    # Moving the export is said out loud, with what it means for EXPORT_START.
+    moved = [r.getMessage() for r in caplog.records if "now go to" in r.getMessage()]
+    assert len(moved) == 1 and "EXPORT_START is not read again" in moved[0] and "/new" in moved[0]
+    assert run_with(harness, "2026-11-28T12:21:02Z", BLOB_PATH="new").units == []
+    assert len([r for r in caplog.records if "now go to" in r.getMessage()]) == 1  # said once
+
+
+def test_a_window_pending_in_another_container_is_a_clear_error_until_that_container_is_back(harness, azurite):
+    _crash_mid_window(harness, BLOB_PATH="old")
+    other = f"o{harness.container[1:]}"
+    azurite.create_container(other)
+    pending = state_rows(harness)["track"]
+    before = committed(state_rows(harness))
+    elsewhere = azurite.sas_url(other)
+
+    refused = run_with(harness, "2026-11-28T12:21:01Z", BLOB_SAS_URL=elsewhere)
+    assert refused.error is not None and "\n" not in refused.error
+    assert "was started in the container" in refused.error and harness.container in refused.error
+    assert "point BLOB_SAS_URL" in refused.error and "sig=" not in refused.error
+    with azurite.blob_service() as svc:
+        assert list(svc.get_container_client(other).list_blobs()) == []
+    assert state_rows(harness)["track"].pending_start == pending.pending_start
+    assert committed(state_rows(harness)) == before
+
+    # Back to the first container: the window is finished there; then the move goes ahead.
+    assert run_with(harness, "2026-11-28T12:11:02Z").ok
+    assert sorted(harness.data_blobs()) == [f"old/2184.13699.{p}.track.csv" for p in (1, 2, 3)]
+    assert run_with(harness, "2026-11-28T12:21:01Z", BLOB_SAS_URL=elsewhere, BLOB_PATH="old").ok
+    with azurite.blob_service() as svc:
+        assert [b.name for b in svc.get_container_client(other).list_blobs()] == ["old/2184.13699.4.track.csv"]
+
+
+def test_a_sas_rotation_or_a_switch_to_the_managed_identity_form_is_not_a_move():
+    from shared.blob_store import container_location
+
+    a = container_location(sas_url="https://Acct.blob.core.windows.net/exports?sv=1&sp=rcwl&sig=aaa")
+    b = container_location(sas_url="https://acct.blob.core.windows.net:443/exports/?sv=2&sp=rcwl&sig=bbb")
+    c = container_location(account_url="https://acct.blob.core.windows.net/", container="exports")
+    d = container_location(account_url="https://acct.blob.core.windows.net?sv=1&sig=zzz", container="exports")
+    assert a == b == c == d == "https://acct.blob.core.windows.net/exports"
+    assert container_location(account_url="https://acct.blob.core.windows.net", container="other") != a
