@@ -8,7 +8,10 @@ from dataclasses import dataclass, field
 __all__ = ["FAULT_KINDS", "Fault", "FaultSet"]
 
 FAULT_KINDS = frozenset(
-    {"status", "reset", "delay", "truncate", "no_final_newline", "html", "loop_cursor", "bad_gzip"}
+    {
+        "status", "reset", "delay", "truncate", "no_final_newline", "html", "loop_cursor", "bad_gzip",
+        "bad_cursor", "drip",
+    }
 )
 
 
@@ -22,7 +25,9 @@ class Fault:
     "reset" (drop the connection without a response), "delay" (sleep ``delay`` s, then answer normally),
     "truncate" (announce the full Content-Length, send part of the body, close), "no_final_newline",
     "html" (200 text/html error page), "loop_cursor" (X-Next-Cursor = the request's own cursor),
-    "bad_gzip" (Content-Encoding: gzip with a corrupted body).
+    "bad_gzip" (Content-Encoding: gzip with a corrupted body), "bad_cursor" (the normal page with
+    ``X-Next-Cursor: <cursor>``, by default empty, also on the last page), "drip" (the normal answer
+    with the first ``drip_bytes`` bytes of its body sent one at a time, ``delay`` s apart).
     """
 
     kind: str
@@ -33,6 +38,8 @@ class Fault:
     status: int = 503
     retry_after: int | float | str | None = None
     delay: float = 0.0
+    cursor: str = ""
+    drip_bytes: int = 64
     seen: int = field(default=0, compare=False)
     fired: int = field(default=0, compare=False)
 

@@ -308,7 +308,7 @@ class EmulatorServer:
             h.server.abort(h.connection)
             return
         resp = self._route(h, path, query)
-        self._send(h, entry, resp, kind)
+        self._send(h, entry, resp, kind, fault)
 
     def _route(self, h: _Handler, path: str, query: dict[str, str]) -> _Response:
         if path not in ("/v1/calls", "/v1/destination"):
@@ -366,7 +366,9 @@ class EmulatorServer:
         resp.first_cursor = encode_cursor(call_type, start_ns, end_ns, 0)
         return resp
 
-    def _send(self, h: _Handler, entry: dict, resp: _Response, kind: str | None = None) -> None:
+    def _send(
+        self, h: _Handler, entry: dict, resp: _Response, kind: str | None = None, fault: Fault | None = None
+    ) -> None:
         body = resp.body
         headers = list(resp.headers)
         encoding = None
@@ -376,6 +378,9 @@ class EmulatorServer:
             if kind == "loop_cursor":
                 headers = [x for x in headers if x[0] != "X-Next-Cursor"]
                 headers.append(("X-Next-Cursor", resp.cursor_in or resp.first_cursor))
+            if kind == "bad_cursor" and fault is not None:
+                headers = [x for x in headers if x[0] != "X-Next-Cursor"]
+                headers.append(("X-Next-Cursor", fault.cursor))
             if kind == "bad_gzip":
                 gz = zlib.compressobj(1, zlib.DEFLATED, 31)
                 good = gz.compress(body) + gz.flush()
@@ -412,5 +417,16 @@ class EmulatorServer:
                 while cut > 0 and body[cut - 1:cut] == b"\n":
                     cut -= 1
             body = memoryview(body)[:cut]
+        if kind == "drip" and fault is not None:
+            # The first drip_bytes bytes one at a time, fault.delay apart: every socket read of
+            # the client gets data in time, only the whole answer is late.
+            view = memoryview(body)
+            for i in range(min(fault.drip_bytes, len(view))):
+                h.wfile.write(view[i : i + 1])
+                h.wfile.flush()
+                if self._stop_event.wait(fault.delay):
+                    h.close_connection = True
+                    return
+            body = view[fault.drip_bytes :]
         if body:
             h.wfile.write(body)

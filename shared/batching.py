@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeVar
 
 from shared.lines import LineBlock
+from shared.page_reader import OversizedLine, Page
 
 T = TypeVar("T")
 
@@ -36,6 +37,36 @@ def rebatch(pages: Iterable[Sequence[bytes]], size: int = BATCH_LINES) -> Iterat
                 pending, count = [], 0
     if pending:
         yield LineBlock.concat(pending)
+
+
+def rebatch_pages(
+    pages: Iterable[Page], size: int = BATCH_LINES
+) -> Iterator[tuple[LineBlock, list[OversizedLine]]]:
+    """:func:`rebatch` for pages from the ETL client: each batch comes with the over-cap lines
+    (``Page.oversized``) that stood right before one of its lines, or, for the last batch, after
+    its last line. So where they land depends only on the order of the lines, never on the
+    paging. The last batch may hold no lines, only over-cap ones."""
+    pending: list[LineBlock] = []
+    count = 0
+    extras: list[OversizedLine] = []
+    for page in pages:
+        block, marks = page.lines, page.oversized
+        m = 0
+        offset = 0
+        while offset < len(block):
+            take = min(size - count, len(block) - offset)
+            while m < len(marks) and marks[m][0] < offset + take:
+                extras.append(marks[m][1])
+                m += 1
+            pending.append(block[offset : offset + take])
+            count += take
+            offset += take
+            if count == size:
+                yield LineBlock.concat(pending), extras
+                pending, count, extras = [], 0, []
+        extras.extend(line for _, line in marks[m:])
+    if pending or extras:
+        yield (LineBlock.concat(pending) if pending else LineBlock.from_body(b"")), extras
 
 
 _DONE = object()

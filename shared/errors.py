@@ -44,6 +44,12 @@ class WindowNotClosed(EtlApiError):
         self.retry_after = retry_after
 
 
+class UnitBudgetExceeded(ExportError):
+    """One (window, type) took longer than UNIT_BUDGET_SECONDS; the next run resumes it."""
+
+    transient = True
+
+
 class StorageError(ExportError):
     """Blob or Table storage failed transiently beyond the SDK's own retries."""
 

@@ -5,25 +5,47 @@ retries are off: this module is the only place that retries an ETL API request, 
 knows the contract (which statuses are transient, Retry-After, what a broken page looks like).
 A page is read whole before any of its lines is handed on, so a page that breaks off is simply
 asked again and no call is ever seen twice.
+
+Everything a server sends is bounded (docs/etl-api.md "Limits"): a page is read and decompressed
+as a stream under the page and line caps (:mod:`shared.page_reader`), every request has a total
+deadline that a server dripping bytes cannot stretch (:class:`_Watch`), a window has a maximum
+number of pages, and the caller's unit deadline ends everything.
 """
 
 from __future__ import annotations
 
+import contextlib
+import heapq
 import json
 import logging
 import random
 import re
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from shared.errors import EtlApiError, EtlApiUnavailable, WindowNotClosed
+from shared.errors import EtlApiError, EtlApiUnavailable, UnitBudgetExceeded, WindowNotClosed
 from shared.lines import LineBlock
+from shared.page_reader import (
+    LINE_CAP_FLOOR,
+    STEP,
+    BodyError,
+    Inflater,
+    Page,
+    PageAssembler,
+    PageTooLarge,
+    read_capped,
+)
 from shared.settings import is_loopback
 from shared.windows import format_rfc3339
 
@@ -34,6 +56,17 @@ NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/json-s
 # whole before its lines are used (a broken page is simply asked again), so this bounds the memory
 # a page takes; the next page is fetched while this one is parsed, so small pages cost no speed.
 PAGE_LIMIT = 2_000
+#: Defaults of ETL_PAGE_TIMEOUT_SECONDS, MAX_PAGES_PER_WINDOW and MAX_PAGE_BYTES (shared/settings.py).
+PAGE_TIMEOUT = 60.0
+MAX_PAGES = 10_000
+MAX_PAGE_BYTES = 64 * 1024 * 1024
+#: An X-Next-Cursor is 1 to this many printable ASCII characters (docs/etl-api.md "Pagination").
+MAX_CURSOR_CHARS = 4096
+_CURSOR = re.compile(rf"[\x21-\x7e]{{1,{MAX_CURSOR_CHARS}}}")
+#: Bytes read of an error body or of a body that is not NDJSON (the rest is not read at all).
+ERROR_BODY_BYTES = 64 * 1024
+#: Bytes a JSON answer (``GET /v1/destination``) may have.
+JSON_BODY_BYTES = 1024 * 1024
 TRANSIENT_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 PERMANENT_HINTS = {
     400: "the ETL API rejected the request parameters",
@@ -67,6 +100,153 @@ class _Transient(Exception):
     def __init__(self, reason: str, retry_after: float | None = None) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
+
+
+def next_cursor(values: list[str]) -> str | None:
+    """The cursor of the next page from a page's ``X-Next-Cursor`` header values.
+
+    None only when the header is absent: that is the last page. An empty, repeated or malformed
+    header raises ValueError (a protocol error, never the end of the window): a cursor is 1 to
+    :data:`MAX_CURSOR_CHARS` printable ASCII characters (``!`` to ``~``), after the optional
+    whitespace around a header value is dropped.
+    """
+    if not values:
+        return None
+    if len(values) > 1:
+        raise ValueError(f"the page has {len(values)} X-Next-Cursor headers")
+    value = values[0].strip(" \t")
+    if not value:
+        raise ValueError("the page has an empty X-Next-Cursor header")
+    if not _CURSOR.fullmatch(value):
+        shown = repr(value[:24]) + ("..." if len(value) > 24 else "")
+        raise ValueError(
+            f"the page has a malformed X-Next-Cursor ({len(value)} characters, {shown}): a cursor is "
+            f"1 to {MAX_CURSOR_CHARS} printable ASCII characters"
+        )
+    return value
+
+
+_watched = threading.local()
+
+
+class _Watch:
+    """Ends one request at its deadline, whatever the server does.
+
+    urllib3's read timeout applies to each socket read, so a server that sends a byte now and
+    then (in the headers or the body) never trips it. At the deadline the watch shuts the
+    request's socket down, which wakes the blocked read; the request then fails as a transient
+    fault. The connection is bound by :class:`_WatchedConnection` when it connects or sends.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.fired = False
+        self.at = time.monotonic() + max(0.0, seconds)
+        self._lock = threading.Lock()
+        self._conn: Any = None
+        self._done = False
+
+    def __enter__(self) -> _Watch:
+        _watched.current = self
+        _watchdog.add(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._done = True
+        _watched.current = None
+
+    def bind(self, conn: Any) -> None:
+        with self._lock:
+            self._conn = conn
+            if self.fired and not self._done:
+                _shut(conn)
+
+    def fire(self) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self.fired = True
+            if self._conn is not None:
+                _shut(self._conn)
+
+
+class _Watchdog:
+    """One daemon thread that fires every :class:`_Watch` at its time (a thread per request
+    would cost a thread start on every page)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, _Watch]] = []
+        self._count = 0
+        self._thread: threading.Thread | None = None
+
+    def add(self, watch: _Watch) -> None:
+        with self._cond:
+            self._count += 1
+            heapq.heappush(self._heap, (watch.at, self._count, watch))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="etl-watchdog", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap:
+                    self._cond.wait()
+                at, _, watch = self._heap[0]
+                wait = at - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                heapq.heappop(self._heap)
+            watch.fire()  # a watch whose request is over does nothing
+
+
+_watchdog = _Watchdog()
+
+
+def _shut(conn: Any) -> None:
+    sock = getattr(conn, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):  # the plain socket's shutdown (also under TLS): it wakes the reader
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+def _bind(conn: Any) -> None:
+    watch = getattr(_watched, "current", None)
+    if watch is not None:
+        watch.bind(conn)
+
+
+class _WatchedConnection(HTTPConnection):
+    def connect(self) -> None:
+        _bind(self)
+        super().connect()
+        _bind(self)  # the socket exists now: a watch that fired meanwhile shuts it
+
+    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        _bind(self)
+        super().request(*args, **kwargs)
+
+
+class _WatchedTlsConnection(HTTPSConnection):
+    def connect(self) -> None:
+        _bind(self)
+        super().connect()
+        _bind(self)  # the socket exists now: a watch that fired meanwhile shuts it
+
+    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        _bind(self)
+        super().request(*args, **kwargs)
+
+
+class _Pool(HTTPConnectionPool):
+    ConnectionCls = _WatchedConnection
+
+
+class _TlsPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedTlsConnection
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -116,6 +296,9 @@ class EtlClient:
         deadline: Callable[[], float] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         gzip: bool | None = None,
+        page_timeout: float = PAGE_TIMEOUT,
+        max_pages: int = MAX_PAGES,
+        max_page_bytes: int = MAX_PAGE_BYTES,
     ) -> None:
         self._endpoint = endpoint.rstrip("/")
         if gzip is None:
@@ -134,10 +317,16 @@ class EtlClient:
             retries=False,
             timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
         )
+        self._pool.pool_classes_by_scheme = {"http": _Pool, "https": _TlsPool}
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
         self._retry = retry or RetryPolicy()
         self._page_limit = page_limit
         self._deadline = deadline  # monotonic time after which no new attempt starts
         self._sleep = sleep
+        self._page_timeout = page_timeout
+        self._max_pages = max_pages
+        self._max_page_bytes = max_page_bytes
 
     def close(self) -> None:
         self._pool.clear()
@@ -156,10 +345,23 @@ class EtlClient:
         integration_id, action_id = (destination_id(value) for value in raw)
         return Destination(integration_id, action_id)
 
-    def pages(self, call_type: str, start: datetime, end: datetime) -> Iterator[LineBlock]:
-        """Yield the window's calls page by page, each page's lines in one :class:`LineBlock`.
+    def pages(
+        self,
+        call_type: str,
+        start: datetime,
+        end: datetime,
+        *,
+        line_cap: int = LINE_CAP_FLOOR,
+        deadline: float | None = None,
+    ) -> Iterator[Page]:
+        """Yield the window's calls page by page, each page's lines in one :class:`Page`.
 
-        Raises EtlApiError (permanent), WindowNotClosed, or EtlApiUnavailable (retries spent).
+        ``line_cap``: lines longer than this are left out of the page's lines and handed on as
+        their length, hash and prefix (``Page.oversized``). ``deadline``: the unit's monotonic
+        deadline; past it :class:`UnitBudgetExceeded` is raised.
+
+        Raises EtlApiError (permanent), WindowNotClosed, EtlApiUnavailable (retries spent, a
+        protocol error, too many pages) or UnitBudgetExceeded.
         """
         params = {
             "type": call_type,
@@ -167,28 +369,38 @@ class EtlClient:
             "end": format_rfc3339(end),
             "limit": str(self._page_limit),
         }
-        seen: set[str] = set()
+        seen: set[int] = set()  # hashes of the cursors (up to MAX_PAGES_PER_WINDOW of 4 KiB each)
         # A loop back to the first page is invisible in the cursors (the first page has none), so
         # a page whose body was already seen is a loop too; it is caught before its lines are
         # handed on, so no call is ever passed twice.
         seen_bodies: set[tuple[int, int, int]] = set()
         cursor: str | None = None
+        count = 0
         while True:
+            if count >= self._max_pages:
+                raise EtlApiUnavailable(
+                    f"the ETL API still sent a cursor after MAX_PAGES_PER_WINDOW={self._max_pages} pages "
+                    f"of {call_type} {params['start']}..{params['end']}; nothing of the window is "
+                    "committed and the next run asks again (if the window really has more pages, "
+                    "raise MAX_PAGES_PER_WINDOW)"
+                )
             query = dict(params, cursor=cursor) if cursor else params
-            body, next_cursor = self._get("/v1/calls", query, expect_ndjson=True)
-            if body:
+            page, next_cursor = self._get(
+                "/v1/calls", query, expect_ndjson=True, line_cap=line_cap, deadline=deadline
+            )
+            count += 1
+            if page.nbytes:
                 # Length plus the first and last 4 KiB (whole calls with their messageIds): a
                 # repeat is spotted without hashing every byte of every page a second time.
-                digest = (len(body), hash(body[:4096]), hash(body[-4096:]))
-                if digest in seen_bodies:
+                if page.fingerprint in seen_bodies:
                     raise self._loop(call_type, params)
-                seen_bodies.add(digest)
-            yield LineBlock.from_body(body)  # the framing guarantees a final "\n"; no copy
-            if not next_cursor:
+                seen_bodies.add(page.fingerprint)
+            yield page
+            if next_cursor is None:  # only an absent X-Next-Cursor ends the window
                 return
-            if next_cursor in seen or next_cursor == cursor:
+            if hash(next_cursor) in seen or next_cursor == cursor:
                 raise self._loop(call_type, params)
-            seen.add(next_cursor)
+            seen.add(hash(next_cursor))
             cursor = next_cursor
 
     @staticmethod
@@ -201,15 +413,31 @@ class EtlClient:
         )
 
     # ------------------------------------------------------------------------------------
-    def _get(self, path: str, query: dict[str, str], *, expect_ndjson: bool) -> tuple[bytes, str | None]:
+    def _get(
+        self,
+        path: str,
+        query: dict[str, str],
+        *,
+        expect_ndjson: bool,
+        line_cap: int = LINE_CAP_FLOOR,
+        deadline: float | None = None,
+    ) -> tuple[Any, str | None]:
+        """One request with retries: ``(body bytes, None)`` for JSON, ``(Page, cursor)`` for NDJSON."""
         url = f"{self._endpoint}{path}"
         if query:
             url += "?" + urlencode(query)
         policy = self._retry
         last: _Transient | None = None
         for attempt in range(1, policy.attempts + 1):
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                raise self._out_of_time(path, last)
+            stop = now + self._page_timeout
+            why = f"no whole answer within ETL_PAGE_TIMEOUT_SECONDS={self._page_timeout:g}"
+            if deadline is not None and deadline < stop:
+                stop, why = deadline, "the unit's UNIT_BUDGET_SECONDS ran out during the request"
             try:
-                return self._attempt(url, path, query, expect_ndjson)
+                return self._attempt(url, path, query, expect_ndjson, line_cap, stop, why)
             except _Transient as fault:
                 last = fault
             if attempt == policy.attempts:
@@ -218,6 +446,8 @@ class EtlClient:
             delay = random.uniform(0, delay)
             if last.retry_after is not None:
                 delay = max(delay, min(last.retry_after, policy.retry_after_max))
+            if deadline is not None and time.monotonic() + delay > deadline:
+                raise self._out_of_time(path, last)
             if self._deadline is not None and time.monotonic() + delay > self._deadline():
                 break
             log.warning(
@@ -228,30 +458,73 @@ class EtlClient:
         assert last is not None
         raise EtlApiUnavailable(f"ETL API {path} kept failing: {last}", status=None)
 
+    @staticmethod
+    def _out_of_time(path: str, last: _Transient | None) -> UnitBudgetExceeded:
+        detail = f" (last fault: {last})" if last is not None else ""
+        return UnitBudgetExceeded(
+            f"UNIT_BUDGET_SECONDS ran out while reading ETL API {path}{detail}; nothing of the "
+            "window is committed and the next run resumes it (if this repeats, raise UNIT_BUDGET_SECONDS)"
+        )
+
     def _attempt(
-        self, url: str, path: str, query: dict[str, str], expect_ndjson: bool
-    ) -> tuple[bytes, str | None]:
-        try:
-            resp = self._pool.request(
-                "GET", url, headers=self._headers, preload_content=False, redirect=False
-            )
-        except Urllib3Error as exc:
-            raise _Transient(f"connection failed: {type(exc).__name__}") from None
-        try:
-            status = resp.status
-            if status == 200:
-                try:
-                    body = resp.read(decode_content=True)
-                except Urllib3Error as exc:
-                    raise _Transient(f"the response broke off: {type(exc).__name__}") from None
-                self._check_body(body, resp.headers.get("Content-Type", ""), expect_ndjson)
-                return body, resp.headers.get("X-Next-Cursor") or None
+        self,
+        url: str,
+        path: str,
+        query: dict[str, str],
+        expect_ndjson: bool,
+        line_cap: int,
+        stop: float,
+        why: str,
+    ) -> tuple[Any, str | None]:
+        remaining = stop - time.monotonic()
+        if remaining <= 0:
+            raise _Transient(why)
+        timeout = urllib3.Timeout(
+            connect=min(self._connect_timeout, remaining), read=min(self._read_timeout, remaining)
+        )
+        with _Watch(remaining) as watch:
             try:
-                body = resp.read(decode_content=True)
-            except Urllib3Error:
-                body = b""
-        finally:
-            resp.release_conn()
+                resp = self._pool.request(
+                    "GET", url, headers=self._headers, preload_content=False, redirect=False,
+                    timeout=timeout,
+                )
+            except Urllib3Error as exc:
+                raise _Transient(why if watch.fired else f"connection failed: {type(exc).__name__}") from None
+            whole = False  # the body was read to its end: the connection can be used again
+            try:
+                status = resp.status
+                if status == 200:
+                    mime = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+                    if not expect_ndjson:
+                        if mime != "application/json":
+                            raise _Transient(f"expected JSON, got Content-Type {mime or 'missing'}")
+                        try:
+                            body = read_capped(self._pieces(resp, stop, why, watch), JSON_BODY_BYTES)
+                        except PageTooLarge:
+                            raise EtlApiError(
+                                f"GET {path} answered with more than {JSON_BODY_BYTES} bytes; "
+                                "check ETL_API_ENDPOINT"
+                            ) from None
+                        whole = True
+                        return body, None
+                    try:
+                        cursor = next_cursor(resp.headers.getlist("X-Next-Cursor"))
+                    except ValueError as exc:
+                        raise _Transient(str(exc)) from None
+                    if mime not in NDJSON_TYPES:
+                        # An empty page (no calls) carries nothing to misread, whatever its type.
+                        if self._some(resp, stop, why, watch, strict=True):
+                            raise _Transient(f"the page is not NDJSON (Content-Type {mime or 'missing'})")
+                        whole = True
+                        return Page(LineBlock.from_body(b"")), cursor
+                    page = self._page(resp, query, line_cap, stop, why, watch)
+                    whole = True
+                    return page, cursor
+                body = self._some(resp, stop, why, watch)
+            finally:
+                if not whole:
+                    resp.close()  # whatever is left unread must not reach the next request
+                resp.release_conn()
         detail = _error_detail(body)
         retry_after = _retry_after(resp.headers.get("Retry-After"))
         if status == 409:
@@ -261,18 +534,67 @@ class EtlClient:
         hint = PERMANENT_HINTS.get(status, f"the ETL API answered HTTP {status}")
         raise EtlApiError(f"{hint} (GET {path}: HTTP {status} {detail})".strip(), status=status)
 
+    def _page(
+        self, resp: Any, query: dict[str, str], line_cap: int, stop: float, why: str, watch: _Watch
+    ) -> Page:
+        length = resp.headers.get("Content-Length")
+        if length is None and "chunked" not in resp.headers.get("Transfer-Encoding", "").lower():
+            # Read until the connection closes: a body cut off at a line end would look whole.
+            raise _Transient("the page has neither Content-Length nor chunked framing")
+        assembler = PageAssembler(self._max_page_bytes, line_cap)
+        try:
+            encoding = resp.headers.get("Content-Encoding", "").strip().lower()
+            if length is not None and encoding in ("", "identity") and length.strip().isdigit() \
+                    and int(length) > self._max_page_bytes:
+                raise PageTooLarge(self._max_page_bytes)  # no need to read it to know
+            for piece in self._pieces(resp, stop, why, watch):
+                assembler.feed(piece)
+            return assembler.finish()
+        except BodyError as exc:
+            raise _Transient(str(exc)) from None
+        except PageTooLarge:
+            raise EtlApiError(
+                f"a page of {query.get('type')} {query.get('start')}..{query.get('end')} is over "
+                f"MAX_PAGE_BYTES={self._max_page_bytes} bytes decompressed; raise MAX_PAGE_BYTES if "
+                f"its calls really are that large, or ask the ETL API owners why a page of at most "
+                f"{query.get('limit')} calls is this big"
+            ) from None
+
     @staticmethod
-    def _check_body(body: bytes, content_type: str, expect_ndjson: bool) -> None:
-        mime = content_type.split(";")[0].strip().lower()
-        if expect_ndjson:
-            if not body:
-                return  # an empty page (no calls) carries nothing to misread, whatever its type
-            if mime not in NDJSON_TYPES:
-                raise _Transient(f"the page is not NDJSON (Content-Type {mime or 'missing'})")
-            if not body.endswith(b"\n"):
-                raise _Transient("the page does not end with a newline (cut short)")
-        elif mime != "application/json":
-            raise _Transient(f"expected JSON, got Content-Type {mime or 'missing'}")
+    def _pieces(resp: Any, stop: float, why: str, watch: _Watch) -> Iterator[bytes]:
+        """The decompressed body in pieces of at most one step; raises _Transient on a broken
+        body or past ``stop``."""
+        try:
+            inflater = Inflater(resp.headers.get("Content-Encoding", ""))
+            while True:
+                try:
+                    raw = resp.read1(STEP, decode_content=False)
+                except Urllib3Error as exc:
+                    raise _Transient(
+                        why if watch.fired else f"the response broke off: {type(exc).__name__}"
+                    ) from None
+                if watch.fired or time.monotonic() > stop:
+                    raise _Transient(why)
+                if not raw:
+                    break
+                yield from inflater.pieces(raw)
+            inflater.finish()
+        except BodyError as exc:
+            raise _Transient(str(exc)) from None
+
+    def _some(self, resp: Any, stop: float, why: str, watch: _Watch, *, strict: bool = False) -> bytes:
+        """Up to :data:`ERROR_BODY_BYTES` of a body. A broken body raises _Transient when
+        ``strict``; otherwise (the detail of an error answer) what arrived is enough."""
+        out = bytearray()
+        try:
+            for piece in self._pieces(resp, stop, why, watch):
+                out += piece[: ERROR_BODY_BYTES - len(out)]
+                if len(out) >= ERROR_BODY_BYTES:
+                    break
+        except _Transient:
+            if strict:
+                raise
+        return bytes(out)
 
 
 def _error_detail(body: bytes) -> str:

@@ -29,14 +29,15 @@ from datetime import datetime
 import orjson
 from opentelemetry import trace
 
-from shared.batching import prefetch, rebatch
+from shared.batching import prefetch, rebatch_pages
 from shared.blob_store import BlobStore, FileIdentity, StagedUpload, container_location
 from shared.calltypes import CALL_TYPES
 from shared.columnar import parser_for
 from shared.crashpoints import crashpoint
-from shared.errors import ClaimLost, ExportError, StateConflictError, WindowNotClosed
+from shared.errors import ClaimLost, ExportError, StateConflictError, UnitBudgetExceeded, WindowNotClosed
 from shared.etl_client import Destination, EtlClient
 from shared.memory import release_free_memory, tune_allocator
+from shared.page_reader import OversizedLine, line_cap_for
 from shared.pinning import pin_destination
 from shared.prefilter import needs_reference_path
 from shared.records import Limits, ParsedBatch, RejectedCall
@@ -318,6 +319,7 @@ class _Unit:
     def start(self) -> UnitOutcome | None:
         """Claim and stream. Returns the outcome when there is nothing to finish, else None."""
         ok = False
+        deadline = time.monotonic() + self.settings.unit_budget_seconds
         with trace.use_span(self.span, end_on_exit=False):
             try:
                 current = Recipe.of(self.settings)
@@ -331,7 +333,7 @@ class _Unit:
                 self.claimed = claimed
                 self.writer = _UnitWriter(self.clients.blobs, self.dest, claimed, self.window, current,
                                           guard=self._guard)
-                self.writer.read(self.clients.etl)
+                self.writer.read(self.clients.etl, deadline)
                 ok = True
             except ClaimLost:
                 return self._lost()
@@ -542,18 +544,37 @@ class _UnitWriter:
         self._writer: FormatWriter | None = None
         self._rejects: StagedUpload | None = None
 
-    def read(self, etl: EtlClient) -> None:
-        """Stream the window's calls into files; every file but the last one is committed."""
+    def read(self, etl: EtlClient, deadline: float | None = None) -> None:
+        """Stream the window's calls into files; every file but the last one is committed.
+
+        ``deadline`` (monotonic): past it the unit stops with UnitBudgetExceeded (transient),
+        its state untouched, before its last file, dead letters or state are committed.
+        """
         try:
             # Two read-ahead threads: one fetches the next ETL page while the other splits the
             # current one into batches and runs the prefilter (one C++ regex pass that releases
             # the GIL), so neither the network nor the screen stalls the decoding here. At most
             # one page and one batch wait (about 6 MB at 1.4 KB per call).
-            pages = prefetch(etl.pages(self.call_type, self.window.start, self.window.end), depth=1)
+            pages = prefetch(
+                etl.pages(self.call_type, self.window.start, self.window.end,
+                          line_cap=line_cap_for(self.recipe.max_call_bytes), deadline=deadline),
+                depth=1,
+            )
             limits = self.parser.limits
-            screened = ((lines, needs_reference_path(lines, limits)) for lines in rebatch(pages))
-            for lines, flags in prefetch(screened, depth=1):
-                self._take(self.parser.parse(lines, flags))
+            screened = (
+                (lines, oversized, needs_reference_path(lines, limits) if len(lines) else None)
+                for lines, oversized in rebatch_pages(pages)
+            )
+            for lines, oversized, flags in prefetch(screened, depth=1):
+                if oversized:
+                    self._reject(oversized)
+                if len(lines):
+                    self._take(self.parser.parse(lines, flags))
+                if deadline is not None and time.monotonic() > deadline:
+                    raise UnitBudgetExceeded(
+                        "not done within UNIT_BUDGET_SECONDS; nothing of the window is committed "
+                        "and the next run resumes it (if this repeats, raise UNIT_BUDGET_SECONDS)"
+                    )
         except BaseException:
             self.abandon()
             raise
@@ -612,7 +633,7 @@ class _UnitWriter:
         self._writer = None
         self._upload = None
 
-    def _reject(self, rejected: list[RejectedCall]) -> None:
+    def _reject(self, rejected: list[RejectedCall] | list[OversizedLine]) -> None:
         if self._rejects is None:
             name = self.blobs.rejected_file_name(self.dest.key, self.window.start, self.call_type)
             identity = FileIdentity(self.window.start, self.window.end, self.call_type, 0, kind="rejected")
@@ -631,8 +652,20 @@ class _UnitWriter:
             self._rejects.commit(self.rejected)
 
 
-def dead_letter_line(bad: RejectedCall) -> bytes:
-    """One line of a ``_rejected/`` file: the reason and the original line, losslessly."""
+def dead_letter_line(bad: RejectedCall | OversizedLine) -> bytes:
+    """One line of a ``_rejected/`` file: the reason and the original line, losslessly; for a
+    line over the line cap, its length, SHA-256 and first bytes (docs/file-format.md)."""
+    if isinstance(bad, OversizedLine):
+        entry: dict[str, object] = {"reason": bad.reason, "line_bytes": bad.length, "line_sha256": bad.sha256}
+        for cut in range(4):  # the prefix may end inside a UTF-8 character
+            try:
+                entry["line_prefix"] = bad.prefix[: len(bad.prefix) - cut].decode("utf-8")
+                break
+            except UnicodeDecodeError:
+                continue
+        else:
+            entry["line_prefix_base64"] = base64.b64encode(bad.prefix).decode()
+        return orjson.dumps(entry)
     try:
         text = bad.line.decode("utf-8")
         return orjson.dumps({"reason": bad.reason, "line": text})

@@ -41,6 +41,10 @@ ALL_SETTINGS: tuple[str, ...] = (
     "PARQUET_COMPRESSION",
     "CSV_ESCAPE_FORMULAS",
     "MAX_CALL_BYTES",
+    "MAX_PAGE_BYTES",
+    "ETL_PAGE_TIMEOUT_SECONDS",
+    "UNIT_BUDGET_SECONDS",
+    "MAX_PAGES_PER_WINDOW",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
 )
 
@@ -76,6 +80,10 @@ class Settings:
     parquet_compression: str = "snappy"
     csv_escape_formulas: bool = False
     max_call_bytes: int = 65536
+    max_page_bytes: int = 64 * 1024 * 1024
+    etl_page_timeout_seconds: int = 60
+    unit_budget_seconds: int = 100
+    max_pages_per_window: int = 10_000
     appinsights_connection_string: str = field(default="", repr=False)
 
     def __repr__(self) -> str:  # secrets stay out, the rest helps support
@@ -88,7 +96,11 @@ class Settings:
             f"run_budget_seconds={self.run_budget_seconds}, max_file_bytes={self.max_file_bytes}, "
             f"max_file_rows={self.max_file_rows}, gzip={self.gzip}, "
             f"parquet_compression={self.parquet_compression!r}, "
-            f"csv_escape_formulas={self.csv_escape_formulas}, max_call_bytes={self.max_call_bytes})"
+            f"csv_escape_formulas={self.csv_escape_formulas}, max_call_bytes={self.max_call_bytes}, "
+            f"max_page_bytes={self.max_page_bytes}, "
+            f"etl_page_timeout_seconds={self.etl_page_timeout_seconds}, "
+            f"unit_budget_seconds={self.unit_budget_seconds}, "
+            f"max_pages_per_window={self.max_pages_per_window})"
         )
 
     __str__ = __repr__
@@ -293,6 +305,10 @@ def _parse(env: Mapping[str, str]) -> Settings:
         ),
         csv_escape_formulas=_bool(env, "CSV_ESCAPE_FORMULAS"),
         max_call_bytes=_int(env, "MAX_CALL_BYTES", 65536, 256, 16 * 1024 * 1024),
+        max_page_bytes=_int(env, "MAX_PAGE_BYTES", 64 * 1024 * 1024, 1024 * 1024, 1024**3),
+        etl_page_timeout_seconds=_int(env, "ETL_PAGE_TIMEOUT_SECONDS", 60, 1, 3600),
+        unit_budget_seconds=_int(env, "UNIT_BUDGET_SECONDS", 100, 1, 86_400),
+        max_pages_per_window=_int(env, "MAX_PAGES_PER_WINDOW", 10_000, 1, 1_000_000),
         appinsights_connection_string=_get(env, "APPLICATIONINSIGHTS_CONNECTION_STRING"),
     )
     register_secret(token, sas, connection)

@@ -22,7 +22,12 @@ def build_clients(
     """Clients for one run. The ``*_kwargs`` reach the SDK/HTTP clients (tests use them to plug
     in a misbehaving transport or faster retries)."""
     started = time.monotonic()
-    etl_options: dict[str, Any] = {"deadline": lambda: started + settings.run_budget_seconds}
+    etl_options: dict[str, Any] = {
+        "deadline": lambda: started + settings.run_budget_seconds,
+        "page_timeout": float(settings.etl_page_timeout_seconds),
+        "max_pages": settings.max_pages_per_window,
+        "max_page_bytes": settings.max_page_bytes,
+    }
     etl_options.update(etl_kwargs or {})
     etl = EtlClient(settings.etl_api_endpoint, settings.etl_api_token, **etl_options)
     container = make_container_client(

@@ -9,6 +9,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 import zlib
@@ -430,6 +431,24 @@ def test_bad_gzip_fault_cannot_be_decompressed(srv):
     assert r.getheader("Content-Encoding") == "gzip"
     with pytest.raises((OSError, EOFError, zlib.error)):
         gzip.decompress(r.read())
+
+
+@pytest.mark.parametrize("cursor", ["", "a b"])
+def test_bad_cursor_fault_sends_the_given_cursor_with_the_normal_page(srv, cursor):
+    full = raw_get(srv, WINDOW)[1].read()
+    srv.add_fault(Fault("bad_cursor", cursor=cursor))
+    _, r = raw_get(srv, WINDOW)
+    assert r.read() == full
+    assert r.headers.get_all("X-Next-Cursor") == [cursor]
+
+
+def test_drip_fault_sends_the_normal_page_slowly_in_single_bytes(srv):
+    full = raw_get(srv, WINDOW, headers={**AUTH, "Accept-Encoding": "identity"})[1].read()
+    srv.add_fault(Fault("drip", delay=0.1, drip_bytes=5))
+    started = time.monotonic()
+    _, r = raw_get(srv, WINDOW, headers={**AUTH, "Accept-Encoding": "identity"})
+    assert r.read() == full
+    assert time.monotonic() - started >= 0.45  # five pauses of 0.1 s before the rest
 
 
 def test_unknown_fault_kind_is_rejected():

@@ -294,12 +294,3 @@ def test_the_etl_client_asks_for_gzip_except_on_loopback():
 
     assert EtlClient("https://etl.example.com", "t")._headers["Accept-Encoding"] == "gzip"
     assert EtlClient("http://127.0.0.1:7071", "t")._headers["Accept-Encoding"] == "identity"
-
-
-def test_an_empty_page_is_accepted_whatever_its_content_type():
-    from shared.etl_client import EtlClient
-
-    EtlClient._check_body(b"", "", expect_ndjson=True)  # no calls, no Content-Type: fine
-    EtlClient._check_body(b"", "text/plain", expect_ndjson=True)
-    with pytest.raises(Exception, match="not NDJSON"):
-        EtlClient._check_body(b"<html></html>\n", "text/html", expect_ndjson=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -193,3 +194,27 @@ def test_a_local_settings_file_that_is_not_json_is_a_settings_error(tmp_path):
     path.write_text("{ not json")
     with pytest.raises(SettingsError, match="not valid JSON"):
         load_local_settings(path, {})
+
+
+def test_the_etl_limits_have_defaults_that_fit_the_run_budget_and_the_function_timeout():
+    s = settings()
+    assert s.max_page_bytes == 64 * 1024 * 1024
+    assert s.etl_page_timeout_seconds == 60
+    assert s.unit_budget_seconds == 100
+    assert s.max_pages_per_window == 10_000
+    # A unit may start just before the run budget ends; it must still end before host.json's
+    # functionTimeout (10 minutes), with time left to commit its last file and its state.
+    host = json.loads((Path(__file__).resolve().parent.parent / "host.json").read_text())
+    minutes, seconds = host["functionTimeout"].split(":")[1:]
+    assert s.run_budget_seconds + s.unit_budget_seconds + 15 <= int(minutes) * 60 + int(seconds)
+    assert s.etl_page_timeout_seconds < s.unit_budget_seconds
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    ({"MAX_PAGE_BYTES": "1000"}, "MAX_PAGE_BYTES=1000 is out of range: use 1048576..1073741824"),
+    ({"ETL_PAGE_TIMEOUT_SECONDS": "0"}, "ETL_PAGE_TIMEOUT_SECONDS=0 is out of range: use 1..3600"),
+    ({"UNIT_BUDGET_SECONDS": "0"}, "UNIT_BUDGET_SECONDS=0 is out of range: use 1..86400"),
+    ({"MAX_PAGES_PER_WINDOW": "many"}, "MAX_PAGES_PER_WINDOW='many' is not a whole number"),
+])
+def test_a_malformed_etl_limit_is_an_error_naming_the_setting(overrides, expected):
+    assert error(**overrides).startswith(expected)

@@ -154,6 +154,10 @@ var exporterSettings = {
   'PARQUET_COMPRESSION': parquetCompression
   'CSV_ESCAPE_FORMULAS': csvEscapeFormulas ? 'true' : 'false'
   'MAX_CALL_BYTES': '65536'
+  'MAX_PAGE_BYTES': '67108864'
+  'ETL_PAGE_TIMEOUT_SECONDS': '60'
+  'UNIT_BUDGET_SECONDS': '100'
+  'MAX_PAGES_PER_WINDOW': '10000'
   'APPLICATIONINSIGHTS_CONNECTION_STRING': applicationInsights.properties.ConnectionString
 }
 

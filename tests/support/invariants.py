@@ -9,7 +9,7 @@
   and each row is of that type with ``receivedAt`` inside the file's window;
 * no blob present in an earlier snapshot was modified (etag and last_modified unchanged);
 * ``_rejected/`` files are named by window and type, every line has a reason and the original
-  line, and their count is what the test expects.
+  line (or, over the line cap, its SHA-256), and their count is what the test expects.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def check_container(
             if md.get("rows") != str(len(entries)):
                 problems.append(f"{name}: rows metadata {md.get('rows')} != {len(entries)} lines")
             for e in entries:
-                if not e.get("reason") or not ("line" in e or "line_base64" in e):
+                if not e.get("reason") or not ("line" in e or "line_base64" in e or "line_sha256" in e):
                     problems.append(f"{name}: entry without reason or line: {e}")
                 report.rejected.append(e)
             continue
