@@ -76,6 +76,7 @@ class Settings:
     parquet_compression: str = "snappy"
     csv_escape_formulas: bool = False
     max_call_bytes: int = 32768
+    export_schedule: str = DEFAULT_SCHEDULE
     appinsights_connection_string: str = field(default="", repr=False)
 
     def __repr__(self) -> str:  # secrets stay out, the rest helps support
@@ -88,7 +89,8 @@ class Settings:
             f"run_budget_seconds={self.run_budget_seconds}, max_file_bytes={self.max_file_bytes}, "
             f"max_file_rows={self.max_file_rows}, gzip={self.gzip}, "
             f"parquet_compression={self.parquet_compression!r}, "
-            f"csv_escape_formulas={self.csv_escape_formulas}, max_call_bytes={self.max_call_bytes})"
+            f"csv_escape_formulas={self.csv_escape_formulas}, max_call_bytes={self.max_call_bytes}, "
+            f"export_schedule={self.export_schedule!r})"
         )
 
     __str__ = __repr__
@@ -293,10 +295,68 @@ def _parse(env: Mapping[str, str]) -> Settings:
         ),
         csv_escape_formulas=_bool(env, "CSV_ESCAPE_FORMULAS"),
         max_call_bytes=_int(env, "MAX_CALL_BYTES", 32768, 256, 16 * 1024 * 1024),
+        export_schedule=export_schedule(env),
         appinsights_connection_string=_get(env, "APPLICATIONINSIGHTS_CONNECTION_STRING"),
     )
     register_secret(token, sas, connection)
     return settings
+
+
+_CRON_FIELDS = (
+    ("second", 0, 59, ()),
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day", 1, 31, ()),
+    ("month", 1, 12, ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")),
+    ("day of week", 0, 6, ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")),
+)
+
+
+def export_schedule(env: Mapping[str, str] | None = None) -> str:
+    """``EXPORT_SCHEDULE`` (default :data:`DEFAULT_SCHEDULE`), checked as a six-field NCRONTAB.
+
+    The timer reads it when the app loads (shared/timer.py): the trigger is bound to the value,
+    not to ``%EXPORT_SCHEDULE%``, so an app without the setting runs on the default.
+    """
+    env = os.environ if env is None else env
+    raw = _get(env, "EXPORT_SCHEDULE")
+    if not raw:
+        return DEFAULT_SCHEDULE
+    fields = raw.split()
+    usage = ("use six fields 'second minute hour day month day-of-week', "
+             f"e.g. '{DEFAULT_SCHEDULE}' (every 10 minutes)")
+    if len(fields) != 6:
+        raise SettingsError(f"EXPORT_SCHEDULE={raw!r} is not an NCRONTAB schedule: {usage}")
+    for text, (name, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
+        if not _cron_field_ok(text, low, high, names):
+            raise SettingsError(
+                f"EXPORT_SCHEDULE={raw!r}: the {name} field {text!r} is not valid "
+                f"(numbers {low}-{high}{', names' if names else ''}, '*', ranges a-b, lists a,b, "
+                f"steps /n): {usage}"
+            )
+    return " ".join(fields)
+
+
+def _cron_field_ok(text: str, low: int, high: int, names: tuple[str, ...]) -> bool:
+    def value(token: str) -> int | None:
+        if token.upper() in names:
+            return names.index(token.upper()) + low
+        if token.isascii() and token.isdigit() and len(token) <= 2 and low <= int(token) <= high:
+            return int(token)
+        return None
+
+    for item in text.split(","):
+        base, slash, step = item.partition("/")
+        if slash and not (step.isascii() and step.isdigit() and 0 < int(step) <= high + 1):
+            return False
+        if base == "*":
+            continue
+        first, dash, last = base.partition("-")
+        a = value(first)
+        b = value(last) if dash else a
+        if a is None or b is None or a > b:
+            return False
+    return True
 
 
 def load_local_settings(path: Path, env: Mapping[str, str]) -> dict[str, str]:

@@ -2,6 +2,12 @@
 
 The only module that imports azure.functions; ``run_tick`` is the same code the CLI's ``run``
 executes.
+
+The schedule is ``EXPORT_SCHEDULE`` as read when the app loads, or its documented default
+(``0 */10 * * * *``): binding ``%EXPORT_SCHEDULE%`` instead would leave an app without the setting
+with no timer at all (the host cannot resolve it). A malformed value stops the app from loading
+with one line naming the setting. Changing an app setting restarts the app, so a new value
+applies at once.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import azure.functions as func
 from shared.checks import log_sas_expiry
 from shared.export import RunFailed, RunSummary, run_export
 from shared.redact import install_log_redaction
-from shared.settings import Settings
+from shared.settings import Settings, export_schedule
 from shared.telemetry import configure_azure_monitor, quiet_sdk_loggers
 from shared.wiring import build_clients, close_clients
 
@@ -45,7 +51,7 @@ def run_tick(now: datetime, settings: Settings | None = None) -> RunSummary:
 
 
 @export_blueprint.timer_trigger(
-    schedule="%EXPORT_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True
+    schedule=export_schedule(), arg_name="timer", run_on_startup=False, use_monitor=True
 )
 def export_calls(timer: func.TimerRequest) -> None:
     if timer.past_due:

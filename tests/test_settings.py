@@ -7,9 +7,11 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shared.errors import SettingsError
-from shared.settings import Settings, load_local_settings
+from shared.settings import DEFAULT_SCHEDULE, Settings, export_schedule, load_local_settings
 
 TOKEN = "tok-secret-0123456789"
 SIG = "c2VjcmV0LXNpZ25hdHVyZQ%3D%3D"
@@ -192,3 +194,28 @@ def test_a_local_settings_file_that_is_not_json_is_a_settings_error(tmp_path):
     path.write_text("{ not json")
     with pytest.raises(SettingsError, match="not valid JSON"):
         load_local_settings(path, {})
+
+
+def test_the_schedule_defaults_to_every_ten_minutes_and_is_checked_as_ncrontab():
+    assert settings().export_schedule == DEFAULT_SCHEDULE == "0 */10 * * * *"
+    assert export_schedule({}) == DEFAULT_SCHEDULE
+    for good in ("0 */5 * * * *", "0 0,10,20,30,40,50 * * * *", "15 */10 6-22 * JAN-DEC mon-fri",
+                 "0 0 12 1 */2 0", "0 5/10 * * * SUN"):
+        assert settings(EXPORT_SCHEDULE=good).export_schedule == good
+    for bad in ("0 */10 * * *", "0 */0 * * * *", "0 61 * * * *", "0 10-5 * * * *", "0 \u0665 * * * *",
+                "0 */10 * * * 7", "0 */10 * 0 * *", "@every 10m", "%EXPORT_SCHEDULE%", "00:10:00"):
+        assert error(EXPORT_SCHEDULE=bad).startswith(f"EXPORT_SCHEDULE={bad!r}")
+
+
+@given(st.text(alphabet="0123456789*/,- abcdefghijklmnopqrstuvwxyzMONFRIJAN\u0665\t", max_size=40))
+def test_any_export_schedule_is_accepted_as_six_fields_or_refused_in_one_line(raw):
+    try:
+        value = export_schedule({"EXPORT_SCHEDULE": raw})
+    except SettingsError as exc:
+        message = str(exc)
+        assert message.startswith("EXPORT_SCHEDULE=") and "\n" not in message
+        assert DEFAULT_SCHEDULE in message  # says what a valid one looks like
+        return
+    assert value == (" ".join(raw.split()) or DEFAULT_SCHEDULE)
+    assert len(value.split()) == 6
+
