@@ -9,11 +9,24 @@ nothing advances past data that did not land.
 
 from __future__ import annotations
 
+from shared.redact import redact_text
+
 
 class ExportError(Exception):
-    """Base class. ``transient`` says whether a later run may succeed without a change."""
+    """Base class. ``transient`` says whether a later run may succeed without a change.
+
+    The message is scrubbed of secrets when the error is made and again when it is shown
+    (:func:`shared.redact.redact_text`): whatever a message quotes (a server's answer, a
+    setting's value), no token or SAS signature leaves the process in it.
+    """
 
     transient = False
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact_text(a) if isinstance(a, str) else a for a in args))
+
+    def __str__(self) -> str:
+        return redact_text(super().__str__())
 
 
 class SettingsError(ExportError):
@@ -59,3 +72,4 @@ class BlobConflictError(ExportError):
 
     The exporter never overwrites a file; a person has to look (see docs/guarantees.md).
     """
+

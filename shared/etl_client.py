@@ -23,6 +23,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from shared.errors import EtlApiError, EtlApiUnavailable, WindowNotClosed
 from shared.lines import LineBlock
+from shared.redact import untrusted
 from shared.settings import is_loopback
 from shared.windows import format_rfc3339
 
@@ -132,7 +133,7 @@ class EtlClient:
         for value in (integration_id, action_id):
             if not value or not all(c.isalnum() or c in "-_" for c in value):
                 raise EtlApiError(
-                    f"GET /v1/destination returned an id {value!r} that cannot be used in a file name"
+                    f"GET /v1/destination returned an id {untrusted(value, 80)!r} that cannot be used in a file name"
                 )
         return Destination(integration_id, action_id)
 
@@ -248,18 +249,27 @@ class EtlClient:
             if not body:
                 return  # an empty page (no calls) carries nothing to misread, whatever its type
             if mime not in NDJSON_TYPES:
-                raise _Transient(f"the page is not NDJSON (Content-Type {mime or 'missing'})")
+                raise _Transient(f"the page is not NDJSON (Content-Type {untrusted(mime, 60) or 'missing'})")
             if not body.endswith(b"\n"):
                 raise _Transient("the page does not end with a newline (cut short)")
         elif mime != "application/json":
-            raise _Transient(f"expected JSON, got Content-Type {mime or 'missing'}")
+            raise _Transient(f"expected JSON, got Content-Type {untrusted(mime, 60) or 'missing'}")
+
+
+#: An error body longer than this is not parsed for its message (no text of it is shown).
+ERROR_BODY_PARSE_LIMIT = 64 * 1024
 
 
 def _error_detail(body: bytes) -> str:
+    """The ``error`` text of an error body, made safe to show: the server is not trusted, so its
+    text is cut to a short prefix, stripped of control characters and redacted (it may echo the
+    token back)."""
+    if not body or len(body) > ERROR_BODY_PARSE_LIMIT:
+        return ""
     try:
         data = json.loads(body)
         if isinstance(data, dict) and isinstance(data.get("error"), str):
-            return data["error"][:300]
+            return untrusted(data["error"])
     except ValueError:
         pass
     return ""

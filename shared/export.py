@@ -39,6 +39,7 @@ from shared.etl_client import Destination, EtlClient
 from shared.memory import release_free_memory, tune_allocator
 from shared.prefilter import needs_reference_path
 from shared.records import Limits, ParsedBatch, RejectedCall
+from shared.redact import redact_text
 from shared.settings import Settings
 from shared.state_store import StateStore, TypeState
 from shared.telemetry import (
@@ -179,7 +180,8 @@ def run_export(
 def trace_error(summary: RunSummary):  # type: ignore[no-untyped-def]
     from opentelemetry.trace import Status, StatusCode
 
-    return Status(StatusCode.ERROR, (summary.error or "a window failed")[:200])
+    # Redacted before the cut, so a cut cannot leave a piece of a secret to match against.
+    return Status(StatusCode.ERROR, redact_text(summary.error or "a window failed")[:200])
 
 
 def _run(

@@ -15,7 +15,12 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from shared.errors import SettingsError
-from shared.redact import redact_url, register_secret
+from shared.redact import (
+    redact_url,
+    register_connection_string,
+    register_secret,
+    register_url,
+)
 from shared.windows import floor_window, parse_rfc3339
 from shared.writers import FORMATS
 
@@ -100,7 +105,7 @@ class Settings:
         """Where files go, safe to print (the SAS signature redacted)."""
         if self.blob_sas_url:
             return redact_url(self.blob_sas_url)
-        return f"{self.blob_account_url.rstrip('/')}/{self.blob_container}"
+        return f"{redact_url(self.blob_account_url).rstrip('/')}/{self.blob_container}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -167,7 +172,7 @@ def is_loopback(host: str | None) -> bool:
 def _http_url(name: str, value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        shown = redact_url(value) if "sig=" in value.lower() else value
+        shown = redact_url(value)
         raise SettingsError(f"{name}={shown!r} is not an http(s) URL")
     if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise SettingsError(
@@ -228,7 +233,23 @@ def _storage(env: Mapping[str, str]) -> tuple[str, str]:
     )
 
 
+def _register_secrets(env: Mapping[str, str]) -> None:
+    """Register every secret value before anything is validated, so that no message (a settings
+    error included) and nothing shown later can carry one (:mod:`shared.redact`)."""
+
+    def raw(name: str) -> str:
+        value = env.get(name, "").strip()
+        return "" if value.startswith("@Microsoft.KeyVault(") else value  # a reference, not the secret
+
+    register_secret(raw("ETL_API_TOKEN"))
+    for name in ("ETL_API_ENDPOINT", "BLOB_SAS_URL", "BLOB_ACCOUNT_URL",
+                 "AzureWebJobsStorage__tableServiceUri"):
+        register_url(raw(name))
+    register_connection_string(raw("AzureWebJobsStorage"))
+
+
 def _parse(env: Mapping[str, str]) -> Settings:
+    _register_secrets(env)
     endpoint = _http_url(
         "ETL_API_ENDPOINT",
         _required(env, "ETL_API_ENDPOINT", "the ETL API base URL, e.g. https://etl.example.com"),
@@ -298,7 +319,6 @@ def _parse(env: Mapping[str, str]) -> Settings:
         export_schedule=export_schedule(env),
         appinsights_connection_string=_get(env, "APPLICATIONINSIGHTS_CONNECTION_STRING"),
     )
-    register_secret(token, sas, connection)
     return settings
 
 

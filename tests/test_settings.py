@@ -219,3 +219,9 @@ def test_any_export_schedule_is_accepted_as_six_fields_or_refused_in_one_line(ra
     assert value == (" ".join(raw.split()) or DEFAULT_SCHEDULE)
     assert len(value.split()) == 6
 
+
+def test_an_account_url_carrying_a_sas_is_shown_without_its_signature():
+    account = f"https://acct.blob.core.windows.net/?sv=2024-05-04&sp=rcwl&sig={SIG}"
+    s = settings(BLOB_SAS_URL="", BLOB_ACCOUNT_URL=account, BLOB_CONTAINER="exports")
+    for text in (s.destination_label, repr(s), str(s)):
+        assert "c2VjcmV0" not in text and "sig=REDACTED" in text
