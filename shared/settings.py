@@ -86,7 +86,7 @@ class Settings:
 
     def __repr__(self) -> str:  # secrets stay out, the rest helps support
         return (
-            f"Settings(endpoint={self.etl_api_endpoint!r}, token={_hidden(self.etl_api_token)!r}, "
+            f"Settings(endpoint={redact_url(self.etl_api_endpoint)!r}, token={_hidden(self.etl_api_token)!r}, "
             f"format={self.export_format!r}, destination={self.destination_label!r}, "
             f"blob_path={self.blob_path!r}, state_table={self.state_table!r}, "
             f"export_start={self.export_start}, settle_seconds={self.settle_seconds}, "
@@ -255,6 +255,12 @@ def _parse(env: Mapping[str, str]) -> Settings:
         _required(env, "ETL_API_ENDPOINT", "the ETL API base URL, e.g. https://etl.example.com"),
     ).rstrip("/")
     token = _required(env, "ETL_API_TOKEN", "the ETL API bearer token")
+    if not all("!" <= c <= "~" for c in token):
+        # It could not be sent as a header (HTTP would fail with the value in its message).
+        raise SettingsError(
+            "ETL_API_TOKEN holds a space, a line break, a control or a non-ASCII character: "
+            "copy the token again (a bearer token is printable ASCII)"
+        )
     export_format = _choice(env, "EXPORT_FORMAT", FORMATS, None)
     sas = _get(env, "BLOB_SAS_URL")
     account_url = _get(env, "BLOB_ACCOUNT_URL")
@@ -264,7 +270,12 @@ def _parse(env: Mapping[str, str]) -> Settings:
     if sas:
         _sas_url(sas)
     elif account_url:
-        _http_url("BLOB_ACCOUNT_URL", account_url)
+        if urlsplit(_http_url("BLOB_ACCOUNT_URL", account_url)).scheme != "https":
+            # The SDK refuses a token credential over http (a raw ValueError at every run).
+            raise SettingsError(
+                "BLOB_ACCOUNT_URL must use https: the managed identity's token is only sent over "
+                "https (for a local Azurite, use BLOB_SAS_URL)"
+            )
         if not container:
             raise SettingsError("BLOB_CONTAINER is not set: with BLOB_ACCOUNT_URL, name the container")
     else:

@@ -126,6 +126,31 @@ def test_the_destination_is_a_sas_url_or_an_account_and_container_not_both():
     assert s.destination_label == "https://acct.blob.core.windows.net/exports"
 
 
+def test_an_account_url_must_use_https_even_on_loopback():
+    # The managed identity's token is never sent over http: the SDK would fail every run with a raw
+    # ValueError, so the setting is refused up front.
+    message = error(BLOB_SAS_URL="", BLOB_ACCOUNT_URL="http://127.0.0.1:10000/devstoreaccount1",
+                    BLOB_CONTAINER="exports")
+    assert message.startswith("BLOB_ACCOUNT_URL must use https")
+    s = settings(BLOB_SAS_URL="", BLOB_ACCOUNT_URL="https://127.0.0.1:10000/devstoreaccount1",
+                 BLOB_CONTAINER="exports")
+    assert s.blob_account_url == "https://127.0.0.1:10000/devstoreaccount1"
+
+
+# (Random-looking: a registered secret's 8-character pieces are redacted everywhere in this process.)
+@pytest.mark.parametrize("token", ["k7Qz\n9zLw-41xP", "k7Qz 9zLw-41xP", "k7Qz-\u20ac-9zLw41xP", "k7Qz\x009zLw-41xP"])
+def test_a_token_that_cannot_be_a_header_is_refused_without_showing_it(token):
+    # Sent as a header it fails inside http.client with the value in the message (a raw error).
+    message = error(ETL_API_TOKEN=token)
+    assert message.startswith("ETL_API_TOKEN holds a space, a line break, a control or a non-ASCII")
+    assert "9zLw" not in message and "k7Qz" not in message
+
+
+def test_an_endpoint_with_credentials_is_shown_without_them():
+    s = settings(ETL_API_ENDPOINT="https://user:Pw8-qZ71x0Lk@etl.example.com")
+    assert "Pw8-qZ71x0Lk" not in repr(s) and "user:REDACTED@etl.example.com" in repr(s)
+
+
 def test_the_defaults():
     s = settings()
     assert s.etl_api_endpoint == "https://etl.example.com"  # trailing "/" dropped
