@@ -73,3 +73,7 @@ class BlobConflictError(ExportError):
     The exporter never overwrites a file; a person has to look (see docs/guarantees.md).
     """
 
+
+class UnexpectedError(ExportError):
+    """Anything else that stopped a run (a bug, an unforeseen fault), as the timer reports it to
+    the Functions host: one scrubbed line; the traceback, scrubbed too, is in the log."""

@@ -238,3 +238,23 @@ def test_cli_status_and_check_show_no_secret_a_refusing_etl_api_echoes(harness, 
     assert "the ETL API token is not allowed" in proc.stdout + proc.stderr
     assert_no_leak([proc.stdout, proc.stderr], [SPECIAL_TOKEN, sig_of(harness)])
 
+
+def test_an_unexpected_error_reaches_the_functions_host_as_one_scrubbed_line(debug_logs):
+    """Whatever raised it (here the ValueError http.client raises for a header it refuses, with
+    the value in its message), the host gets an ExportError without the secret, and the log the
+    scrubbed traceback."""
+    from shared.errors import UnexpectedError
+    from shared.redact import register_secret
+    from shared.timer import unexpected
+
+    token = "uXq81-Kz0p-4471-Wvq9"
+    register_secret(token)
+    try:
+        raise ValueError(f"Invalid header value b'Bearer {token}'\nsecond line")
+    except ValueError as exc:
+        error = unexpected(exc)
+    assert isinstance(error, UnexpectedError)
+    assert str(error) == "unexpected ValueError: Invalid header value b'Bearer REDACTED' second line"
+    assert any("the export stopped on an unexpected error" in t and "Traceback" in t for t in debug_logs.texts)
+    assert_no_leak([str(error), *debug_logs.texts], [token])
+
