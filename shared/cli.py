@@ -6,6 +6,9 @@
 
 Settings come from the environment, over the ``Values`` of ./local.settings.json when present (as
 ``func`` does). Exit status: 0 success, 1 the run or a check failed, 2 bad settings or usage.
+
+Everything the commands print goes through a redacting writer (:class:`shared.redact.RedactingWriter`
+on stdout and stderr, log lines included), so no token or SAS signature is ever shown.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from shared.errors import ExportError, SettingsError
 from shared.etl_client import Destination
 from shared.export import RunSummary, run_export
 from shared.pinning import DEFAULT_DESTINATION
-from shared.redact import install_log_redaction, redact_text
+from shared.redact import RedactingWriter, install_log_redaction
 from shared.settings import Settings, load_local_settings
 from shared.telemetry import configure_azure_monitor, quiet_sdk_loggers
 from shared.windows import format_rfc3339, parse_rfc3339
@@ -53,12 +56,13 @@ def load_settings(path: Path) -> Settings:
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    out = out or sys.stdout
+    out = RedactingWriter(out or sys.stdout)
+    err = RedactingWriter(sys.stderr)
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+        stream=err,
     )
     install_log_redaction()
     quiet_sdk_loggers(logging.DEBUG if args.verbose else logging.WARNING)
@@ -68,7 +72,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         if args.command == "check":  # check reports it as its first (failed) check
             settings_failure(str(exc), out)
             return EXIT_FAILED
-        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
+        print(f"error: {exc}", file=err)
         return EXIT_USAGE
     if args.command == "check":
         return EXIT_OK if run_checks(settings, out) else EXIT_FAILED
@@ -76,24 +80,24 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     try:
         now = parse_rfc3339(args.now) if getattr(args, "now", None) else datetime.now(UTC)
     except ValueError:
-        print(f"error: --now {args.now!r} is not an RFC 3339 time", file=sys.stderr)
+        print(f"error: --now {args.now!r} is not an RFC 3339 time", file=err)
         return EXIT_USAGE
     try:
         clients = build_clients(settings)
     except ExportError as exc:
-        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
+        print(f"error: {exc}", file=err)
         return EXIT_FAILED
     try:
         if args.command == "run":
             summary = run_export(settings, clients, now)
             print_summary(summary, out)
             if not summary.ok:
-                print(f"error: {redact_text(summary.error or _failures(summary))}", file=sys.stderr)
+                print(f"error: {summary.error or _failures(summary)}", file=err)
                 return EXIT_FAILED
             return EXIT_OK
         return print_status(settings, clients, now, out)
     except ExportError as exc:
-        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
+        print(f"error: {exc}", file=err)
         return EXIT_FAILED
     finally:
         close_clients(clients)
@@ -182,6 +186,9 @@ def _duration(delta: timedelta) -> str:
 
 
 if __name__ == "__main__":
+    # Everything this process prints goes through the redaction, a traceback included.
+    sys.stdout = RedactingWriter(sys.stdout)
+    sys.stderr = RedactingWriter(sys.stderr)
     code = main()
     logging.shutdown()
     sys.stdout.flush()

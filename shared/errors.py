@@ -9,11 +9,24 @@ nothing advances past data that did not land.
 
 from __future__ import annotations
 
+from shared.redact import redact_text
+
 
 class ExportError(Exception):
-    """Base class. ``transient`` says whether a later run may succeed without a change."""
+    """Base class. ``transient`` says whether a later run may succeed without a change.
+
+    The message is scrubbed of secrets when the error is made and again when it is shown
+    (:func:`shared.redact.redact_text`): whatever a message quotes (a server's answer, a
+    setting's value), no token or SAS signature leaves the process in it.
+    """
 
     transient = False
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact_text(a) if isinstance(a, str) else a for a in args))
+
+    def __str__(self) -> str:
+        return redact_text(super().__str__())
 
 
 class SettingsError(ExportError):
@@ -86,3 +99,8 @@ class ClaimLost(ExportError):
     """Another run took over this (window, type) while we were writing it: we stop, it finishes."""
 
     transient = True
+
+
+class UnexpectedError(ExportError):
+    """Anything else that stopped a run (a bug, an unforeseen fault), as the timer reports it to
+    the Functions host: one scrubbed line; the traceback, scrubbed too, is in the log."""

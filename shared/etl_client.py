@@ -46,6 +46,7 @@ from shared.page_reader import (
     PageTooLarge,
     read_capped,
 )
+from shared.redact import untrusted
 from shared.settings import is_loopback
 from shared.windows import format_rfc3339
 
@@ -118,7 +119,7 @@ def next_cursor(values: list[str]) -> str | None:
     if not value:
         raise ValueError("the page has an empty X-Next-Cursor header")
     if not _CURSOR.fullmatch(value):
-        shown = repr(value[:24]) + ("..." if len(value) > 24 else "")
+        shown = repr(untrusted(value, 24))
         raise ValueError(
             f"the page has a malformed X-Next-Cursor ({len(value)} characters, {shown}): a cursor is "
             f"1 to {MAX_CURSOR_CHARS} printable ASCII characters"
@@ -272,8 +273,7 @@ def destination_id(value: object) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str) or not DESTINATION_ID.fullmatch(value):
-        shown = repr(value)
-        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        shown = repr(untrusted(value if isinstance(value, str) else repr(value), 80))
         raise EtlApiError(
             f"GET /v1/destination returned an id {shown} that cannot be used in file names: an id "
             "must be 1-64 ASCII letters, digits, '-' or '_'; get the ETL API's destination fixed"
@@ -497,7 +497,7 @@ class EtlClient:
                     mime = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
                     if not expect_ndjson:
                         if mime != "application/json":
-                            raise _Transient(f"expected JSON, got Content-Type {mime or 'missing'}")
+                            raise _Transient(f"expected JSON, got Content-Type {untrusted(mime, 60) or 'missing'}")
                         try:
                             body = read_capped(self._pieces(resp, stop, why, watch), JSON_BODY_BYTES)
                         except PageTooLarge:
@@ -514,7 +514,8 @@ class EtlClient:
                     if mime not in NDJSON_TYPES:
                         # An empty page (no calls) carries nothing to misread, whatever its type.
                         if self._some(resp, stop, why, watch, strict=True):
-                            raise _Transient(f"the page is not NDJSON (Content-Type {mime or 'missing'})")
+                            shown = untrusted(mime, 60) or "missing"
+                            raise _Transient(f"the page is not NDJSON (Content-Type {shown})")
                         whole = True
                         return Page(LineBlock.from_body(b"")), cursor
                     page = self._page(resp, query, line_cap, stop, why, watch)
@@ -598,10 +599,15 @@ class EtlClient:
 
 
 def _error_detail(body: bytes) -> str:
+    """The ``error`` text of an error body, made safe to show: the server is not trusted, so its
+    text is cut to a short prefix, stripped of control characters and redacted (it may echo the
+    token back)."""
+    if not body or len(body) >= ERROR_BODY_BYTES:
+        return ""
     try:
         data = json.loads(body)
         if isinstance(data, dict) and isinstance(data.get("error"), str):
-            return data["error"][:300]
+            return untrusted(data["error"])
     except ValueError:
         pass
     return ""

@@ -41,6 +41,7 @@ from shared.page_reader import OversizedLine, line_cap_for
 from shared.pinning import pin_destination
 from shared.prefilter import needs_reference_path
 from shared.records import Limits, ParsedBatch, RejectedCall
+from shared.redact import redact_text
 from shared.settings import Settings
 from shared.state_store import StateStore, TypeState
 from shared.telemetry import (
@@ -181,7 +182,8 @@ def run_export(
 def trace_error(summary: RunSummary):  # type: ignore[no-untyped-def]
     from opentelemetry.trace import Status, StatusCode
 
-    return Status(StatusCode.ERROR, (summary.error or "a window failed")[:200])
+    # Redacted before the cut, so a cut cannot leave a piece of a secret to match against.
+    return Status(StatusCode.ERROR, redact_text(summary.error or "a window failed")[:200])
 
 
 def _run(

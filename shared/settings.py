@@ -15,7 +15,12 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from shared.errors import SettingsError
-from shared.redact import redact_url, register_secret
+from shared.redact import (
+    redact_url,
+    register_connection_string,
+    register_secret,
+    register_url,
+)
 from shared.windows import floor_window, parse_rfc3339
 from shared.writers import FORMATS
 
@@ -84,11 +89,12 @@ class Settings:
     etl_page_timeout_seconds: int = 60
     unit_budget_seconds: int = 100
     max_pages_per_window: int = 10_000
+    export_schedule: str = DEFAULT_SCHEDULE
     appinsights_connection_string: str = field(default="", repr=False)
 
     def __repr__(self) -> str:  # secrets stay out, the rest helps support
         return (
-            f"Settings(endpoint={self.etl_api_endpoint!r}, token={_hidden(self.etl_api_token)!r}, "
+            f"Settings(endpoint={redact_url(self.etl_api_endpoint)!r}, token={_hidden(self.etl_api_token)!r}, "
             f"format={self.export_format!r}, destination={self.destination_label!r}, "
             f"blob_path={self.blob_path!r}, state_table={self.state_table!r}, "
             f"export_start={self.export_start}, settle_seconds={self.settle_seconds}, "
@@ -100,7 +106,8 @@ class Settings:
             f"max_page_bytes={self.max_page_bytes}, "
             f"etl_page_timeout_seconds={self.etl_page_timeout_seconds}, "
             f"unit_budget_seconds={self.unit_budget_seconds}, "
-            f"max_pages_per_window={self.max_pages_per_window})"
+            f"max_pages_per_window={self.max_pages_per_window}), "
+            f"export_schedule={self.export_schedule!r})"
         )
 
     __str__ = __repr__
@@ -110,7 +117,7 @@ class Settings:
         """Where files go, safe to print (the SAS signature redacted)."""
         if self.blob_sas_url:
             return redact_url(self.blob_sas_url)
-        return f"{self.blob_account_url.rstrip('/')}/{self.blob_container}"
+        return f"{redact_url(self.blob_account_url).rstrip('/')}/{self.blob_container}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -177,7 +184,7 @@ def is_loopback(host: str | None) -> bool:
 def _http_url(name: str, value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        shown = redact_url(value) if "sig=" in value.lower() else value
+        shown = redact_url(value)
         raise SettingsError(f"{name}={shown!r} is not an http(s) URL")
     if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise SettingsError(
@@ -238,12 +245,34 @@ def _storage(env: Mapping[str, str]) -> tuple[str, str]:
     )
 
 
+def _register_secrets(env: Mapping[str, str]) -> None:
+    """Register every secret value before anything is validated, so that no message (a settings
+    error included) and nothing shown later can carry one (:mod:`shared.redact`)."""
+
+    def raw(name: str) -> str:
+        value = env.get(name, "").strip()
+        return "" if value.startswith("@Microsoft.KeyVault(") else value  # a reference, not the secret
+
+    register_secret(raw("ETL_API_TOKEN"))
+    for name in ("ETL_API_ENDPOINT", "BLOB_SAS_URL", "BLOB_ACCOUNT_URL",
+                 "AzureWebJobsStorage__tableServiceUri"):
+        register_url(raw(name))
+    register_connection_string(raw("AzureWebJobsStorage"))
+
+
 def _parse(env: Mapping[str, str]) -> Settings:
+    _register_secrets(env)
     endpoint = _http_url(
         "ETL_API_ENDPOINT",
         _required(env, "ETL_API_ENDPOINT", "the ETL API base URL, e.g. https://etl.example.com"),
     ).rstrip("/")
     token = _required(env, "ETL_API_TOKEN", "the ETL API bearer token")
+    if not all("!" <= c <= "~" for c in token):
+        # It could not be sent as a header (HTTP would fail with the value in its message).
+        raise SettingsError(
+            "ETL_API_TOKEN holds a space, a line break, a control or a non-ASCII character: "
+            "copy the token again (a bearer token is printable ASCII)"
+        )
     export_format = _choice(env, "EXPORT_FORMAT", FORMATS, None)
     sas = _get(env, "BLOB_SAS_URL")
     account_url = _get(env, "BLOB_ACCOUNT_URL")
@@ -253,7 +282,12 @@ def _parse(env: Mapping[str, str]) -> Settings:
     if sas:
         _sas_url(sas)
     elif account_url:
-        _http_url("BLOB_ACCOUNT_URL", account_url)
+        if urlsplit(_http_url("BLOB_ACCOUNT_URL", account_url)).scheme != "https":
+            # The SDK refuses a token credential over http (a raw ValueError at every run).
+            raise SettingsError(
+                "BLOB_ACCOUNT_URL must use https: the managed identity's token is only sent over "
+                "https (for a local Azurite, use BLOB_SAS_URL)"
+            )
         if not container:
             raise SettingsError("BLOB_CONTAINER is not set: with BLOB_ACCOUNT_URL, name the container")
     else:
@@ -309,10 +343,67 @@ def _parse(env: Mapping[str, str]) -> Settings:
         etl_page_timeout_seconds=_int(env, "ETL_PAGE_TIMEOUT_SECONDS", 60, 1, 3600),
         unit_budget_seconds=_int(env, "UNIT_BUDGET_SECONDS", 100, 1, 86_400),
         max_pages_per_window=_int(env, "MAX_PAGES_PER_WINDOW", 10_000, 1, 1_000_000),
+        export_schedule=export_schedule(env),
         appinsights_connection_string=_get(env, "APPLICATIONINSIGHTS_CONNECTION_STRING"),
     )
-    register_secret(token, sas, connection)
     return settings
+
+
+_CRON_FIELDS = (
+    ("second", 0, 59, ()),
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day", 1, 31, ()),
+    ("month", 1, 12, ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")),
+    ("day of week", 0, 6, ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")),
+)
+
+
+def export_schedule(env: Mapping[str, str] | None = None) -> str:
+    """``EXPORT_SCHEDULE`` (default :data:`DEFAULT_SCHEDULE`), checked as a six-field NCRONTAB.
+
+    The timer reads it when the app loads (shared/timer.py): the trigger is bound to the value,
+    not to ``%EXPORT_SCHEDULE%``, so an app without the setting runs on the default.
+    """
+    env = os.environ if env is None else env
+    raw = _get(env, "EXPORT_SCHEDULE")
+    if not raw:
+        return DEFAULT_SCHEDULE
+    fields = raw.split()
+    usage = ("use six fields 'second minute hour day month day-of-week', "
+             f"e.g. '{DEFAULT_SCHEDULE}' (every 10 minutes)")
+    if len(fields) != 6:
+        raise SettingsError(f"EXPORT_SCHEDULE={raw!r} is not an NCRONTAB schedule: {usage}")
+    for text, (name, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
+        if not _cron_field_ok(text, low, high, names):
+            raise SettingsError(
+                f"EXPORT_SCHEDULE={raw!r}: the {name} field {text!r} is not valid "
+                f"(numbers {low}-{high}{', names' if names else ''}, '*', ranges a-b, lists a,b, "
+                f"steps /n): {usage}"
+            )
+    return " ".join(fields)
+
+
+def _cron_field_ok(text: str, low: int, high: int, names: tuple[str, ...]) -> bool:
+    def value(token: str) -> int | None:
+        if token.upper() in names:
+            return names.index(token.upper()) + low
+        if token.isascii() and token.isdigit() and len(token) <= 2 and low <= int(token) <= high:
+            return int(token)
+        return None
+
+    for item in text.split(","):
+        base, slash, step = item.partition("/")
+        if slash and not (step.isascii() and step.isdigit() and 0 < int(step) <= high + 1):
+            return False
+        if base == "*":
+            continue
+        first, dash, last = base.partition("-")
+        a = value(first)
+        b = value(last) if dash else a
+        if a is None or b is None or a > b:
+            return False
+    return True
 
 
 def load_local_settings(path: Path, env: Mapping[str, str]) -> dict[str, str]:

@@ -17,8 +17,10 @@ What is emitted (docs/operations.md says how to read it):
 - log records from the ``shared`` loggers, carrying ``run_id``, ``integration_id`` and
   ``action_id`` as attributes (custom dimensions) while a run is under way.
 
-No span attribute, metric attribute or log record carries a secret: attributes are ids, types,
-windows, counts and blob names only, and log text goes through :mod:`shared.redact`.
+No span, metric attribute or log record carries a secret: attributes are ids, types, windows,
+counts and blob names, log text goes through :mod:`shared.redact`, and every span's status,
+attributes and events (a recorded exception too) are scrubbed as they are set by the processor
+of :mod:`shared.span_redaction`, which :func:`configure_azure_monitor` installs.
 """
 
 from __future__ import annotations
@@ -151,10 +153,18 @@ def configure_azure_monitor(connection_string: str) -> bool:
 
     _configure(connection_string=connection_string, logger_name=LOGGER_NAME)
     _configured = True
+    install_span_redaction()
     for handler in logging.getLogger(LOGGER_NAME).handlers:
         add_log_context(handler)
     quiet_sdk_loggers()
     return True
+
+
+def install_span_redaction(provider: object | None = None) -> bool:
+    """Scrub secrets from every span of ``provider`` (the global tracer provider by default)."""
+    from shared.span_redaction import install_span_redaction as install
+
+    return install(provider if provider is not None else trace.get_tracer_provider())
 
 
 def configure_from_env(env: Mapping[str, str] | None = None) -> bool:

@@ -2,6 +2,12 @@
 
 The only module that imports azure.functions; ``run_tick`` is the same code the CLI's ``run``
 executes.
+
+The schedule is ``EXPORT_SCHEDULE`` as read when the app loads, or its documented default
+(``0 */10 * * * *``): binding ``%EXPORT_SCHEDULE%`` instead would leave an app without the setting
+with no timer at all (the host cannot resolve it). A malformed value stops the app from loading
+with one line naming the setting. Changing an app setting restarts the app, so a new value
+applies at once.
 """
 
 from __future__ import annotations
@@ -12,9 +18,10 @@ from datetime import UTC, datetime
 import azure.functions as func
 
 from shared.checks import log_sas_expiry
+from shared.errors import ExportError, UnexpectedError
 from shared.export import RunFailed, RunSummary, run_export
-from shared.redact import install_log_redaction
-from shared.settings import Settings
+from shared.redact import install_log_redaction, untrusted
+from shared.settings import Settings, export_schedule
 from shared.telemetry import configure_azure_monitor, quiet_sdk_loggers
 from shared.wiring import build_clients, close_clients
 
@@ -27,10 +34,27 @@ def run_tick(now: datetime, settings: Settings | None = None) -> RunSummary:
 
     Raises SettingsError for bad settings and RunFailed when the run did not finish cleanly, so
     the Functions host records the invocation as failed (and Application Insights shows it).
-    Logs a WARNING when the SAS expires within 14 days (or has expired).
+    Logs a WARNING when the SAS expires within 14 days (or has expired). Any other exception is
+    logged (scrubbed) and raised as :class:`UnexpectedError`: what reaches the host never holds
+    a secret, whatever raised it.
     """
     install_log_redaction()
     quiet_sdk_loggers()
+    try:
+        return _tick(now, settings)
+    except ExportError:
+        raise  # scrubbed when made
+    except Exception as exc:
+        raise unexpected(exc) from None
+
+
+def unexpected(exc: Exception) -> UnexpectedError:
+    """Log ``exc`` with its traceback (the log redaction scrubs both) and return it as one line."""
+    log.error("the export stopped on an unexpected error", exc_info=exc)
+    return UnexpectedError(f"unexpected {type(exc).__name__}: {untrusted(str(exc), 500)}")
+
+
+def _tick(now: datetime, settings: Settings | None) -> RunSummary:
     settings = settings or Settings.from_env()
     configure_azure_monitor(settings.appinsights_connection_string)
     log_sas_expiry(settings.blob_sas_url, now, log)
@@ -45,7 +69,7 @@ def run_tick(now: datetime, settings: Settings | None = None) -> RunSummary:
 
 
 @export_blueprint.timer_trigger(
-    schedule="%EXPORT_SCHEDULE%", arg_name="timer", run_on_startup=False, use_monitor=True
+    schedule=export_schedule(), arg_name="timer", run_on_startup=False, use_monitor=True
 )
 def export_calls(timer: func.TimerRequest) -> None:
     if timer.past_due:

@@ -1,10 +1,16 @@
-"""The Functions entry point: one timer function on %EXPORT_SCHEDULE%, whose body runs the same
-export as the CLI against Azurite and the emulator, and fails the invocation when the run fails."""
+"""The Functions entry point: one timer function on EXPORT_SCHEDULE (its default when unset), whose
+body runs the same export as the CLI against Azurite and the emulator, and fails the invocation
+when the run fails."""
 
 from __future__ import annotations
 
 import functools
+import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from azure.functions.decorators.core import BindingDirection
@@ -13,6 +19,7 @@ from azure.functions.timer import TimerRequest
 from function_app import app
 from shared.errors import SettingsError
 from shared.export import RunFailed
+from shared.settings import DEFAULT_SCHEDULE
 from shared.windows import WINDOW, format_rfc3339, latest_due_end
 from tests.support.calls import make_window_calls
 
@@ -29,6 +36,25 @@ def _the_function():
     return function
 
 
+ROOT = Path(__file__).resolve().parent.parent
+#: What the Python worker does when the host loads the app: import function_app, index it.
+INDEX_APP = (
+    "import json, function_app\n"
+    "(function,) = function_app.app.get_functions()\n"
+    "print(json.dumps([b.get_dict_repr()['schedule'] for b in function.get_bindings()]))\n"
+)
+
+
+def index_app(**settings: str) -> subprocess.CompletedProcess[str]:
+    """Load the app in a fresh interpreter with the given app settings (EXPORT_SCHEDULE unset
+    unless given), as the Functions host would."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("EXPORT_SCHEDULE", "APPLICATIONINSIGHTS_CONNECTION_STRING")}
+    env.update(settings)
+    return subprocess.run([sys.executable, "-c", INDEX_APP], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
 def test_the_app_has_exactly_one_function_a_timer_on_the_export_schedule_setting():
     function = _the_function()
     bindings = function.get_bindings()
@@ -36,10 +62,37 @@ def test_the_app_has_exactly_one_function_a_timer_on_the_export_schedule_setting
     (binding,) = bindings
     assert binding.type == "timerTrigger"
     spec = binding.get_dict_repr()
-    assert spec["schedule"] == "%EXPORT_SCHEDULE%"
+    # Bound to the setting's value as the app loaded (a "%EXPORT_SCHEDULE%" expression would leave
+    # an app without the setting with no timer: the host cannot resolve it).
+    assert spec["schedule"] == (os.environ.get("EXPORT_SCHEDULE", "").strip() or DEFAULT_SCHEDULE)
+    assert "%" not in spec["schedule"]
     assert spec["runOnStartup"] is False
     assert spec["direction"] == BindingDirection.IN
     assert function.get_function_name() == "export_calls"
+
+
+def test_an_app_without_export_schedule_runs_on_the_documented_default():
+    loaded = index_app()
+    assert loaded.returncode == 0, loaded.stderr
+    assert json.loads(loaded.stdout.splitlines()[-1]) == [DEFAULT_SCHEDULE] == ["0 */10 * * * *"]
+    loaded = index_app(EXPORT_SCHEDULE="   ")  # blank is unset
+    assert json.loads(loaded.stdout.splitlines()[-1]) == [DEFAULT_SCHEDULE]
+
+
+def test_an_app_with_export_schedule_runs_on_it():
+    loaded = index_app(EXPORT_SCHEDULE=" 30 */5 * * * MON-FRI ")
+    assert loaded.returncode == 0, loaded.stderr
+    assert json.loads(loaded.stdout.splitlines()[-1]) == ["30 */5 * * * MON-FRI"]
+
+
+@pytest.mark.parametrize("schedule", ["0 */10 * * *", "*/10 minutes", "0 */10 * * * * *", "0 60 * * * *",
+                                      "%EXPORT_SCHEDULE%"])
+def test_a_malformed_export_schedule_stops_the_app_loading_with_one_line_naming_the_setting(schedule):
+    loaded = index_app(EXPORT_SCHEDULE=schedule)
+    assert loaded.returncode != 0
+    last = loaded.stderr.strip().splitlines()[-1]
+    assert last.startswith("shared.errors.SettingsError: EXPORT_SCHEDULE=")
+    assert "six fields" in last and DEFAULT_SCHEDULE in last
 
 
 @pytest.fixture

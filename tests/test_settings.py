@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shared.errors import SettingsError
 from shared.records import Limits
-from shared.settings import Settings, load_local_settings
+from shared.settings import DEFAULT_SCHEDULE, Settings, export_schedule, load_local_settings
 
 TOKEN = "tok-secret-0123456789"
 SIG = "c2VjcmV0LXNpZ25hdHVyZQ%3D%3D"
@@ -126,6 +128,31 @@ def test_the_destination_is_a_sas_url_or_an_account_and_container_not_both():
     assert s.destination_label == "https://acct.blob.core.windows.net/exports"
 
 
+def test_an_account_url_must_use_https_even_on_loopback():
+    # The managed identity's token is never sent over http: the SDK would fail every run with a raw
+    # ValueError, so the setting is refused up front.
+    message = error(BLOB_SAS_URL="", BLOB_ACCOUNT_URL="http://127.0.0.1:10000/devstoreaccount1",
+                    BLOB_CONTAINER="exports")
+    assert message.startswith("BLOB_ACCOUNT_URL must use https")
+    s = settings(BLOB_SAS_URL="", BLOB_ACCOUNT_URL="https://127.0.0.1:10000/devstoreaccount1",
+                 BLOB_CONTAINER="exports")
+    assert s.blob_account_url == "https://127.0.0.1:10000/devstoreaccount1"
+
+
+# (Random-looking: a registered secret's 8-character pieces are redacted everywhere in this process.)
+@pytest.mark.parametrize("token", ["k7Qz\n9zLw-41xP", "k7Qz 9zLw-41xP", "k7Qz-\u20ac-9zLw41xP", "k7Qz\x009zLw-41xP"])
+def test_a_token_that_cannot_be_a_header_is_refused_without_showing_it(token):
+    # Sent as a header it fails inside http.client with the value in the message (a raw error).
+    message = error(ETL_API_TOKEN=token)
+    assert message.startswith("ETL_API_TOKEN holds a space, a line break, a control or a non-ASCII")
+    assert "9zLw" not in message and "k7Qz" not in message
+
+
+def test_an_endpoint_with_credentials_is_shown_without_them():
+    s = settings(ETL_API_ENDPOINT="https://user:Pw8-qZ71x0Lk@etl.example.com")
+    assert "Pw8-qZ71x0Lk" not in repr(s) and "user:REDACTED@etl.example.com" in repr(s)
+
+
 def test_the_defaults():
     s = settings()
     assert s.etl_api_endpoint == "https://etl.example.com"  # trailing "/" dropped
@@ -218,3 +245,34 @@ def test_the_etl_limits_have_defaults_that_fit_the_run_budget_and_the_function_t
 ])
 def test_a_malformed_etl_limit_is_an_error_naming_the_setting(overrides, expected):
     assert error(**overrides).startswith(expected)
+
+
+def test_the_schedule_defaults_to_every_ten_minutes_and_is_checked_as_ncrontab():
+    assert settings().export_schedule == DEFAULT_SCHEDULE == "0 */10 * * * *"
+    assert export_schedule({}) == DEFAULT_SCHEDULE
+    for good in ("0 */5 * * * *", "0 0,10,20,30,40,50 * * * *", "15 */10 6-22 * JAN-DEC mon-fri",
+                 "0 0 12 1 */2 0", "0 5/10 * * * SUN"):
+        assert settings(EXPORT_SCHEDULE=good).export_schedule == good
+    for bad in ("0 */10 * * *", "0 */0 * * * *", "0 61 * * * *", "0 10-5 * * * *", "0 \u0665 * * * *",
+                "0 */10 * * * 7", "0 */10 * 0 * *", "@every 10m", "%EXPORT_SCHEDULE%", "00:10:00"):
+        assert error(EXPORT_SCHEDULE=bad).startswith(f"EXPORT_SCHEDULE={bad!r}")
+
+
+@given(st.text(alphabet="0123456789*/,- abcdefghijklmnopqrstuvwxyzMONFRIJAN\u0665\t", max_size=40))
+def test_any_export_schedule_is_accepted_as_six_fields_or_refused_in_one_line(raw):
+    try:
+        value = export_schedule({"EXPORT_SCHEDULE": raw})
+    except SettingsError as exc:
+        message = str(exc)
+        assert message.startswith("EXPORT_SCHEDULE=") and "\n" not in message
+        assert DEFAULT_SCHEDULE in message  # says what a valid one looks like
+        return
+    assert value == (" ".join(raw.split()) or DEFAULT_SCHEDULE)
+    assert len(value.split()) == 6
+
+
+def test_an_account_url_carrying_a_sas_is_shown_without_its_signature():
+    account = f"https://acct.blob.core.windows.net/?sv=2024-05-04&sp=rcwl&sig={SIG}"
+    s = settings(BLOB_SAS_URL="", BLOB_ACCOUNT_URL=account, BLOB_CONTAINER="exports")
+    for text in (s.destination_label, repr(s), str(s)):
+        assert "c2VjcmV0" not in text and "sig=REDACTED" in text

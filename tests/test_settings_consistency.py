@@ -126,7 +126,7 @@ def test_the_code_reads_no_setting_it_does_not_list():
     assert read <= set(ALL_SETTINGS), f"read but not listed: {sorted(read - set(ALL_SETTINGS))}"
 
 
-@pytest.mark.parametrize("name", sorted(set(ALL_SETTINGS) - {"EXPORT_SCHEDULE"}))
+@pytest.mark.parametrize("name", sorted(ALL_SETTINGS))
 def test_every_default_in_the_sample_file_is_the_code_default(name):
     value = sample_values()[name]
     if value == "":  # empty = unset: the code's default applies
@@ -137,7 +137,7 @@ def test_every_default_in_the_sample_file_is_the_code_default(name):
     assert not differs, f"local.settings.sample.json {name}={value!r} is not the code's default"
 
 
-@pytest.mark.parametrize("name", sorted(set(ALL_SETTINGS) - {"EXPORT_SCHEDULE"}))
+@pytest.mark.parametrize("name", sorted(ALL_SETTINGS))
 def test_every_constant_default_in_the_bicep_is_the_code_default(name):
     params = bicep_param_defaults()
     entries = {n: e for n, e in bicep_settings().items() if _canonical(n) == name}

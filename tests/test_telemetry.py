@@ -10,12 +10,18 @@ urllib3) are turned on here too, so their HTTP spans are checked for secrets as 
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 from opentelemetry import metrics, trace
@@ -30,9 +36,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from shared import telemetry
 from shared.calltypes import CALL_TYPES
+from shared.redact import register_secret
 from tests.conftest import TOKEN
 from tests.support.calls import make_window_calls
+from tests.support.echoing_etl import ECHO_VARIANTS, EchoingEtl
+from tests.support.leaks import assert_no_leak
 
+ROOT = Path(__file__).resolve().parent.parent
 W0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 NOW = W0 + timedelta(minutes=20, seconds=61)  # two windows closed and settled
 
@@ -73,6 +83,8 @@ def otel_sdk() -> Otel:
     metrics.set_meter_provider(meter_provider)
     if trace.get_tracer_provider() is not tracer_provider:
         pytest.fail("another OpenTelemetry tracer provider was set in this process before the tests'")
+    # As configure_azure_monitor does for the distro's provider (tested below in a subprocess).
+    assert telemetry.install_span_redaction(tracer_provider)
     logs = InMemoryLogRecordExporter()
     logger_provider = LoggerProvider()
     logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
@@ -367,3 +379,87 @@ def test_a_malformed_connection_string_does_not_stop_the_app_from_loading(monkey
     monkeypatch.setattr(telemetry, "_configured", False)
     assert telemetry.configure_from_env({"APPLICATIONINSIGHTS_CONNECTION_STRING": "nonsense"}) is False
     assert "Application Insights is not configured" in caplog.text
+
+
+# --- secrets that come from outside (issue 9, item 8) -------------------------------------------
+
+SPECIAL_TOKEN = 'Zq7"t0k/en+=&%\\s3cr3t-K9wX'
+
+
+@pytest.mark.parametrize("status", [403, 500])
+@pytest.mark.parametrize("variant", ECHO_VARIANTS)
+def test_the_spans_of_a_run_against_an_api_echoing_secrets_hold_none(harness, otel, status, variant):
+    sig = parse_qs(urlsplit(harness.env["BLOB_SAS_URL"]).query)["sig"][0]
+    with EchoingEtl(sig=sig, variant=variant, calls_status=status) as api:
+        summary = harness.run(NOW, ETL_API_ENDPOINT=api.url, ETL_API_TOKEN=SPECIAL_TOKEN,
+                              EXPORT_START="2026-11-28T12:00:00Z")
+    assert not summary.ok
+    spans = otel.spans.get_finished_spans()
+    (run,) = _named(spans, "export.run")
+    assert run.status.status_code == trace.StatusCode.ERROR
+    if status == 403:
+        assert "check ETL_API_TOKEN" in run.status.description
+    else:
+        assert any("HTTP 500" in w.attributes.get("exporter.error", "") for w in _named(spans, "export.window"))
+    assert_no_leak(_everything_emitted(otel), [SPECIAL_TOKEN, sig])
+
+
+def test_every_span_is_scrubbed_whatever_code_writes_to_it(otel):
+    secret = "Zx81/+=qq-0123-Lm7wKp"
+    register_secret(secret)
+    library = trace.get_tracer("some.library")  # not the exporter's code: a span it does not shape
+    with pytest.raises(ValueError), library.start_as_current_span(
+        "lib", attributes={"url": f"https://h/x?k={secret}", "n": 3}
+    ) as span:
+        span.set_attribute("a", f"a {secret}")
+        span.set_attributes({"b": (f"b {secret}", "plain"), "c": True})
+        span.add_event("e", {"detail": quote(secret, safe="")})
+        raise ValueError(f"boom {json.dumps(secret)}")
+    (span,) = _named(otel.spans.get_finished_spans(), "lib")
+    assert span.status.status_code == trace.StatusCode.ERROR
+    assert span.status.description.startswith("ValueError: boom")
+    assert (span.attributes["n"], span.attributes["c"], span.attributes["b"][1]) == (3, True, "plain")
+    assert span.attributes["a"] == "a REDACTED"
+    (exception,) = [e for e in span.events if e.name == "exception"]
+    assert "boom" in exception.attributes["exception.message"]
+    assert "Traceback" in exception.attributes["exception.stacktrace"]
+    with library.start_as_current_span("status") as span:
+        span.set_status(trace.StatusCode.ERROR, f"failed: {secret}")
+    assert _named(otel.spans.get_finished_spans(), "status")[0].status.description == "failed: REDACTED"
+    assert_no_leak(_everything_emitted(otel), [secret])
+
+
+CONFIGURED_PROCESS = """
+import json, sys
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from shared import telemetry
+from shared.redact import register_secret
+
+assert telemetry.configure_azure_monitor(sys.argv[1])
+spans = InMemorySpanExporter()
+trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(spans))
+register_secret(sys.argv[2])
+with telemetry.tracer.start_as_current_span("export.run") as span:
+    span.set_status(trace.StatusCode.ERROR, "refused " + sys.argv[2])
+    span.set_attribute("exporter.error", "refused " + sys.argv[2])
+print(json.dumps([[s.status.description, dict(s.attributes)] for s in spans.get_finished_spans()]))
+"""
+
+
+def test_configuring_application_insights_installs_the_span_scrubbing(tmp_path):
+    """The distro's own provider gets the processor: spans it would ship carry no secret."""
+    with socket.socket() as closed:  # an ingestion endpoint that refuses at once
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    conn = f"InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=http://127.0.0.1:{port}/"
+    env = {**os.environ, "TMPDIR": str(tmp_path), "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
+           "OTEL_TRACES_SAMPLER": "microsoft.fixed_percentage", "OTEL_TRACES_SAMPLER_ARG": "1.0"}
+    secret = "Dq4-77xZ-Lp0w-91Hk"
+    proc = subprocess.run([sys.executable, "-c", CONFIGURED_PROCESS, conn, secret], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    ((description, attributes),) = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert description == "refused REDACTED"
+    assert attributes["exporter.error"] == "refused REDACTED"
