@@ -340,3 +340,130 @@ def test_a_unit_past_its_budget_while_writing_stops_before_its_state_and_is_resu
     assert again.ok, again.error
     check_container(harness.blobs(), expected_ids=ids_of(calls), before=early)
     assert state_rows(harness)["track"].position == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# The adversarial suite: generated hostile pages through the whole export, one invariant
+
+
+def _good(mid: str) -> bytes:
+    return orjson.dumps({"messageId": mid, "type": "track", "receivedAt": AT, "event": "Order Completed",
+                         "properties": {"products": [{"sku": mid, "price": 1.5}], "note": "x\ny"}})
+
+
+#: One line kind -> (the lines it puts in the page, good message ids, lines that must be rejected).
+def _lines_of(kind: str, mid: str) -> tuple[list[bytes], set[str], int]:
+    a, b = _good(mid + "a"), _good(mid + "b")
+    if kind == "good":
+        return [a], {mid + "a"}, 0
+    if kind == "split":  # one object broken over two lines: both halves are bad lines
+        cut = a.index(b',"event"')
+        return [a[:cut], a[cut + 1:]], set(), 2
+    if kind == "merged_comma":
+        return [a + b"," + b], set(), 1
+    if kind == "merged_space":
+        return [a + b" " + b], set(), 1
+    if kind == "merged_none":
+        return [a + b], set(), 1
+    if kind == "whitespace":
+        return [b" \t "], set(), 1
+    if kind == "not_object":
+        return [b'["track"]'], set(), 1
+    if kind == "bom":
+        return [b"\xef\xbb\xbf" + a], set(), 1
+    if kind == "trailing_comma":
+        return [a[:-1] + b",}"], set(), 1
+    if kind == "blank":  # an empty line carries nothing: dropped, never a row (docs/etl-api.md)
+        return [b""], set(), 0
+    raise AssertionError(kind)
+
+
+_line_kind = st.sampled_from(["good", "good", "good", "split", "merged_comma", "merged_space", "merged_none",
+                              "whitespace", "not_object", "bom", "trailing_comma", "blank"])
+#: How a page is served: fine, or a fault that must fail the window without moving anything.
+_page_fault = st.sampled_from(["none", "none", "none", "empty_cursor", "html", "drip", "cut_short"])
+_hostile_page = st.fixed_dictionaries({
+    "kinds": st.lists(_line_kind, max_size=8),
+    "gzip": st.booleans(),
+    "framing": st.sampled_from(["length", "chunked"]),
+    "fault": _page_fault,
+})
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_generated_hostile_pages_keep_the_promise_in_every_format(azurite, request, fmt):
+    """Lines split and merged, several objects on one line, blank and whitespace lines, a BOM,
+    non-objects; pages gzipped or chunked, cut short, dripping, with an empty cursor or an odd
+    content type, and servers whose cursor never ends. One invariant in every format: every row
+    is one well-formed input line, every other line is in ``_rejected/`` (an empty line is no
+    call), no state moves past a page that did not arrive whole, and the run stays within a
+    memory bound. A clean rerun then exports the window exactly once. ``--soak-long`` runs more."""
+    examples = 40 if request.config.getoption("--soak-long") else 4
+
+    @settings(max_examples=examples, deadline=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(st.lists(_hostile_page, min_size=1, max_size=3), st.booleans(), st.integers(0, 10**6))
+    def check(pages, endless, seed):
+        bodies, good, rejected = [], set(), 0
+        for i, page in enumerate(pages):
+            # Every page holds one good call of its own: two pages with the same bytes are a
+            # pagination loop by the contract (docs/etl-api.md), which is its own case below.
+            lines: list[bytes] = [_good(f"h{seed}-{i}")]
+            good.add(f"h{seed}-{i}")
+            for j, kind in enumerate(page["kinds"]):
+                got, ids, bad = _lines_of(kind, f"h{seed}-{i}-{j}")
+                lines += got
+                good |= ids
+                rejected += bad
+            bodies.append(b"".join(line + b"\n" for line in lines))
+
+        def answer(query, n, clean=False):
+            if query.get("type") != "track":
+                return Reply()
+            i = int(query["cursor"][1:].split("-")[0]) + 1 if "cursor" in query else 0
+            if i >= len(pages):  # only an endless server gets here: new calls, new cursors, forever
+                return Reply(_good(f"endless-{n}") + b"\n", headers=[("X-Next-Cursor", f"c{i}-{n}")])
+            page, body = pages[i], bodies[i]
+            fault = "none" if clean else page["fault"]
+            headers = []
+            last = i == len(pages) - 1
+            if fault == "empty_cursor":
+                headers.append(("X-Next-Cursor", ""))
+            elif not last or (endless and not clean):
+                headers.append(("X-Next-Cursor", f"c{i}" if not last else f"c{i}-{n}"))
+            if page["gzip"]:
+                body = gzip.compress(body, compresslevel=1)
+                headers.append(("Content-Encoding", "gzip"))
+            if fault == "html":
+                return Reply(b"<html>oops</html>\n", content_type="text/html", headers=headers)
+            if fault == "drip":
+                return Reply(chunks=[body[:1], body[1:]], content_length=len(body), drip=1.5, headers=headers)
+            if fault == "cut_short":
+                return Reply(body[: max(0, len(body) - 3)], content_length=len(body), headers=headers)
+            return Reply(body, headers=headers, framing=page["framing"])
+
+        fails = endless or any(p["fault"] != "none" for p in pages)
+        harness = _fresh_harness(azurite, fmt)
+        limits = {"MAX_PAGES_PER_WINDOW": "6", "ETL_PAGE_TIMEOUT_SECONDS": "1"}
+        with HostileEtl(answer, token=harness.env["ETL_API_TOKEN"]) as srv:
+            harness.env["ETL_API_ENDPOINT"] = srv.url
+            tracemalloc.start()
+            try:
+                summary = run_with(harness, NOW, **START, **limits)
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+            assert peak < 64 * MiB, f"the run took {peak / MiB:.0f} MiB"
+            if fails:
+                assert not summary.ok
+                assert committed(state_rows(harness)).get("track") == (0, W0)
+                assert not [n for n in harness.blobs() if ".track." in n or "track.ndjson" in n]
+                srv.answer = lambda query, n: answer(query, n, clean=True)
+                again = run_with(harness, NOW, **START, **limits)
+                assert again.ok, (again.error, [u.error for u in again.failures])
+            else:
+                assert summary.ok, (summary.error, [u.error for u in summary.failures])
+        report = check_container(harness.blobs(), expected_ids=good, expected_rejected=rejected)
+        assert report is not None
+
+    check()
