@@ -9,7 +9,7 @@ Each test is marked ``xfail(strict=True)``: the mark comes off when the cause is
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from azure.data.tables import TableServiceClient, UpdateMode
@@ -170,10 +170,10 @@ def test_a_first_run_stopped_between_row_creations_starts_every_type_at_the_same
     the other four types only 12:10. The page calls of 12:00 are never exported, and nothing says
     so. The start of a destination's export must be one instant for all its types (e.g. recorded
     in the pin on first use and used for every row created later)."""
-    from tests.support.faulty_transport import FailingTransport
-    from tests.support.runs import FAST_ETL
     from shared.export import run_export
     from shared.wiring import build_clients, close_clients
+    from tests.support.faulty_transport import FailingTransport
+    from tests.support.runs import FAST_ETL
 
     calls = make_window_calls(W0, minutes=20, per_type={"track": 4, "page": 4}, seed=4)
     harness.source.add(calls)
