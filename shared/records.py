@@ -214,16 +214,16 @@ def json_document(line: bytes, fields: dict[str, msgspec.Raw], call_type: str) -
     The call exactly as sent (numbers and escapes untouched), except for track: ``event`` is
     slugged and ``event_text`` (the name as sent) follows it.
     """
-    if call_type != "track" or "event" not in fields:
+    if call_type != "track" or ("event" not in fields and "event_text" not in fields):
         return line.rstrip(b"\r")
-    slug, text = _event_pair(fields["event"])
     out: dict[str, Any] = {}
     for key, raw in fields.items():
         if key == "event_text":
-            continue  # replaced by the derived one (the sent value stays in CSV/Parquet `extra`)
+            # Replaced by the derived one, also when the call has no `event` (then there is none):
+            # a sent `event_text` never passes for the name (it stays in CSV/Parquet `extra`).
+            continue
         if key == "event":
-            out["event"] = slug
-            out["event_text"] = text
+            out["event"], out["event_text"] = _event_pair(raw)
         else:
             out[key] = raw
     return _encoder.encode(out)

@@ -213,13 +213,7 @@ def test_a_window_that_shrank_between_a_crash_and_the_resume_is_not_committed_ov
 # The same call, another cell: JSON against CSV/Parquet
 
 
-@pytest.mark.parametrize("fmt", [
-    pytest.param("json", marks=pytest.mark.xfail(strict=True, reason=(
-        "a track call without `event` but with its own `event_text` keeps it in the JSON file, where "
-        "`event_text` means the derived name as sent; CSV/Parquet put it in `extra` and leave the "
-        "event_text cell empty (shared/records.py json_document returns the line as sent)"))),
-    "csv", "parquet",
-])
+@pytest.mark.parametrize("fmt", ["json", "csv", "parquet"])
 def test_a_forged_event_text_without_event_is_not_the_event_text_in_any_format(harness, fmt):
     forged = orjson.dumps({"messageId": "f", "type": "track", "receivedAt": AT, "event_text": "Forged"})
     summary = export_with(harness, paged({W0S: [[forged]]}), EXPORT_FORMAT=fmt)
