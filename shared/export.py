@@ -32,6 +32,7 @@ from opentelemetry import trace
 from shared.batching import prefetch, rebatch_pages
 from shared.blob_store import BlobStore, FileIdentity, StagedUpload, container_location
 from shared.calltypes import CALL_TYPES
+from shared.clients import Clients
 from shared.columnar import parser_for
 from shared.crashpoints import crashpoint
 from shared.errors import ClaimLost, ExportError, StateConflictError, UnitBudgetExceeded, WindowNotClosed
@@ -43,7 +44,7 @@ from shared.prefilter import needs_reference_path
 from shared.records import Limits, ParsedBatch, RejectedCall
 from shared.redact import redact_text
 from shared.settings import Settings
-from shared.state_store import StateStore, TypeState
+from shared.state_store import TypeState
 from shared.telemetry import (
     annotate_destination,
     bind_log_context,
@@ -61,15 +62,6 @@ from shared.windows import WINDOW, Window, due_windows, format_rfc3339, latest_d
 from shared.writers import FormatWriter, WriterOptions, writer_class
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Clients:
-    """What a run talks to. Built from settings by :func:`shared.wiring.build_clients`."""
-
-    etl: EtlClient
-    blobs: BlobStore
-    state: StateStore
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from shared.errors import SettingsError
+from shared.formats import FORMATS
+from shared.netloc import is_loopback
 from shared.redact import (
     redact_url,
     register_connection_string,
@@ -22,7 +24,6 @@ from shared.redact import (
     register_url,
 )
 from shared.windows import floor_window, parse_rfc3339
-from shared.writers import FORMATS
 
 #: Every app setting the exporter reads (the Bicep and local.settings.sample.json set the same).
 ALL_SETTINGS: tuple[str, ...] = (
@@ -54,7 +55,6 @@ ALL_SETTINGS: tuple[str, ...] = (
 )
 
 DEFAULT_SCHEDULE = "0 */10 * * * *"
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 def _hidden(value: str) -> str:
@@ -174,11 +174,6 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default
     if raw not in choices:
         raise SettingsError(f"{name}={raw!r} is not supported: use one of {', '.join(choices)}")
     return raw
-
-
-def is_loopback(host: str | None) -> bool:
-    """Whether a host name is this machine (where plain http and no compression make sense)."""
-    return (host or "") in _LOOPBACK or (host or "").startswith("127.")
 
 
 def _http_url(name: str, value: str) -> str:
