@@ -28,10 +28,11 @@ from shared.checks import run_checks, sas_expiry_warning, settings_failure
 from shared.clients import build_clients, close_clients
 from shared.errors import ExportError, SettingsError
 from shared.etl_client import Destination
-from shared.export import RunSummary, run_export
+from shared.export import run_export
 from shared.pinning import DEFAULT_DESTINATION
 from shared.redact import RedactingWriter, install_log_redaction
 from shared.settings import Settings, load_local_settings
+from shared.summary import RunSummary
 from shared.telemetry import configure_azure_monitor, quiet_sdk_loggers
 from shared.windows import format_rfc3339, parse_rfc3339
 

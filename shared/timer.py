@@ -20,9 +20,10 @@ import azure.functions as func
 from shared.checks import log_sas_expiry
 from shared.clients import build_clients, close_clients
 from shared.errors import ExportError, UnexpectedError
-from shared.export import RunFailed, RunSummary, run_export
+from shared.export import run_export
 from shared.redact import install_log_redaction, untrusted
 from shared.settings import Settings, export_schedule
+from shared.summary import RunFailed, RunSummary
 from shared.telemetry import configure_azure_monitor, quiet_sdk_loggers
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ import pytest
 
 from emulator.faults import Fault
 from shared.calltypes import CALL_TYPES
-from shared.export import RunFailed
 from shared.redact import install_log_redaction
+from shared.summary import RunFailed
 from shared.timer import run_tick
 from tests.conftest import TOKEN
 from tests.support.calls import make_window_calls
