@@ -99,3 +99,18 @@ def test_settings_import_without_the_heavy_libraries() -> None:
 def test_the_etl_client_does_not_read_settings() -> None:
     """The ETL client takes its options as arguments (shared/clients.py builds it)."""
     assert "shared.settings" not in import_graph()["shared.etl_client"]
+
+
+def test_only_the_storage_modules_see_azure_sdk_errors() -> None:
+    """Azure SDK errors are mapped to ours in shared/azure_errors.py; the two stores may only see
+    the conditional-write outcomes (409, 412, 404) that their callers decide on."""
+    seeing = set()
+    for path in SHARED.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == "azure.core.exceptions":
+                seeing.add(_module_name(path))
+                if path.name != "azure_errors.py":
+                    names = {alias.name for alias in node.names}
+                    assert names <= {"ResourceExistsError", "ResourceModifiedError", "ResourceNotFoundError",
+                                     "HttpResponseError"}, f"{path.name} imports {sorted(names)}"
+    assert seeing <= {"shared.azure_errors", "shared.blob_store", "shared.state_store"}, sorted(seeing)
