@@ -74,7 +74,7 @@ class BadCall(ValueError):
 
 
 def raw_cell(raw: bytes) -> Cell:
-    """The CSV/Parquet cell of one JSON value given as raw text (DESIGN.md "Scalars").
+    """The CSV/Parquet cell of one JSON value given as raw text (docs/file-format.md, "Cells").
 
     Strings as they are, ``null`` -> None, objects and arrays as compact JSON text,
     numbers and booleans as their JSON text (as sent: ``3.0`` stays ``3.0``).

@@ -1,4 +1,4 @@
-"""Invariant 7: with DEBUG logging on (Azure SDK and urllib3 included) and faults triggered, no
+"""Invariant 7 (docs/design.md): with DEBUG logging on (Azure SDK and urllib3 included) and faults triggered, no
 log record, exception text or CLI output carries the SAS signature or the ETL API token."""
 
 from __future__ import annotations
