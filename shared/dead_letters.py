@@ -9,10 +9,10 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Callable
-from types import TracebackType
 
 import orjson
 
+from shared.abandoning import AbandonedOnError
 from shared.blob_store import BlobStore, FileIdentity, StagedUpload
 from shared.limits import RejectedCall
 from shared.page_reader import OversizedLine
@@ -43,7 +43,7 @@ def dead_letter_line(bad: RejectedCall | OversizedLine) -> bytes:
         return orjson.dumps({"reason": bad.reason, "line_base64": base64.b64encode(bad.line).decode()})
 
 
-class DeadLetters:
+class DeadLetters(AbandonedOnError):
     """The dead-letter file of one (window, type); a context manager that abandons its upload
     when an error leaves the block."""
 
@@ -87,12 +87,3 @@ class DeadLetters:
     def abandon(self) -> None:
         if self._upload is not None:
             self._upload.abandon()
-
-    def __enter__(self) -> DeadLetters:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if exc_type is not None:
-            self.abandon()

@@ -114,7 +114,7 @@ def _run(settings: Settings, clients: Clients, now: datetime, summary: RunSummar
                     return
                 unit = Unit(settings, clients, dest, states[call_type], window, summary.run_id)
                 step = unit.start()
-                with unit.abandoned_on_error():
+                with unit:
                     finisher.wait()  # the previous tail lands before this unit's result
                 if step.next is Next.FINISH:
                     finisher.submit(unit)

@@ -12,15 +12,14 @@ commit are here; those of the files are in :mod:`shared.writers.rotating`.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 
 from opentelemetry import trace
 
+from shared.abandoning import AbandonedOnError
 from shared.clients import Clients
 from shared.crashpoints import crashpoint
 from shared.errors import ClaimLost, ExportError, WindowNotClosed
@@ -54,8 +53,9 @@ class Step:
     state: TypeState | None = None
 
 
-class Unit:
-    """One (window, type) under one ``export.window`` span."""
+class Unit(AbandonedOnError):
+    """One (window, type) under one ``export.window`` span; ``with unit:`` abandons it if the block
+    raises (a started unit that will not be finished)."""
 
     def __init__(
         self,
@@ -155,15 +155,6 @@ class Unit:
         if self.files is not None:
             self.files.abandon()
         self._end_span()
-
-    @contextlib.contextmanager
-    def abandoned_on_error(self) -> Iterator[None]:
-        """Abandon this unit if the block raises (it will not be finished)."""
-        try:
-            yield
-        except BaseException:
-            self.abandon()
-            raise
 
     def _record(self, result: UnitResult) -> None:
         files = result.files

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Protocol
 
+from shared.abandoning import AbandonedOnError
 from shared.crashpoints import crashpoint
 from shared.memory import release_free_memory
 from shared.records import ParsedBatch
@@ -45,7 +45,7 @@ class ClosedFile:
     created: bool  # False: the identical file was already there (a resumed window)
 
 
-class RotatingWriter:
+class RotatingWriter(AbandonedOnError):
     """One (window, type)'s data files, at consecutive positions from ``first_position``.
 
     ``open_sink(position)`` opens the sink of the file at a position. :attr:`files` lists the
@@ -97,15 +97,6 @@ class RotatingWriter:
         """Drop the open file: its staged blocks are never committed."""
         if self._sink is not None:
             self._sink.abandon()
-
-    def __enter__(self) -> RotatingWriter:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if exc_type is not None:
-            self.abandon()
 
     def _open(self) -> FormatWriter:
         self._sink = self.open_sink(self.position)
