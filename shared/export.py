@@ -114,7 +114,7 @@ def _run(settings: Settings, clients: Clients, now: datetime, summary: RunSummar
                     return
                 unit = Unit(settings, clients, dest, states[call_type], window, summary.run_id)
                 step = unit.start()
-                with unit:
+                with unit:  # abandoned if the previous tail fails as it lands
                     finisher.wait()  # the previous tail lands before this unit's result
                 if step.next is Next.FINISH:
                     finisher.submit(unit)
