@@ -62,7 +62,7 @@ QUICK_N = 20_000
 DATA_PROFILES = {"real": f"real-v{PROFILE_VERSION}", "basic": "basic"}
 DEFAULT_PROFILES = ["real"]
 QUICK_PROFILES = ["real", "basic"]
-API_PAGE_LINES = 10_000  # the ETL API's default page size (DESIGN.md), used to pre-split the floor
+API_PAGE_LINES = 10_000  # the ETL API's default page size (docs/etl-api.md), used to pre-split the floor
 RSS_POLL_SECONDS = 0.05
 CHILD_TIMEOUT = 3600.0
 

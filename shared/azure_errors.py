@@ -11,7 +11,13 @@ The rule (docs/guarantees.md, "Permanent errors"):
 * any other 4xx except 408 and 429 (400 above all) is a :class:`StorageConfigError`: a setting or a
   name is wrong, and it must not look like an outage;
 * 408, 429, 5xx and transport failures are a transient :class:`StorageError`, after the SDK's own
-  retries.
+  retries;
+* on a read, a 404 whose code names the thing read (``BlobNotFound``) means "none"
+  (:func:`absent`); any other 404 there is a :class:`StorageConfigError`.
+
+Nothing else in the code maps an SDK error (tests/test_imports.py checks that only this module
+and the stores import ``azure.core.exceptions``, and the stores only to see conditional-write
+outcomes).
 """
 
 from __future__ import annotations
@@ -76,6 +82,15 @@ def storage_call(
         raise classify(exc, service, denied, missing) from None
     except (ServiceRequestError, ServiceResponseError) as exc:
         raise StorageError(f"{service} storage unreachable: {redact_text(str(exc))[:200]}") from None
+
+
+def absent(exc: ResourceNotFoundError, codes: frozenset[str], otherwise: str) -> None:
+    """A 404 on a read: returns (the thing is absent) when its code is one of ``codes`` (or none
+    is given); raises :class:`StorageConfigError` with ``otherwise`` for any other 404 (a missing
+    parent, a wrong name), so a wrong setting is never read as "nothing there"."""
+    if error_code(exc) in codes or not error_code(exc):
+        return
+    raise StorageConfigError(otherwise.format(code=error_code(exc))) from None
 
 
 def classify(

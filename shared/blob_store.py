@@ -33,9 +33,9 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobBlock, BlobClient, ContainerClient, ContentSettings, ExponentialRetry
 
-from shared.azure_errors import CONTAINER_MISSING, error_code, storage_call
-from shared.errors import BlobConflictError, StorageConfigError, StorageError, StoragePermissionError
-from shared.windows import format_rfc3339
+from shared.azure_errors import CONTAINER_MISSING, absent, error_code, storage_call
+from shared.errors import BlobConflictError, StorageError, StoragePermissionError
+from shared.windows import Window, format_rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,10 @@ class FileIdentity:
     call_type: str
     position: int  # 0 for a dead-letter file
     kind: str = "data"  # data | rejected
+
+    @property
+    def window(self) -> Window:
+        return Window(self.window_start, self.window_end)
 
     def metadata(self, rows: int, sha256: str) -> dict[str, str]:
         return {
@@ -206,13 +210,10 @@ class BlobStore:
         try:
             props = self.call("r", lambda: self.container.get_blob_client(name).get_blob_properties())
         except ResourceNotFoundError as exc:
-            code = error_code(exc)
-            if code in ("", "BlobNotFound"):
-                return None
-            raise StorageConfigError(
-                f"blob storage answered 404 {code} for {name}: check BLOB_SAS_URL "
-                "(or BLOB_ACCOUNT_URL/BLOB_CONTAINER) and BLOB_PATH"
-            ) from None
+            absent(exc, frozenset({"BlobNotFound"}),
+                   f"blob storage answered 404 {{code}} for {name}: check BLOB_SAS_URL "
+                   "(or BLOB_ACCOUNT_URL/BLOB_CONTAINER) and BLOB_PATH")
+            return None
         return dict(props.metadata or {})
 
     def open(
@@ -236,7 +237,7 @@ class BlobStore:
         )
 
     def _permission_error(self, permission: str, exc: HttpResponseError) -> StoragePermissionError:
-        code = getattr(exc, "error_code", None) or "AuthorizationFailure"
+        code = error_code(exc) or "AuthorizationFailure"
         names = {"r": "read", "c": "create", "w": "write", "l": "list"}
         need = "".join(p for p in permission if p in names) or permission
         message = (
@@ -264,7 +265,8 @@ def _conflict(name: str, identity: FileIdentity, existing: Mapping[str, str]) ->
         f"{name} already exists and was not written by this export for {identity.call_type} "
         f"{format_rfc3339(identity.window_start)} (its metadata: window_start={existing.get('window_start')}, "
         f"call_type={existing.get('call_type')}); the exporter never overwrites a file: move it away "
-        "or point the export at an empty folder (docs/guarantees.md)"
+        "or point the export at an empty folder (docs/guarantees.md)",
+        blob=name, window=identity.window, call_type=identity.call_type,
     )
 
 
@@ -373,7 +375,8 @@ class StagedUpload:
                     pass
         existing = self.store.metadata_of(self.name)
         if existing is None:
-            raise StorageError(f"{self.name}: the create-only commit was refused but no blob is there")
+            raise StorageError(f"{self.name}: the create-only commit was refused but no blob is there",
+                               blob=self.name, window=self.identity.window, call_type=self.identity.call_type)
         if not self.identity.matches(existing):
             raise _conflict(self.name, self.identity, existing)
         if existing.get("sha256") != digest:
@@ -381,7 +384,8 @@ class StagedUpload:
             raise BlobConflictError(
                 f"{self.name} exists for the same window and type but with different content "
                 f"(sha256 {existing.get('sha256')} != {digest}): the ETL API returned different "
-                "calls for a closed window; the file is left as it is (docs/guarantees.md)"
+                "calls for a closed window; the file is left as it is (docs/guarantees.md)",
+                blob=self.name, window=self.identity.window, call_type=self.identity.call_type,
             )
         return CommitResult(self.name, self._size, digest, created=False)
 

@@ -1,4 +1,4 @@
-"""Call types and the columns each one's files carry (DESIGN.md, "The files")."""
+"""Call types and the columns each one's files carry (docs/file-format.md, "Columns")."""
 
 from __future__ import annotations
 

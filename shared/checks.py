@@ -16,11 +16,12 @@ from typing import TextIO
 from urllib.parse import parse_qs, urlsplit
 
 from shared.blob_store import sas_expiry, sas_permissions
+from shared.clients import build_clients, close_clients
 from shared.errors import ExportError
+from shared.netloc import is_loopback
 from shared.redact import redact_text
-from shared.settings import Settings, is_loopback
+from shared.settings import Settings
 from shared.windows import format_rfc3339
-from shared.wiring import build_clients, close_clients
 
 REQUIRED_PERMISSIONS = {"r": "read", "c": "create", "w": "write", "l": "list"}
 #: Warn this long before the SAS expires (check, status and every timer run).

@@ -25,15 +25,16 @@ from typing import TextIO
 from shared.blob_store import sas_expiry
 from shared.calltypes import CALL_TYPES
 from shared.checks import run_checks, sas_expiry_warning, settings_failure
+from shared.clients import build_clients, close_clients
 from shared.errors import ExportError, SettingsError
 from shared.etl_client import Destination
-from shared.export import RunSummary, run_export
+from shared.export import run_export
 from shared.pinning import DEFAULT_DESTINATION
 from shared.redact import RedactingWriter, install_log_redaction
 from shared.settings import Settings, load_local_settings
+from shared.summary import RunSummary
 from shared.telemetry import configure_azure_monitor, quiet_sdk_loggers
 from shared.windows import format_rfc3339, parse_rfc3339
-from shared.wiring import build_clients, close_clients
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

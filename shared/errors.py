@@ -9,7 +9,12 @@ nothing advances past data that did not land.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from shared.redact import redact_text
+
+if TYPE_CHECKING:
+    from shared.windows import Window
 
 
 class ExportError(Exception):
@@ -18,12 +23,24 @@ class ExportError(Exception):
     The message is scrubbed of secrets when the error is made and again when it is shown
     (:func:`shared.redact.redact_text`): whatever a message quotes (a server's answer, a
     setting's value), no token or SAS signature leaves the process in it.
+
+    The fields it is about are attributes too, for code that handles it (None when unknown):
+    ``window`` (:class:`~shared.windows.Window`), ``call_type``, ``blob`` (a blob's name).
     """
 
     transient = False
 
-    def __init__(self, *args: object) -> None:
+    def __init__(
+        self,
+        *args: object,
+        window: Window | None = None,
+        call_type: str | None = None,
+        blob: str | None = None,
+    ) -> None:
         super().__init__(*(redact_text(a) if isinstance(a, str) else a for a in args))
+        self.window = window
+        self.call_type = call_type
+        self.blob = blob
 
     def __str__(self) -> str:
         return redact_text(super().__str__())
@@ -36,8 +53,8 @@ class SettingsError(ExportError):
 class EtlApiError(ExportError):
     """The ETL API refused a request for good (400, 401, 403) or broke its contract."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, status: int | None = None, **fields: Any) -> None:
+        super().__init__(message, **fields)
         self.status = status
 
 
@@ -52,8 +69,8 @@ class WindowNotClosed(EtlApiError):
 
     transient = True
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message, status=409)
+    def __init__(self, message: str, retry_after: float | None = None, **fields: Any) -> None:
+        super().__init__(message, status=409, **fields)
         self.retry_after = retry_after
 
 

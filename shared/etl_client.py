@@ -36,6 +36,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from shared.errors import EtlApiError, EtlApiUnavailable, UnitBudgetExceeded, WindowNotClosed
 from shared.lines import LineBlock
+from shared.netloc import is_loopback
 from shared.page_reader import (
     LINE_CAP_FLOOR,
     STEP,
@@ -47,7 +48,6 @@ from shared.page_reader import (
     read_capped,
 )
 from shared.redact import untrusted
-from shared.settings import is_loopback
 from shared.windows import format_rfc3339
 
 log = logging.getLogger(__name__)

@@ -25,16 +25,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from shared.limits import Limits
 from shared.lines import LineBlock
-
-if TYPE_CHECKING:
-    from shared.records import Limits
 
 #: Levels the first pass follows (the pattern grows, and compiles slower, with each level).
 FIRST_PASS_LEVELS = 12

@@ -23,6 +23,7 @@ import numpy as np
 import orjson
 
 from shared.calltypes import CALL_TYPES, COLUMNS, EXTRA_COLUMN, KNOWN_FIELDS
+from shared.limits import Limits, RejectedCall
 from shared.prefilter import needs_reference_path
 from shared.slug import slugify_event
 
@@ -41,22 +42,6 @@ _JSON_KIND: dict[type, str] = {
     dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean",
     type(None): "null",
 }
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Caps that make a line a bad call. Documented in docs/file-format.md."""
-
-    max_call_bytes: int = 65536  # MAX_CALL_BYTES: Segment's 32 KB doubled (docs/file-format.md)
-    max_depth: int = 32
-
-
-@dataclass(frozen=True)
-class RejectedCall:
-    """A line the export will not put in a data file, and why."""
-
-    line: bytes
-    reason: str
 
 
 @dataclass
@@ -89,7 +74,7 @@ class BadCall(ValueError):
 
 
 def raw_cell(raw: bytes) -> Cell:
-    """The CSV/Parquet cell of one JSON value given as raw text (DESIGN.md "Scalars").
+    """The CSV/Parquet cell of one JSON value given as raw text (docs/file-format.md, "Cells").
 
     Strings as they are, ``null`` -> None, objects and arrays as compact JSON text,
     numbers and booleans as their JSON text (as sent: ``3.0`` stays ``3.0``).

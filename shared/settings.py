@@ -15,6 +15,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from shared.errors import SettingsError
+from shared.formats import FORMATS
+from shared.netloc import is_loopback
 from shared.redact import (
     redact_url,
     register_connection_string,
@@ -22,39 +24,68 @@ from shared.redact import (
     register_url,
 )
 from shared.windows import floor_window, parse_rfc3339
-from shared.writers import FORMATS
-
-#: Every app setting the exporter reads (the Bicep and local.settings.sample.json set the same).
-ALL_SETTINGS: tuple[str, ...] = (
-    "ETL_API_ENDPOINT",
-    "ETL_API_TOKEN",
-    "EXPORT_FORMAT",
-    "BLOB_SAS_URL",
-    "BLOB_ACCOUNT_URL",
-    "BLOB_CONTAINER",
-    "BLOB_PATH",
-    "AzureWebJobsStorage",
-    "STATE_TABLE",
-    "EXPORT_SCHEDULE",
-    "EXPORT_START",
-    "SETTLE_SECONDS",
-    "MAX_WINDOWS_PER_RUN",
-    "RUN_BUDGET_SECONDS",
-    "MAX_FILE_BYTES",
-    "MAX_FILE_ROWS",
-    "EXPORT_COMPRESSION",
-    "PARQUET_COMPRESSION",
-    "CSV_ESCAPE_FORMULAS",
-    "MAX_CALL_BYTES",
-    "MAX_PAGE_BYTES",
-    "ETL_PAGE_TIMEOUT_SECONDS",
-    "UNIT_BUDGET_SECONDS",
-    "MAX_PAGES_PER_WINDOW",
-    "APPLICATIONINSIGHTS_CONNECTION_STRING",
-)
 
 DEFAULT_SCHEDULE = "0 */10 * * * *"
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One app setting, declared once: this drives parsing, :data:`ALL_SETTINGS` and the check
+    that the README, the Bicep and local.settings.sample.json agree with the code
+    (tests/test_settings_consistency.py)."""
+
+    name: str
+    type: type
+    default: str | int | bool | None = None  # None: no default (required, or unset means absent)
+    required: bool = False  # "one of" pairs (BLOB_SAS_URL / BLOB_ACCOUNT_URL) are checked by code
+    secret: bool = False  # hidden from repr and every message
+    help: str = ""
+    minimum: int | None = None
+    maximum: int | None = None
+    choices: tuple[str, ...] = ()
+
+
+_MiB = 1024 * 1024
+
+#: Every app setting the exporter reads (the Bicep and local.settings.sample.json set the same).
+SETTINGS: tuple[Setting, ...] = (
+    Setting("ETL_API_ENDPOINT", str, required=True, help="ETL API base URL (https; http only on loopback)"),
+    Setting("ETL_API_TOKEN", str, required=True, secret=True, help="bearer token for the ETL API"),
+    Setting("EXPORT_FORMAT", str, required=True, choices=FORMATS, help="file format"),
+    Setting("BLOB_SAS_URL", str, secret=True, help="container SAS URL with permissions r c w l"),
+    Setting("BLOB_ACCOUNT_URL", str, help="instead of a SAS: the account URL, reached with managed identity"),
+    Setting("BLOB_CONTAINER", str, help="the destination container, with BLOB_ACCOUNT_URL"),
+    Setting("BLOB_PATH", str, "", help="folder inside the container"),
+    Setting("AzureWebJobsStorage", str, required=True, secret=True,
+            help="the app's storage account (the positions table lives here)"),
+    Setting("STATE_TABLE", str, "exporterpositions", help="table holding positions and claims"),
+    Setting("EXPORT_SCHEDULE", str, DEFAULT_SCHEDULE, help="NCRONTAB schedule of the timer, with seconds"),
+    Setting("EXPORT_START", str, help="RFC 3339 start of the first window for a new destination"),
+    Setting("SETTLE_SECONDS", int, 60, minimum=0, maximum=86_400,
+            help="a window is exported only when end + SETTLE_SECONDS <= now"),
+    Setting("MAX_WINDOWS_PER_RUN", int, 36, minimum=1, maximum=10_000, help="catch-up bound per tick"),
+    Setting("RUN_BUDGET_SECONDS", int, 480, minimum=10, maximum=86_400, help="no new window starts after this"),
+    Setting("MAX_FILE_BYTES", int, 256 * _MiB, minimum=1024, maximum=190 * 1024**4,
+            help="size cap per file, bytes before compression"),
+    Setting("MAX_FILE_ROWS", int, 1_000_000, minimum=1, maximum=2_000_000_000, help="row cap per file"),
+    Setting("EXPORT_COMPRESSION", str, "none", choices=("none", "gzip"), help="gzip for csv and json"),
+    Setting("PARQUET_COMPRESSION", str, "snappy", choices=("snappy", "zstd", "none"), help="Parquet codec"),
+    Setting("CSV_ESCAPE_FORMULAS", bool, False, help="prefix ' to CSV cells starting with = + - @"),
+    Setting("MAX_CALL_BYTES", int, 65536, minimum=256, maximum=16 * _MiB,
+            help="lines larger than this are dead-lettered"),
+    Setting("MAX_PAGE_BYTES", int, 64 * _MiB, minimum=_MiB, maximum=1024**3,
+            help="most bytes one ETL API page may inflate to"),
+    Setting("ETL_PAGE_TIMEOUT_SECONDS", int, 60, minimum=1, maximum=3600,
+            help="most time one ETL API request may take in total"),
+    Setting("UNIT_BUDGET_SECONDS", int, 100, minimum=1, maximum=86_400,
+            help="most time one (window, type) may take"),
+    Setting("MAX_PAGES_PER_WINDOW", int, 10_000, minimum=1, maximum=1_000_000,
+            help="most ETL API pages of one (window, type)"),
+    Setting("APPLICATIONINSIGHTS_CONNECTION_STRING", str, secret=True,
+            help="enables OpenTelemetry export to Application Insights"),
+)
+SETTING: dict[str, Setting] = {s.name: s for s in SETTINGS}
+ALL_SETTINGS: tuple[str, ...] = tuple(SETTING)
 
 
 def _hidden(value: str) -> str:
@@ -63,7 +94,7 @@ def _hidden(value: str) -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    """The exporter's configuration. Build it with :meth:`from_env`."""
+    """The exporter's configuration. Build it with :meth:`from_env` (defaults: :data:`SETTINGS`)."""
 
     etl_api_endpoint: str
     etl_api_token: str = field(repr=False)
@@ -74,23 +105,23 @@ class Settings:
     blob_path: str
     storage_connection: str = field(repr=False)
     table_service_uri: str
-    state_table: str = "exporterpositions"
-    export_start: datetime | None = None
-    settle_seconds: int = 60
-    max_windows_per_run: int = 36
-    run_budget_seconds: int = 480
-    max_file_bytes: int = 256 * 1024 * 1024
-    max_file_rows: int = 1_000_000
-    gzip: bool = False
-    parquet_compression: str = "snappy"
-    csv_escape_formulas: bool = False
-    max_call_bytes: int = 65536
-    max_page_bytes: int = 64 * 1024 * 1024
-    etl_page_timeout_seconds: int = 60
-    unit_budget_seconds: int = 100
-    max_pages_per_window: int = 10_000
-    export_schedule: str = DEFAULT_SCHEDULE
-    appinsights_connection_string: str = field(default="", repr=False)
+    state_table: str
+    export_start: datetime | None
+    settle_seconds: int
+    max_windows_per_run: int
+    run_budget_seconds: int
+    max_file_bytes: int
+    max_file_rows: int
+    gzip: bool
+    parquet_compression: str
+    csv_escape_formulas: bool
+    max_call_bytes: int
+    max_page_bytes: int
+    etl_page_timeout_seconds: int
+    unit_budget_seconds: int
+    max_pages_per_window: int
+    export_schedule: str
+    appinsights_connection_string: str = field(repr=False)
 
     def __repr__(self) -> str:  # secrets stay out, the rest helps support
         return (
@@ -143,10 +174,13 @@ def _required(env: Mapping[str, str], name: str, what: str) -> str:
     return value
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+def _int(env: Mapping[str, str], name: str) -> int:
+    spec = SETTING[name]
+    assert isinstance(spec.default, int) and spec.minimum is not None and spec.maximum is not None
+    minimum, maximum = spec.minimum, spec.maximum
     raw = _get(env, name)
     if not raw:
-        return default
+        return spec.default
     try:
         value = int(raw)
     except ValueError:
@@ -158,14 +192,19 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum:
 
 def _bool(env: Mapping[str, str], name: str) -> bool:
     raw = _get(env, name).lower()
-    if raw in ("", "0", "false", "no", "off"):
+    if not raw:
+        return bool(SETTING[name].default)
+    if raw in ("0", "false", "no", "off"):
         return False
     if raw in ("1", "true", "yes", "on"):
         return True
     raise SettingsError(f"{name}={raw!r} is not a boolean: use true or false")
 
 
-def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str | None) -> str:
+def _choice(env: Mapping[str, str], name: str) -> str:
+    spec = SETTING[name]
+    choices, default = spec.choices, spec.default
+    assert choices and (default is None or isinstance(default, str))
     raw = _get(env, name).lower()
     if not raw:
         if default is None:
@@ -174,11 +213,6 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default
     if raw not in choices:
         raise SettingsError(f"{name}={raw!r} is not supported: use one of {', '.join(choices)}")
     return raw
-
-
-def is_loopback(host: str | None) -> bool:
-    """Whether a host name is this machine (where plain http and no compression make sense)."""
-    return (host or "") in _LOOPBACK or (host or "").startswith("127.")
 
 
 def _http_url(name: str, value: str) -> str:
@@ -273,7 +307,7 @@ def _parse(env: Mapping[str, str]) -> Settings:
             "ETL_API_TOKEN holds a space, a line break, a control or a non-ASCII character: "
             "copy the token again (a bearer token is printable ASCII)"
         )
-    export_format = _choice(env, "EXPORT_FORMAT", FORMATS, None)
+    export_format = _choice(env, "EXPORT_FORMAT")
     sas = _get(env, "BLOB_SAS_URL")
     account_url = _get(env, "BLOB_ACCOUNT_URL")
     container = _get(env, "BLOB_CONTAINER")
@@ -305,12 +339,12 @@ def _parse(env: Mapping[str, str]) -> Settings:
             raise SettingsError(
                 f"EXPORT_START={start_raw!r} is not an RFC 3339 time like 2026-01-01T00:00:00Z"
             ) from None
-    compression = _choice(env, "EXPORT_COMPRESSION", ("none", "gzip"), "none")
+    compression = _choice(env, "EXPORT_COMPRESSION")
     if compression == "gzip" and export_format == "parquet":
         raise SettingsError(
             "EXPORT_COMPRESSION=gzip applies to csv and json; for parquet use PARQUET_COMPRESSION"
         )
-    table = _get(env, "STATE_TABLE") or "exporterpositions"
+    table = _get(env, "STATE_TABLE") or str(SETTING["STATE_TABLE"].default)
     if not (3 <= len(table) <= 63 and table.isalnum() and table[0].isalpha()):
         raise SettingsError(
             f"STATE_TABLE={table!r} is not a valid table name (3-63 letters and digits, "
@@ -328,21 +362,19 @@ def _parse(env: Mapping[str, str]) -> Settings:
         table_service_uri=table_uri,
         state_table=table,
         export_start=export_start,
-        settle_seconds=_int(env, "SETTLE_SECONDS", 60, 0, 86_400),
-        max_windows_per_run=_int(env, "MAX_WINDOWS_PER_RUN", 36, 1, 10_000),
-        run_budget_seconds=_int(env, "RUN_BUDGET_SECONDS", 480, 10, 86_400),
-        max_file_bytes=_int(env, "MAX_FILE_BYTES", 256 * 1024 * 1024, 1024, 190 * 1024**4),
-        max_file_rows=_int(env, "MAX_FILE_ROWS", 1_000_000, 1, 2_000_000_000),
+        settle_seconds=_int(env, "SETTLE_SECONDS"),
+        max_windows_per_run=_int(env, "MAX_WINDOWS_PER_RUN"),
+        run_budget_seconds=_int(env, "RUN_BUDGET_SECONDS"),
+        max_file_bytes=_int(env, "MAX_FILE_BYTES"),
+        max_file_rows=_int(env, "MAX_FILE_ROWS"),
         gzip=compression == "gzip",
-        parquet_compression=_choice(
-            env, "PARQUET_COMPRESSION", ("snappy", "zstd", "none"), "snappy"
-        ),
+        parquet_compression=_choice(env, "PARQUET_COMPRESSION"),
         csv_escape_formulas=_bool(env, "CSV_ESCAPE_FORMULAS"),
-        max_call_bytes=_int(env, "MAX_CALL_BYTES", 65536, 256, 16 * 1024 * 1024),
-        max_page_bytes=_int(env, "MAX_PAGE_BYTES", 64 * 1024 * 1024, 1024 * 1024, 1024**3),
-        etl_page_timeout_seconds=_int(env, "ETL_PAGE_TIMEOUT_SECONDS", 60, 1, 3600),
-        unit_budget_seconds=_int(env, "UNIT_BUDGET_SECONDS", 100, 1, 86_400),
-        max_pages_per_window=_int(env, "MAX_PAGES_PER_WINDOW", 10_000, 1, 1_000_000),
+        max_call_bytes=_int(env, "MAX_CALL_BYTES"),
+        max_page_bytes=_int(env, "MAX_PAGE_BYTES"),
+        etl_page_timeout_seconds=_int(env, "ETL_PAGE_TIMEOUT_SECONDS"),
+        unit_budget_seconds=_int(env, "UNIT_BUDGET_SECONDS"),
+        max_pages_per_window=_int(env, "MAX_PAGES_PER_WINDOW"),
         export_schedule=export_schedule(env),
         appinsights_connection_string=_get(env, "APPLICATIONINSIGHTS_CONNECTION_STRING"),
     )

@@ -1,4 +1,4 @@
-"""The track ``event`` slug (DESIGN.md): a pure function of the event name."""
+"""The track ``event`` slug (docs/file-format.md, "`event` and `event_text`"): a pure function of the event name."""
 
 from __future__ import annotations
 

@@ -201,7 +201,8 @@ class StateStore:
             self._call(lambda: self.table.create_entity(_state_to_entity(state)))
         current = self.get(dest_key, call_type)
         if current is None:
-            raise StorageError(f"the state row {dest_key}/{call_type} vanished after it was created")
+            raise StorageError(f"the state row {dest_key}/{call_type} vanished after it was created",
+                               call_type=call_type)
         return current
 
     def claim(

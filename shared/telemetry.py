@@ -33,6 +33,8 @@ from datetime import datetime
 
 from opentelemetry import metrics, trace
 
+from shared.redact import redact_text
+
 SCOPE = "cdp_blob_exporter"
 #: The logger whose records the distro ships to Application Insights (all of ``shared.*``).
 LOGGER_NAME = "shared"
@@ -72,6 +74,34 @@ def record_export_lag(now: datetime, window_ends: Mapping[str, datetime]) -> Non
     """
     for call_type, window_end in window_ends.items():
         export_lag.set(max(0.0, (now - window_end).total_seconds()), {"type": call_type})
+
+
+# --- span attributes: one naming rule, ``exporter.<name>`` ---------------------------------------
+
+AttributeValue = str | bool | int | float | list[str]
+
+
+def annotate(span: trace.Span, **attributes: AttributeValue) -> None:
+    """Set ``exporter.<name>`` attributes on a span (the run's, a unit's)."""
+    span.set_attributes({f"exporter.{name}": value for name, value in attributes.items()})
+
+
+def record_unit_metrics(call_type: str, created_file_bytes: list[int], rows: int, rejected: int) -> None:
+    """Count a committed unit: files and bytes it created (not the ones it found in place), calls
+    exported and rejected, all by ``type``."""
+    attrs = {"type": call_type}
+    for size in created_file_bytes:
+        files_written.add(1, attrs)
+        bytes_written.add(size, attrs)
+    calls_exported.add(rows, attrs)
+    if rejected:
+        rejected_calls.add(rejected, attrs)
+
+
+def error_status(message: str) -> trace.Status:
+    """A span's error status: the message scrubbed before the cut (a cut cannot leave a piece of a
+    secret to match against), at most 200 characters."""
+    return trace.Status(trace.StatusCode.ERROR, redact_text(message)[:200])
 
 
 # --- log context: ids every log record of a run carries -------------------------------------

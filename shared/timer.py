@@ -18,12 +18,13 @@ from datetime import UTC, datetime
 import azure.functions as func
 
 from shared.checks import log_sas_expiry
+from shared.clients import build_clients, close_clients
 from shared.errors import ExportError, UnexpectedError
-from shared.export import RunFailed, RunSummary, run_export
+from shared.export import run_export
 from shared.redact import install_log_redaction, untrusted
 from shared.settings import Settings, export_schedule
+from shared.summary import RunFailed, RunSummary
 from shared.telemetry import configure_azure_monitor, quiet_sdk_loggers
-from shared.wiring import build_clients, close_clients
 
 log = logging.getLogger(__name__)
 export_blueprint = func.Blueprint()

@@ -17,9 +17,10 @@ import pytest
 from devtools.azurite import Azurite, existing_azurite, start_azurite
 from emulator.server import EmulatorServer
 from emulator.sources import StaticSource
-from shared.export import RunSummary, run_export
+from shared.clients import build_clients, close_clients
+from shared.export import run_export
 from shared.settings import Settings
-from shared.wiring import build_clients, close_clients
+from shared.summary import RunSummary
 from tests.support.blobs import StoredBlob, read_container
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""Invariant 4: a process killed at any step is repaired by the next run, exactly once.
+"""Invariant 4 (docs/design.md): a process killed at any step is repaired by the next run, exactly once.
 
 Each test runs the real CLI (``python -m shared.cli run --now ...``) as a subprocess that dies
 with status 137 at a named crash point (``EXPORTER_CRASH_AT``), then runs it again without the

@@ -18,8 +18,8 @@ from azure.functions.timer import TimerRequest
 
 from function_app import app
 from shared.errors import SettingsError
-from shared.export import RunFailed
 from shared.settings import DEFAULT_SCHEDULE
+from shared.summary import RunFailed
 from shared.windows import WINDOW, format_rfc3339, latest_due_end
 from tests.support.calls import make_window_calls
 

@@ -1,4 +1,4 @@
-"""Runs over time: two exports at once (invariant 5), downtime and catch-up, open windows (6).
+"""Runs over time: two exports at once (docs/design.md, invariant 5), downtime and catch-up, open windows (6).
 
 Overlap: two real processes (the CLI) started together against the same Azurite, table and
 container with the same ``--now``; both must exit 0 and together write every file exactly once.

@@ -1,4 +1,4 @@
-"""Calls -> records: the file rules of DESIGN.md ("The files") and the bad-call rules, on both paths.
+"""Calls -> records: the file rules of docs/file-format.md and the bad-call rules, on both paths.
 
 Every explicit case runs through :class:`CallParser` (prefilter + fast path) *and* through
 :func:`parse_call` (the reference path) line by line; the property test at the end generates

@@ -1,4 +1,4 @@
-"""Invariant 7: with DEBUG logging on (Azure SDK and urllib3 included) and faults triggered, no
+"""Invariant 7 (docs/design.md): with DEBUG logging on (Azure SDK and urllib3 included) and faults triggered, no
 log record, exception text or CLI output carries the SAS signature or the ETL API token."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 
 from emulator.faults import Fault
 from shared.calltypes import CALL_TYPES
-from shared.export import RunFailed
 from shared.redact import install_log_redaction
+from shared.summary import RunFailed
 from shared.timer import run_tick
 from tests.conftest import TOKEN
 from tests.support.calls import make_window_calls

@@ -1,5 +1,6 @@
-"""One list of settings, three places: the code (``ALL_SETTINGS``), local.settings.sample.json and
-the Bicep ``exporterSettings``. Same names everywhere, each one really read, same defaults."""
+"""One declaration of the settings (``shared.settings.SETTINGS``), four places that must agree: the
+code that parses them, the README settings table, local.settings.sample.json and the Bicep
+``exporterSettings``. Same names everywhere, each one really read, same defaults."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from pathlib import Path
 import pytest
 
 from shared.errors import SettingsError
-from shared.settings import ALL_SETTINGS, DEFAULT_SCHEDULE, Settings
+from shared.settings import ALL_SETTINGS, DEFAULT_SCHEDULE, SETTING, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "local.settings.sample.json"
 BICEP = ROOT / "infra" / "app" / "function.bicep"
+README = ROOT / "README.md"
 #: Read by the Functions host/worker, not by the exporter.
 PLATFORM_KEYS = {"FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsFeatureFlags"}
 #: A test hook (tests/…crash tests), never an app setting.
@@ -74,7 +76,9 @@ def shared_source(without_all_settings: bool = True) -> str:
     for path in sorted((ROOT / "shared").rglob("*.py")):
         src = path.read_text(encoding="utf-8")
         if without_all_settings and path.name == "settings.py":
-            src = re.sub(r"ALL_SETTINGS: tuple\[str, \.\.\.\] = \(.*?\n\)\n", "", src, flags=re.S)
+            # The declaration names every setting: what counts is the code that reads them.
+            src, n = re.subn(r"SETTINGS: tuple\[Setting, \.\.\.\] = \(.*?\n\)\n", "", src, flags=re.S)
+            assert n == 1, "the SETTINGS declaration was not found in shared/settings.py"
         text += src
     return text
 
@@ -163,3 +167,31 @@ def test_the_sample_file_holds_no_real_secret():
     values = sample_values()
     assert values["APPLICATIONINSIGHTS_CONNECTION_STRING"] == ""
     assert "sig=" not in values["BLOB_SAS_URL"]
+
+
+def readme_settings() -> dict[str, tuple[str, str]]:
+    """README settings table: name -> (required column, default column)."""
+    section = README.read_text(encoding="utf-8").split("## Settings", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([A-Za-z_]\w*)` \|([^|]*)\|([^|]*)\|", section, re.M)
+    return {name: (required.strip(), default.strip()) for name, required, default in rows}
+
+
+def test_the_readme_lists_exactly_the_declared_settings():
+    names = set(readme_settings())
+    assert names == set(ALL_SETTINGS), (
+        f"missing from the README table: {sorted(set(ALL_SETTINGS) - names)}; "
+        f"not declared: {sorted(names - set(ALL_SETTINGS))}")
+
+
+@pytest.mark.parametrize("name", ALL_SETTINGS)
+def test_the_readme_shows_the_declared_default_and_requirement(name):
+    required, default = readme_settings()[name]
+    spec = SETTING[name]
+    assert (required == "yes") == spec.required, f"README 'required' of {name} is {required!r}"
+    declared = spec.default
+    if isinstance(declared, bool):
+        declared = str(declared).lower()
+    if declared not in (None, ""):
+        assert default == f"`{declared}`", f"README default of {name} is {default!r}, the code's is {declared!r}"
+    else:
+        assert not default.startswith("`"), f"README gives {name} a default {default!r}; the code has none"

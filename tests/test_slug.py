@@ -1,4 +1,4 @@
-"""The track ``event`` slug (DESIGN.md, "The event slug")."""
+"""The track ``event`` slug (docs/file-format.md, "`event` and `event_text`")."""
 
 from __future__ import annotations
 

@@ -21,9 +21,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.blob_store import BlobStore, FileIdentity, make_container_client
+from shared.clients import build_clients, close_clients
 from shared.errors import BlobConflictError
 from shared.export import run_export
-from shared.wiring import build_clients, close_clients
 from tests.support.calls import make_call, make_window_calls
 from tests.support.faulty_transport import CallbackTransport, is_commit_of, is_stage_of
 from tests.support.invariants import check_container, ids_of

@@ -1,5 +1,5 @@
 """The writers: every format x type written into memory, read back with the usual readers, and
-compared with the calls sent (DESIGN.md, "The files")."""
+compared with the calls sent (docs/file-format.md)."""
 
 from __future__ import annotations
 

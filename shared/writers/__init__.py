@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shared.formats import FORMATS
 from shared.writers.base import ByteSink, FormatWriter, WriterOptions, WriterSpec
 from shared.writers.csv import CsvWriter
 from shared.writers.jsonl import JsonWriter
@@ -10,7 +11,8 @@ from shared.writers.parquet import ParquetWriter
 WRITERS: dict[str, type[FormatWriter]] = {
     w.spec.name: w for w in (CsvWriter, JsonWriter, ParquetWriter)
 }
-FORMATS: tuple[str, ...] = tuple(WRITERS)
+if tuple(WRITERS) != FORMATS:  # shared/formats.py names the formats settings accept
+    raise ImportError(f"writers {tuple(WRITERS)} do not match shared.formats.FORMATS {FORMATS}")
 
 
 class UnknownFormatError(ValueError):

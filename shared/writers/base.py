@@ -93,7 +93,7 @@ class GzipSink:
 class FormatWriter(ABC):
     """Writes one file: construct, ``write`` batches, ``close`` once.
 
-    ``rows`` and ``size_before_compression`` drive the file size cap (shared.rotation).
+    ``rows`` and ``size_before_compression`` drive the file size cap (:mod:`shared.writers.rotating`).
     """
 
     spec: ClassVar[WriterSpec]

@@ -1,4 +1,4 @@
-"""The whole-container invariant check (DESIGN.md "Invariants"), reusable by every fault test.
+"""The whole-container invariant check (docs/design.md, "Invariants"), reusable by every fault test.
 
 :func:`check_container` reads what is in the container and asserts:
 

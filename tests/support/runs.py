@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.clients import build_clients, close_clients
 from shared.etl_client import RetryPolicy
-from shared.export import RunSummary, run_export
+from shared.export import run_export
 from shared.state_store import StateStore, TypeState, make_table_service
-from shared.wiring import build_clients, close_clients
+from shared.summary import RunSummary
 
 FAST_ETL = {"retry": RetryPolicy(attempts=3, backoff_base=0.01, backoff_max=0.05)}
 

@@ -1,15 +1,24 @@
-"""Build the clients a run needs from the settings (the only place that does)."""
+"""What a run talks to (:class:`Clients`), built from the settings here and nowhere else."""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from shared.blob_store import BlobStore, make_container_client
 from shared.etl_client import EtlClient
-from shared.export import Clients
 from shared.settings import Settings
 from shared.state_store import StateStore, make_table_service
+
+
+@dataclass
+class Clients:
+    """The ETL API, the destination container and the state table of one run."""
+
+    etl: EtlClient
+    blobs: BlobStore
+    state: StateStore
 
 
 def build_clients(

@@ -1,0 +1,131 @@
+"""The files of one (window, type): ETL API pages -> screened batches -> records -> files.
+
+:class:`WindowFiles` resolves the recipe the window is written with (the one recorded with its
+claim), then streams the window's calls into a :class:`~shared.writers.rotating.RotatingWriter`
+(every file but the last committed as it fills) and its bad calls into the
+:class:`~shared.dead_letters.DeadLetters` file; :meth:`WindowFiles.finish` commits the last file
+and the dead letters. The unit's state machine (:mod:`shared.unit`) drives it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from shared.batching import prefetch, rebatch_pages
+from shared.blob_store import FileIdentity, StagedUpload
+from shared.clients import Clients
+from shared.columnar import parser_for
+from shared.dead_letters import DeadLetters
+from shared.errors import StateConflictError, UnitBudgetExceeded
+from shared.etl_client import Destination, EtlClient
+from shared.limits import Limits
+from shared.page_reader import line_cap_for
+from shared.prefilter import needs_reference_path
+from shared.recipe import Recipe
+from shared.state_store import TypeState
+from shared.windows import Window
+from shared.writers import WriterOptions, writer_class
+from shared.writers.rotating import ClosedFile, RotatingWriter
+
+log = logging.getLogger(__name__)
+
+
+class WindowFiles:
+    """Streams one (window, type) into files of at most the caps, then commits them."""
+
+    def __init__(
+        self,
+        clients: Clients,
+        dest: Destination,
+        claimed: TypeState,
+        window: Window,
+        current: Recipe,
+        guard: Callable[[], None] | None = None,
+    ) -> None:
+        """``current``: the recipe of the settings now; a resumed claim brings its own.
+        ``guard``: runs before each file's commit and raises :class:`ClaimLost` once the claim is gone."""
+        self.call_type = claimed.call_type
+        self.window = window
+        recipe = Recipe.from_json(claimed.pending_recipe, current) if claimed.pending_recipe else current
+        if recipe != current:
+            log.info("%s %s: finishing the window with the settings it was started with (%s)",
+                     self.call_type, window.label(), recipe.to_json())
+        if recipe.container != current.container:
+            raise StateConflictError(
+                f"{self.call_type} {window.label()} was started in the container {recipe.container} "
+                f"but the settings now point at {current.container}: point BLOB_SAS_URL (or "
+                "BLOB_ACCOUNT_URL/BLOB_CONTAINER) back at the first one until `status` shows no "
+                "pending window, then switch (docs/operations.md, 'Moving the export')",
+                window=window, call_type=self.call_type,
+            )
+        self.recipe = recipe
+        blobs = clients.blobs.at_path(recipe.blob_path)  # a pending window is finished where it started
+        writer_cls = writer_class(recipe.export_format)
+        options = WriterOptions(
+            gzip=recipe.gzip,
+            parquet_compression=recipe.parquet_compression,
+            csv_escape_formulas=recipe.csv_escape_formulas,
+        )
+        self.parser = parser_for(self.call_type, writer_cls.spec.mode, Limits(max_call_bytes=recipe.max_call_bytes))
+
+        def open_sink(position: int) -> StagedUpload:
+            identity = FileIdentity(window.start, window.end, self.call_type, position)
+            name = blobs.data_file_name(dest.key, position, self.call_type, writer_cls.extension_for(options))
+            return blobs.open(name, identity, writer_cls.content_type_for(options), guard=guard)
+
+        self.files = RotatingWriter(
+            writer_cls, self.call_type, options,
+            first_position=claimed.pending_position or claimed.next_position,
+            max_rows=recipe.max_file_rows, max_bytes=recipe.max_file_bytes, open_sink=open_sink,
+        )
+        self.dead_letters = DeadLetters(blobs, dest.key, window, self.call_type, guard=guard)
+
+    def read(self, etl: EtlClient, deadline: float | None = None) -> None:
+        """Stream the window's calls into files; every file but the last one is committed.
+
+        ``deadline`` (monotonic): past it the unit stops with UnitBudgetExceeded (transient),
+        its state untouched, before its last file, dead letters or state are committed.
+        """
+        with self.files, self.dead_letters:
+            # Two read-ahead threads: one fetches the next ETL page while the other splits the
+            # current one into batches and runs the prefilter (one C++ regex pass that releases
+            # the GIL), so neither the network nor the screen stalls the decoding here. At most
+            # one page and one batch wait (about 6 MB at 1.4 KB per call).
+            pages = prefetch(
+                etl.pages(self.call_type, self.window.start, self.window.end,
+                          line_cap=line_cap_for(self.recipe.max_call_bytes), deadline=deadline),
+                depth=1,
+            )
+            limits = self.parser.limits
+            screened = (
+                (lines, oversized, needs_reference_path(lines, limits) if len(lines) else None)
+                for lines, oversized in rebatch_pages(pages)
+            )
+            for lines, oversized, flags in prefetch(screened, depth=1):
+                if oversized:
+                    self.dead_letters.add(oversized)
+                if len(lines):
+                    batch = self.parser.parse(lines, flags)
+                    if batch.rejected:
+                        self.dead_letters.add(batch.rejected)
+                    self.files.write(batch)
+                if deadline is not None and time.monotonic() > deadline:
+                    raise UnitBudgetExceeded(
+                        "not done within UNIT_BUDGET_SECONDS; nothing of the window is committed "
+                        "and the next run resumes it (if this repeats, raise UNIT_BUDGET_SECONDS)",
+                        window=self.window, call_type=self.call_type,
+                    )
+
+    def finish(self) -> list[ClosedFile]:
+        """Commit the last file, then the dead-letter file; every data file of the window."""
+        with self.files, self.dead_letters:
+            files = self.files.close()
+            self.dead_letters.commit()
+            return files
+
+    def abandon(self) -> None:
+        """Drop the open uploads (a started unit that will not be finished)."""
+        self.files.abandon()
+        self.dead_letters.abandon()
