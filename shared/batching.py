@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -96,7 +97,10 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
         except BaseException as exc:  # handed to the consumer, which raises it
             q.put(exc)
 
-    thread = threading.Thread(target=produce, name="prefetch", daemon=True)
+    # The producer runs in a copy of this context, so what it logs (an ETL retry, a repeated
+    # call) carries the run's and the destination's ids like the rest of the run.
+    context = contextvars.copy_context()
+    thread = threading.Thread(target=context.run, args=(produce,), name="prefetch", daemon=True)
     thread.start()
     try:
         while True:

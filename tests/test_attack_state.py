@@ -170,8 +170,8 @@ def test_a_first_run_stopped_between_row_creations_starts_every_type_at_the_same
     the other four types only 12:10. The page calls of 12:00 are never exported, and nothing says
     so. The start of a destination's export must be one instant for all its types (e.g. recorded
     in the pin on first use and used for every row created later)."""
+    from shared.clients import build_clients, close_clients
     from shared.export import run_export
-    from shared.wiring import build_clients, close_clients
     from tests.support.faulty_transport import FailingTransport
     from tests.support.runs import FAST_ETL
 
