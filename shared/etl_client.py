@@ -36,6 +36,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from shared.errors import EtlApiError, EtlApiUnavailable, UnitBudgetExceeded, WindowNotClosed
 from shared.lines import LineBlock
+from shared.page_order import REPEAT_REASON, OutOfOrder, PageOrder
 from shared.page_reader import (
     LINE_CAP_FLOOR,
     STEP,
@@ -370,10 +371,11 @@ class EtlClient:
             "limit": str(self._page_limit),
         }
         seen: set[int] = set()  # hashes of the cursors (up to MAX_PAGES_PER_WINDOW of 4 KiB each)
-        # A loop back to the first page is invisible in the cursors (the first page has none), so
-        # a page whose body was already seen is a loop too; it is caught before its lines are
-        # handed on, so no call is ever passed twice.
-        seen_bodies: set[tuple[int, int, int]] = set()
+        # A loop back to an earlier page is invisible in the cursors when it goes back to the
+        # first page (which has none), and a server may issue fresh cursors for old pages; the
+        # contract's order (receivedAt, messageId) shows it where the pages meet. Only one key
+        # is kept, and only the lines at the boundary are decoded (shared/page_order.py).
+        order = PageOrder()
         cursor: str | None = None
         count = 0
         while True:
@@ -389,27 +391,32 @@ class EtlClient:
                 "/v1/calls", query, expect_ndjson=True, line_cap=line_cap, deadline=deadline
             )
             count += 1
-            if page.nbytes:
-                # Length plus the first and last 4 KiB (whole calls with their messageIds): a
-                # repeat is spotted without hashing every byte of every page a second time.
-                if page.fingerprint in seen_bodies:
-                    raise self._loop(call_type, params)
-                seen_bodies.add(page.fingerprint)
+            try:
+                repeats = order.check(page.lines)
+            except OutOfOrder as exc:
+                raise self._loop(call_type, params, str(exc)) from None
+            if repeats:
+                log.warning(
+                    "%s %s..%s: page %d starts with %d call(s) repeating the previous page's last "
+                    "call; they go to the dead-letter file, not to the data",
+                    call_type, params["start"], params["end"], count, len(repeats),
+                )
+                page = page.without(repeats, REPEAT_REASON)
             yield page
             if next_cursor is None:  # only an absent X-Next-Cursor ends the window
                 return
             if hash(next_cursor) in seen or next_cursor == cursor:
-                raise self._loop(call_type, params)
+                raise self._loop(call_type, params, "it returned a cursor it had already returned")
             seen.add(hash(next_cursor))
             cursor = next_cursor
 
     @staticmethod
-    def _loop(call_type: str, params: dict[str, str]) -> EtlApiUnavailable:
+    def _loop(call_type: str, params: dict[str, str], why: str) -> EtlApiUnavailable:
         # Transient for the window: nothing of it is committed as done, the next run asks again.
         return EtlApiUnavailable(
-            f"the ETL API returned a page or cursor it had already returned for {call_type} "
-            f"{params['start']}..{params['end']} (a pagination loop); the window is retried "
-            "on the next run"
+            f"the ETL API went back in {call_type} {params['start']}..{params['end']} (a pagination "
+            f"loop, or a server that pages out of order): {why}; nothing of that page is used and "
+            "the window is retried on the next run"
         )
 
     # ------------------------------------------------------------------------------------
