@@ -3,8 +3,10 @@
 Transport: one urllib3 pool (HTTP keep-alive), gzip asked for, explicit timeouts. urllib3's own
 retries are off: this module is the only place that retries an ETL API request, because only it
 knows the contract (which statuses are transient, Retry-After, what a broken page looks like).
-A page is read whole before any of its lines is handed on, so a page that breaks off is simply
-asked again and no call is ever seen twice.
+A page is read whole before any of its lines is handed on, so a page that breaks off (or holds
+more bytes than its Content-Length, :func:`_buffered_past`) is simply asked again, and where two
+pages meet their order is checked (:mod:`shared.page_order`): a call repeated at the boundary is
+dead-lettered, a page that goes back is a pagination loop.
 
 Everything a server sends is bounded (docs/etl-api.md "Limits"): a page is read and decompressed
 as a stream under the page and line caps (:mod:`shared.page_reader`), every request has a total
@@ -20,7 +22,9 @@ import json
 import logging
 import random
 import re
+import select
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -571,12 +575,29 @@ class EtlClient:
     @staticmethod
     def _pieces(resp: Any, stop: float, why: str, watch: _Watch) -> Iterator[bytes]:
         """The decompressed body in pieces of at most one step; raises _Transient on a broken
-        body or past ``stop``."""
+        body, on bytes past its Content-Length, or past ``stop``."""
+        framed = resp.length_remaining is not None  # Content-Length framing (None: chunked)
+        sock = getattr(resp.connection, "sock", None)
+        # urllib3 hands the connection back to its pool as soon as the body's last byte is read;
+        # it must stay ours until the bytes after the body have been looked for.
+        pool, resp._pool = resp._pool, None
         try:
             inflater = Inflater(resp.headers.get("Content-Encoding", ""))
+            looked = False
             while True:
+                amt = STEP
+                left = resp.length_remaining
+                if framed and left is not None:
+                    if left > 1:
+                        amt = min(STEP, left - 1)  # the last byte is read on its own, below
+                    elif not looked:
+                        # The body's last byte is all that is due (or nothing): look at what the
+                        # HTTP client's read buffer already holds before it drops the buffer.
+                        looked = True
+                        if _buffered_past(resp, sock, left):
+                            raise _Transient(_PAST_LENGTH)
                 try:
-                    raw = resp.read1(STEP, decode_content=False)
+                    raw = resp.read1(amt, decode_content=False)
                 except Urllib3Error as exc:
                     raise _Transient(
                         why if watch.fired else f"the response broke off: {type(exc).__name__}"
@@ -587,8 +608,12 @@ class EtlClient:
                     break
                 yield from inflater.pieces(raw)
             inflater.finish()
+            if framed and _readable_now(sock):  # what came after the last byte, on the socket
+                raise _Transient(_PAST_LENGTH)
         except BodyError as exc:
             raise _Transient(str(exc)) from None
+        finally:
+            resp._pool = pool
 
     def _some(self, resp: Any, stop: float, why: str, watch: _Watch, *, strict: bool = False) -> bytes:
         """Up to :data:`ERROR_BODY_BYTES` of a body. A broken body raises _Transient when
@@ -603,6 +628,55 @@ class EtlClient:
             if strict:
                 raise
         return bytes(out)
+
+
+_PAST_LENGTH = (
+    "the page has more bytes than its Content-Length (a server that counts characters, not "
+    "bytes?): the page is not taken as whole and the connection is dropped"
+)
+
+
+def _buffered_past(resp: Any, sock: Any, left: int) -> bool:
+    """Whether more than the ``left`` bytes still due of a Content-Length body are in the HTTP
+    client's read buffer (when it is empty: one read of what has arrived, without waiting)."""
+    reader = getattr(getattr(resp, "_fp", None), "fp", None)  # http.client's buffered reader
+    if reader is None or sock is None or getattr(reader, "closed", True):
+        return False
+    timeout = sock.gettimeout()
+    try:
+        sock.settimeout(0)
+        ahead = reader.peek(left + 1)
+    except (OSError, ValueError):  # nothing has arrived (TLS says so by raising) or a broken socket
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            sock.settimeout(timeout)
+    return len(ahead) > left
+
+
+def _readable_now(sock: Any) -> bool:
+    """Whether bytes (not merely the end of the stream) can be read from ``sock`` at once."""
+    if sock is None:
+        return False
+    try:
+        if isinstance(sock, ssl.SSLSocket):
+            if sock.pending():
+                return True
+            if not select.select([sock], [], [], 0)[0]:
+                return False
+            timeout = sock.gettimeout()
+            sock.settimeout(0)
+            try:
+                return bool(sock.recv(1))  # a byte is consumed only when the connection is dropped
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                return False
+            finally:
+                sock.settimeout(timeout)
+        if not select.select([sock], [], [], 0)[0]:
+            return False
+        return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except (OSError, ValueError):
+        return False  # a broken connection: the pool finds it dropped and does not reuse it
 
 
 def _error_detail(body: bytes) -> str:
