@@ -3,8 +3,10 @@
 Transport: one urllib3 pool (HTTP keep-alive), gzip asked for, explicit timeouts. urllib3's own
 retries are off: this module is the only place that retries an ETL API request, because only it
 knows the contract (which statuses are transient, Retry-After, what a broken page looks like).
-A page is read whole before any of its lines is handed on, so a page that breaks off is simply
-asked again and no call is ever seen twice.
+A page is read whole before any of its lines is handed on, so a page that breaks off (or holds
+more bytes than its Content-Length, :func:`_buffered_past`) is simply asked again, and where two
+pages meet their order is checked (:mod:`shared.page_order`): a call repeated at the boundary is
+dead-lettered, a page that goes back is a pagination loop.
 
 Everything a server sends is bounded (docs/etl-api.md "Limits"): a page is read and decompressed
 as a stream under the page and line caps (:mod:`shared.page_reader`), every request has a total
@@ -20,7 +22,9 @@ import json
 import logging
 import random
 import re
+import select
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -37,6 +41,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from shared.errors import EtlApiError, EtlApiUnavailable, UnitBudgetExceeded, WindowNotClosed
 from shared.lines import LineBlock
 from shared.netloc import is_loopback
+from shared.page_order import REPEAT_REASON, OutOfOrder, PageOrder
 from shared.page_reader import (
     LINE_CAP_FLOOR,
     STEP,
@@ -370,10 +375,11 @@ class EtlClient:
             "limit": str(self._page_limit),
         }
         seen: set[int] = set()  # hashes of the cursors (up to MAX_PAGES_PER_WINDOW of 4 KiB each)
-        # A loop back to the first page is invisible in the cursors (the first page has none), so
-        # a page whose body was already seen is a loop too; it is caught before its lines are
-        # handed on, so no call is ever passed twice.
-        seen_bodies: set[tuple[int, int, int]] = set()
+        # A loop back to an earlier page is invisible in the cursors when it goes back to the
+        # first page (which has none), and a server may issue fresh cursors for old pages; the
+        # contract's order (receivedAt, messageId) shows it where the pages meet. Only one key
+        # is kept, and only the lines at the boundary are decoded (shared/page_order.py).
+        order = PageOrder()
         cursor: str | None = None
         count = 0
         while True:
@@ -389,27 +395,32 @@ class EtlClient:
                 "/v1/calls", query, expect_ndjson=True, line_cap=line_cap, deadline=deadline
             )
             count += 1
-            if page.nbytes:
-                # Length plus the first and last 4 KiB (whole calls with their messageIds): a
-                # repeat is spotted without hashing every byte of every page a second time.
-                if page.fingerprint in seen_bodies:
-                    raise self._loop(call_type, params)
-                seen_bodies.add(page.fingerprint)
+            try:
+                repeats = order.check(page.lines)
+            except OutOfOrder as exc:
+                raise self._loop(call_type, params, str(exc)) from None
+            if repeats:
+                log.warning(
+                    "%s %s..%s: page %d starts with %d call(s) repeating the previous page's last "
+                    "call; they go to the dead-letter file, not to the data",
+                    call_type, params["start"], params["end"], count, len(repeats),
+                )
+                page = page.without(repeats, REPEAT_REASON)
             yield page
             if next_cursor is None:  # only an absent X-Next-Cursor ends the window
                 return
             if hash(next_cursor) in seen or next_cursor == cursor:
-                raise self._loop(call_type, params)
+                raise self._loop(call_type, params, "it returned a cursor it had already returned")
             seen.add(hash(next_cursor))
             cursor = next_cursor
 
     @staticmethod
-    def _loop(call_type: str, params: dict[str, str]) -> EtlApiUnavailable:
+    def _loop(call_type: str, params: dict[str, str], why: str) -> EtlApiUnavailable:
         # Transient for the window: nothing of it is committed as done, the next run asks again.
         return EtlApiUnavailable(
-            f"the ETL API returned a page or cursor it had already returned for {call_type} "
-            f"{params['start']}..{params['end']} (a pagination loop); the window is retried "
-            "on the next run"
+            f"the ETL API went back in {call_type} {params['start']}..{params['end']} (a pagination "
+            f"loop, or a server that pages out of order): {why}; nothing of that page is used and "
+            "the window is retried on the next run"
         )
 
     # ------------------------------------------------------------------------------------
@@ -564,12 +575,29 @@ class EtlClient:
     @staticmethod
     def _pieces(resp: Any, stop: float, why: str, watch: _Watch) -> Iterator[bytes]:
         """The decompressed body in pieces of at most one step; raises _Transient on a broken
-        body or past ``stop``."""
+        body, on bytes past its Content-Length, or past ``stop``."""
+        framed = resp.length_remaining is not None  # Content-Length framing (None: chunked)
+        sock = getattr(resp.connection, "sock", None)
+        # urllib3 hands the connection back to its pool as soon as the body's last byte is read;
+        # it must stay ours until the bytes after the body have been looked for.
+        pool, resp._pool = resp._pool, None
         try:
             inflater = Inflater(resp.headers.get("Content-Encoding", ""))
+            looked = False
             while True:
+                amt = STEP
+                left = resp.length_remaining
+                if framed and left is not None:
+                    if left > 1:
+                        amt = min(STEP, left - 1)  # the last byte is read on its own, below
+                    elif not looked:
+                        # The body's last byte is all that is due (or nothing): look at what the
+                        # HTTP client's read buffer already holds before it drops the buffer.
+                        looked = True
+                        if _buffered_past(resp, sock, left):
+                            raise _Transient(_PAST_LENGTH)
                 try:
-                    raw = resp.read1(STEP, decode_content=False)
+                    raw = resp.read1(amt, decode_content=False)
                 except Urllib3Error as exc:
                     raise _Transient(
                         why if watch.fired else f"the response broke off: {type(exc).__name__}"
@@ -580,8 +608,12 @@ class EtlClient:
                     break
                 yield from inflater.pieces(raw)
             inflater.finish()
+            if framed and _readable_now(sock):  # what came after the last byte, on the socket
+                raise _Transient(_PAST_LENGTH)
         except BodyError as exc:
             raise _Transient(str(exc)) from None
+        finally:
+            resp._pool = pool
 
     def _some(self, resp: Any, stop: float, why: str, watch: _Watch, *, strict: bool = False) -> bytes:
         """Up to :data:`ERROR_BODY_BYTES` of a body. A broken body raises _Transient when
@@ -596,6 +628,55 @@ class EtlClient:
             if strict:
                 raise
         return bytes(out)
+
+
+_PAST_LENGTH = (
+    "the page has more bytes than its Content-Length (a server that counts characters, not "
+    "bytes?): the page is not taken as whole and the connection is dropped"
+)
+
+
+def _buffered_past(resp: Any, sock: Any, left: int) -> bool:
+    """Whether more than the ``left`` bytes still due of a Content-Length body are in the HTTP
+    client's read buffer (when it is empty: one read of what has arrived, without waiting)."""
+    reader = getattr(getattr(resp, "_fp", None), "fp", None)  # http.client's buffered reader
+    if reader is None or sock is None or getattr(reader, "closed", True):
+        return False
+    timeout = sock.gettimeout()
+    try:
+        sock.settimeout(0)
+        ahead = reader.peek(left + 1)
+    except (OSError, ValueError):  # nothing has arrived (TLS says so by raising) or a broken socket
+        return False
+    finally:
+        with contextlib.suppress(OSError):
+            sock.settimeout(timeout)
+    return len(ahead) > left
+
+
+def _readable_now(sock: Any) -> bool:
+    """Whether bytes (not merely the end of the stream) can be read from ``sock`` at once."""
+    if sock is None:
+        return False
+    try:
+        if isinstance(sock, ssl.SSLSocket):
+            if sock.pending():
+                return True
+            if not select.select([sock], [], [], 0)[0]:
+                return False
+            timeout = sock.gettimeout()
+            sock.settimeout(0)
+            try:
+                return bool(sock.recv(1))  # a byte is consumed only when the connection is dropped
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                return False
+            finally:
+                sock.settimeout(timeout)
+        if not select.select([sock], [], [], 0)[0]:
+            return False
+        return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except (OSError, ValueError):
+        return False  # a broken connection: the pool finds it dropped and does not reuse it
 
 
 def _error_detail(body: bytes) -> str:

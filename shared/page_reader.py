@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-from collections.abc import Iterable, Iterator
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from shared.lines import LineBlock
+from shared.records import RejectedCall
 
 #: Decompressed bytes handed on per step (and raw bytes asked for per socket read).
 STEP = 256 * 1024
@@ -32,7 +34,6 @@ STEP = 256 * 1024
 LINE_CAP_FLOOR = 1024 * 1024
 #: Bytes of an over-cap line kept for the dead-letter file.
 PREFIX_BYTES = 512
-_FINGERPRINT = 4096
 
 
 def line_cap_for(max_call_bytes: int) -> int:
@@ -71,18 +72,42 @@ class OversizedLine:
 
 @dataclass(frozen=True)
 class Page:
-    """One page as read: its lines in one buffer, and the over-cap lines that were left out.
+    """One page as read: its lines in one buffer, and the lines left out of it for the
+    dead-letter file.
 
     ``oversized`` holds ``(index, line)`` pairs: ``index`` is the number of ``lines`` that came
-    before the left-out line, so the page's order is known without keeping its bytes.
-    ``fingerprint`` (decompressed length, hashes of the first and last 4 KiB) spots a server
-    that sends a page again.
+    before the left-out line, so the page's order is known without keeping its bytes. A left-out
+    line is an :class:`OversizedLine` (over the line cap) or a :class:`RejectedCall` (a call the
+    page repeats from the previous page, see :meth:`without`).
     """
 
     lines: LineBlock
-    oversized: tuple[tuple[int, OversizedLine], ...] = ()
+    oversized: tuple[tuple[int, OversizedLine | RejectedCall], ...] = ()
     nbytes: int = 0
-    fingerprint: tuple[int, int, int] = (0, 0, 0)
+
+    def without(self, drop: Sequence[int], reason: str) -> Page:
+        """The page with the lines at the (ascending) indices ``drop`` moved from ``lines`` to
+        the left-out lines, each as a :class:`RejectedCall` with ``reason``, in their place."""
+        if not drop:
+            return self
+        lines = self.lines
+        kept: list[LineBlock] = []
+        marks: list[tuple[int, int, OversizedLine | RejectedCall]] = []
+        start = 0
+        for gone, i in enumerate(drop):
+            kept.append(lines[start:i])
+            # Sorted by (index among the kept lines, place in the page): a left-out line that
+            # stood before line i sorts before line i itself.
+            marks.append((i - gone, 2 * i, RejectedCall(lines[i], reason)))
+            start = i + 1
+        kept.append(lines[start:])
+        for index, line in self.oversized:
+            before = bisect_left(drop, index)
+            marks.append((index - before, 2 * index - 1, line))
+        marks.sort(key=lambda mark: (mark[0], mark[1]))
+        kept = [block for block in kept if len(block)]
+        block = LineBlock.concat(kept) if kept else LineBlock.from_body(b"")
+        return Page(block, tuple((index, line) for index, _, line in marks), self.nbytes)
 
 
 class Inflater:
@@ -172,8 +197,6 @@ class PageAssembler:
         self._run = 0  # bytes of the unfinished last line at the end of _pieces
         self._skip: _Skipped | None = None
         self._parts: list[bytes | OversizedLine] = []
-        self._head = b""
-        self._tail = b""
 
     def feed(self, piece: bytes) -> None:
         n = len(piece)
@@ -182,9 +205,6 @@ class PageAssembler:
         self.nbytes += n
         if self.nbytes > self.page_cap:
             raise PageTooLarge(self.page_cap)
-        if len(self._head) < _FINGERPRINT:
-            self._head += piece[: _FINGERPRINT - len(self._head)]
-        self._tail = piece[-_FINGERPRINT:] if n >= _FINGERPRINT else (self._tail + piece)[-_FINGERPRINT:]
         view = memoryview(piece)
         pos = 0
         while pos < n:
@@ -259,8 +279,7 @@ class PageAssembler:
                 count += len(block)
         self._parts = []
         lines = LineBlock.concat(blocks) if blocks else LineBlock.from_body(b"")
-        fingerprint = (self.nbytes, hash(self._head), hash(self._tail))
-        return Page(lines, tuple(oversized), self.nbytes, fingerprint)
+        return Page(lines, tuple(oversized), self.nbytes)
 
 
 def read_capped(pieces: Iterable[bytes], cap: int) -> bytes:

@@ -154,31 +154,45 @@ def test_a_call_without_a_readable_received_at_is_dead_lettered(harness, fmt, re
 # Repeats across pages
 
 
-@pytest.mark.xfail(strict=True, reason="two pages with the same bytes (one call each, a call delivered twice) "
-                   "are taken for a pagination loop: the window fails on every run, and the type is stuck "
-                   "(shared/etl_client.py pages(): seen_bodies)")
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_two_pages_with_the_same_bytes_but_new_cursors_are_not_a_loop(harness, fmt):
     # A server paging by bytes (here one call a page) and a call that the platform stored twice
-    # (Segment delivers at least once): page 2 has page 1's bytes, under a fresh cursor.
+    # (Segment delivers at least once): page 2 has page 1's bytes, under a fresh cursor. (Once
+    # this was taken for a pagination loop: the window failed on every run, the type stuck.)
     twice = call("twice")
-    pages = {W0S: [[twice], [twice], [call("after")]]}
-    for _ in range(2):  # the next run does no better: the window is stuck for good
+    pages = {W0S: [[twice], [twice], [call("after", "2026-11-28T12:05:00Z")]]}
+    for _ in range(2):  # the next run has nothing left to do
         summary = export_with(harness, paged(pages), EXPORT_FORMAT=fmt)
     assert summary.ok, (summary.error, [u.error for u in summary.failures])
     assert committed(state_rows(harness))["track"][1] == W0 + timedelta(minutes=10)
-    assert "after" in {r["messageId"] for r in track_rows(harness)}
+    assert sorted(r["messageId"] for r in track_rows(harness)) == ["after", "twice"]
+    (entry,) = rejected_entries(harness)
+    assert entry["reason"] == "repeats the previous call (same receivedAt and messageId)"
+    assert entry["line"] == twice.decode()
 
 
-@pytest.mark.xfail(strict=True, reason="a call the ETL API repeats on a later page of the window (an offset "
-                   "cursor that shifted, a retried page) is written twice; the contract's order "
-                   "(receivedAt, messageId) would tell, and it is not checked")
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_a_call_repeated_on_the_next_page_is_written_once(harness, fmt):
     a, b, c = call("a", "2026-11-28T12:01:00Z"), call("b", "2026-11-28T12:02:00Z"), call("c", "2026-11-28T12:03:00Z")
-    summary = export_with(harness, paged({W0S: [[a, b], [b, c]]}), EXPORT_FORMAT=fmt)
+    summary = export_with(harness, paged({W0S: [[a, b], [b, b, c]]}), EXPORT_FORMAT=fmt)
     _ok(summary)
     assert sorted(r["messageId"] for r in track_rows(harness)) == ["a", "b", "c"]
+    assert [e["line"] for e in rejected_entries(harness)] == [b.decode(), b.decode()]
+    check_container(harness.blobs(), expected_ids=None)
+
+
+def test_a_page_that_goes_back_under_a_fresh_cursor_fails_the_window_and_commits_nothing(harness):
+    # An offset cursor that slid back (or a loop to the first page, which has no cursor of its
+    # own): every cursor is new, only the order shows it.
+    a, b, c = call("a", "2026-11-28T12:01:00Z"), call("b", "2026-11-28T12:02:00Z"), call("c", "2026-11-28T12:03:00Z")
+    summary = export_with(harness, paged({W0S: [[a, b], [a, b, c]]}), MAX_FILE_ROWS="1")
+    (failed,) = summary.failures
+    assert "pagination loop" in failed.error and "below the previous page's last call" in failed.error
+    assert committed(state_rows(harness))["track"] == (0, W0)
+    again = export_with(harness, paged({W0S: [[a, b], [c]]}), MAX_FILE_ROWS="1")
+    _ok(again)
+    assert sorted(r["messageId"] for r in track_rows(harness)) == ["a", "b", "c"]
+    check_container(harness.blobs(), expected_ids=None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -275,9 +289,6 @@ class _RawEtl:
         self.sock.close()
 
 
-@pytest.mark.xfail(strict=True, reason="bytes after a page's Content-Length (a server that counts characters, "
-                   "not UTF-8 bytes) are dropped without a word when the cut falls on a line end: the calls "
-                   "after it are lost and the window is committed (urllib3 discards the connection)")
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_a_page_longer_than_its_content_length_is_not_taken_as_whole(harness, fmt):
     # The server counts the characters of its body, not its UTF-8 bytes: with enough 3-byte
@@ -307,6 +318,7 @@ def test_a_page_longer_than_its_content_length_is_not_taken_as_whole(harness, fm
         assert got == ["first", "rest"]
     else:  # refused as a broken page: nothing of the window committed
         assert got == [] and committed(state_rows(harness))["track"] == (0, W0)
+        assert any("more bytes than its Content-Length" in (u.error or "") for u in summary.failures)
 
 
 # ---------------------------------------------------------------------------------------------
