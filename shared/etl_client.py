@@ -225,26 +225,25 @@ def _bind(conn: Any) -> None:
         watch.bind(conn)
 
 
-class _WatchedConnection(HTTPConnection):
+class _Watched:
+    """Binds a connection to the request's watch (mixed into the plain and the TLS connection)."""
+
     def connect(self) -> None:
         _bind(self)
-        super().connect()
+        super().connect()  # type: ignore[misc]
         _bind(self)  # the socket exists now: a watch that fired meanwhile shuts it
 
-    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def request(self, *args: Any, **kwargs: Any) -> None:
         _bind(self)
-        super().request(*args, **kwargs)
+        super().request(*args, **kwargs)  # type: ignore[misc]
 
 
-class _WatchedTlsConnection(HTTPSConnection):
-    def connect(self) -> None:
-        _bind(self)
-        super().connect()
-        _bind(self)  # the socket exists now: a watch that fired meanwhile shuts it
+class _WatchedConnection(_Watched, HTTPConnection):
+    pass
 
-    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
-        _bind(self)
-        super().request(*args, **kwargs)
+
+class _WatchedTlsConnection(_Watched, HTTPSConnection):
+    pass
 
 
 class _Pool(HTTPConnectionPool):
