@@ -193,6 +193,13 @@ class Unit(AbandonedOnError):
         self.result.status = status
         if error is not None:
             self.result.error = error
+        if self.files is not None and not self.result.files:
+            # Files this attempt committed before it stopped (a lost claim, a failure after a
+            # split): in place for whoever finishes the window, and counted as written here.
+            committed = self.files.files.files
+            self.result.files = [FileWritten(self.window, self.call_type, f.position, f.name, f.rows, f.bytes,
+                                             f.created) for f in committed]
+            record_unit_metrics(self.call_type, [f.bytes for f in committed if f.created], 0, 0)
         annotate(self.span, status=status.value)
         self._end_span()
         return Step(Next.STOP, self.result)

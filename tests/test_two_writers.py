@@ -119,8 +119,11 @@ def test_a_run_whose_window_is_taken_over_mid_file_never_commits_over_the_new_ow
     assert a.error is None, a.error
     a_track = next(u for u in a.units if u.call_type == "track")
     assert a_track.status == "busy"
+    # A lists what it committed before it stopped: file 1 (B found it in place), never file 2 or 3.
     created_by_a = [f.name.rsplit("/", 1)[1] for f in a_track.files if f.created]
-    assert created_by_a == []  # the result of a unit that stopped lists no files
+    assert created_by_a == ["2184.13699.1.track.csv"]
+    found_by_b = [f.name.rsplit("/", 1)[1] for f in b_track.files if not f.created]
+    assert "2184.13699.1.track.csv" in found_by_b
     check_container(harness.blobs(), expected_ids=ids_of([*calls, late]))
     blobs = harness.data_blobs()
     assert sorted(b.metadata["rows"] for b in blobs.values()) == ["10", "10", "6"]
