@@ -138,12 +138,15 @@ def print_summary(summary: RunSummary, out: TextIO) -> None:
 def print_status(settings: Settings, clients, now: datetime, out: TextIO) -> int:  # type: ignore[no-untyped-def]
     dest = pinned_destination(clients.state, clients.etl.destination(), out)
     rows = [["type", "last position", "last window exported", "lag", "pending"]]
+    ahead: list[str] = []
     for call_type in CALL_TYPES:
         state = clients.state.get(dest.key, call_type)
         if state is None:
             rows.append([call_type, "-", "- (not started)", "-", ""])
             continue
         lag = now - state.window_end
+        if lag < timedelta(0):
+            ahead.append(call_type)
         last_window = f"{format_rfc3339(state.window_end - timedelta(minutes=10))}/{format_rfc3339(state.window_end)}" \
             if state.position or state.last_run else f"- (starts {format_rfc3339(state.window_end)})"
         pending = (f"window {format_rfc3339(state.pending_start)} from position {state.pending_position}"
@@ -151,6 +154,11 @@ def print_status(settings: Settings, clients, now: datetime, out: TextIO) -> int
         rows.append([call_type, str(state.position), last_window, _duration(lag), pending])
     print(f"destination {dest.key} -> {settings.destination_label}", file=out)
     _table(rows, out)
+    if ahead:
+        print(f"WARNING: {', '.join(ahead)} stand(s) past this clock ({format_rfc3339(now)}, negative lag): "
+              "no window of theirs is due until then; if the clock is right, a run with a clock ahead "
+              "moved them, and the windows in between are not exported (docs/operations.md, "
+              "'A negative lag')", file=out)
     expiry = sas_expiry(settings.blob_sas_url) if settings.blob_sas_url else None
     if expiry:
         warning = sas_expiry_warning(settings.blob_sas_url, now)

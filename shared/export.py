@@ -8,6 +8,7 @@ its tail with the next unit is :mod:`shared.finisher`, what happened is :mod:`sh
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid
@@ -17,15 +18,16 @@ from typing import assert_never
 
 from shared.calltypes import CALL_TYPES
 from shared.clients import Clients
-from shared.errors import ExportError
+from shared.errors import ExportError, WindowNotClosed
 from shared.etl_client import Destination
 from shared.finisher import Finisher
 from shared.memory import tune_allocator
 from shared.pinning import pin_destination
 from shared.recipe import Recipe
 from shared.settings import Settings
+from shared.start import first_start
 from shared.state_store import TypeState
-from shared.summary import RunSummary
+from shared.summary import RunSummary, UnitResult, UnitStatus
 from shared.telemetry import (
     annotate,
     annotate_destination,
@@ -38,7 +40,7 @@ from shared.telemetry import (
     tracer,
 )
 from shared.unit import Next, Step, Unit
-from shared.windows import WINDOW, Window, due_windows, latest_due_end
+from shared.windows import Window, due_windows
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +83,13 @@ def run_export(
 
 def _run(settings: Settings, clients: Clients, now: datetime, summary: RunSummary, deadline: float,
          monotonic: Callable[[], float]) -> None:
-    dest, states = _positions(settings, clients, now, summary)
+    try:
+        dest, states = _positions(settings, clients, now, summary)
+    except WindowNotClosed as exc:  # a new destination whose first window is far from closed
+        assert exc.window is not None and exc.call_type is not None
+        log.warning("%s", exc)
+        summary.units.append(UnitResult(exc.window, exc.call_type, UnitStatus.NOT_CLOSED, error=str(exc)))
+        return
     plan = _plan(states, now, settings)
     log.info("export run %s for %s: %d window(s) due", summary.run_id, dest.key, len(plan),
              extra={"integration_id": dest.integration_id, "action_id": dest.action_id})
@@ -126,17 +134,24 @@ def _run(settings: Settings, clients: Clients, now: datetime, summary: RunSummar
 
 def _positions(settings: Settings, clients: Clients, now: datetime,
                summary: RunSummary) -> tuple[Destination, dict[str, TypeState]]:
-    """The pinned destination and each type's state row (created at the first window if new)."""
+    """The pinned destination and each type's state row (created at the destination's start if new)."""
     remote = clients.etl.destination()
     store = clients.state
     store.ensure_table()
-    # The rows are keyed by the ids pinned on first use, never by the answer of the day.
+    # The rows are keyed by the ids pinned on first use, never by the answer of the day; a new pin
+    # records the start before any row, so a row created by a later run starts at the same instant.
     here = Recipe.of(settings)
-    dest = pin_destination(store, remote, container=here.container, blob_path=here.blob_path)
+    start = functools.cache(lambda: first_start(settings, clients.etl, now))
+    pin = pin_destination(store, remote, container=here.container, blob_path=here.blob_path, start=start)
+    dest = Destination(pin.integration_id, pin.action_id)
     summary.destination = dest
     annotate_destination(dest.integration_id, dest.action_id)
-    first_start = settings.export_start or (latest_due_end(now, settings.settle_seconds) - WINDOW)
-    states = {t: store.get(dest.key, t) or store.create(dest.key, t, first_start) for t in CALL_TYPES}
+    found = {t: store.get(dest.key, t) for t in CALL_TYPES}
+    states: dict[str, TypeState] = {}
+    for t, state in found.items():
+        # EXPORT_START first (a type started over), then the pin's start; pins of earlier versions
+        # have none: the window due now, as those versions did.
+        states[t] = state or store.create(dest.key, t, settings.export_start or pin.start or start())
     record_export_lag(now, {t: s.window_end for t, s in states.items()})
     return dest, states
 

@@ -11,11 +11,19 @@ before anything is read or written.
 Deployments from before the pin have rows keyed by the ids and no pin: the first run adopts the ids
 it is given when rows exist for them (nothing is exported again), and refuses when the table only
 holds rows of other ids (the answer changed at the same moment as the upgrade).
+
+A new pin also records where the destination's export starts (``start``), before any type row is
+created: a first run that stops between two row inserts leaves the other types to a later run,
+which starts them at that same instant, never at its own clock. Pins of earlier versions (and
+pins that adopt existing rows) have no start; their missing rows start as before (EXPORT_START,
+or the window due at the run's clock).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import datetime
 
 from shared.errors import StateConflictError
 from shared.etl_client import Destination
@@ -32,10 +40,14 @@ def pin_destination(
     *,
     container: str,
     blob_path: str,
+    start: Callable[[], datetime],
     name: str = DEFAULT_DESTINATION,
-) -> Destination:
-    """The pinned destination for this run (the ids its rows are keyed by); raises
-    :class:`StateConflictError` when the ETL API names another one."""
+) -> DestinationPin:
+    """The pin of this run's destination (the ids its rows are keyed by, where its export
+    started); raises :class:`StateConflictError` when the ETL API names another one.
+
+    ``start`` is called only when a new pin is written for a destination without rows: the instant
+    its export starts (it may raise to write nothing, e.g. while the ETL API has not closed it)."""
     pin = store.get_pin(name)
     if pin is None:
         keys = store.destination_keys()
@@ -47,8 +59,10 @@ def pin_destination(
                 "if the ETL API is wrong get it fixed, if the destination really changed export it "
                 "with a new STATE_TABLE (docs/operations.md, 'The ETL API names another destination')"
             )
+        adopting = remote.key in keys
         pin = store.create_pin(DestinationPin(
             name, remote.integration_id, remote.action_id, container=container, blob_path=blob_path,
+            start=None if adopting else start(),
         ))
         log.info("destination %r pinned to %s%s", name, pin.key,
                  ", adopting its existing positions" if remote.key in keys else "", extra=_ids(pin))
@@ -67,7 +81,7 @@ def pin_destination(
             pin.key, _place(container, blob_path), _place(pin.container, pin.blob_path), extra=_ids(pin),
         )
         store.move_pin(pin, container, blob_path)
-    return Destination(pin.integration_id, pin.action_id)
+    return pin
 
 
 def _ids(pin: DestinationPin) -> dict[str, str]:

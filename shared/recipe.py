@@ -3,16 +3,24 @@
 A window resumed after a crash is finished with the recipe it was started with: its files stay in
 one container and folder, keep one extension and the same split, whatever changed meanwhile
 (docs/design.md, invariant 10).
+
+A recorded recipe is read strictly: a key this version does not know (written by a newer version),
+a key it misses (an older one), a value of the wrong type or text that is not JSON raises
+:class:`UnreadableRecipe`, never a fallback to the settings of the day (they may put the rest of
+the window in another folder or split it elsewhere). Two shapes of earlier versions are known: no
+recipe at all (the caller uses the current settings) and a recipe without its place (``container``
+and ``blob_path``), finished in the current place.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import orjson
 
 from shared.blob_store import container_location
+from shared.formats import FORMATS
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,13 +60,36 @@ class Recipe:
         return orjson.dumps(asdict(self), option=orjson.OPT_SORT_KEYS).decode()
 
     @classmethod
-    def from_json(cls, text: str, fallback: Recipe) -> Recipe:
-        """The stored recipe; a claim from before the place was recorded is in the current place."""
+    def from_json(cls, text: str, current: Recipe) -> Recipe:
+        """The recorded recipe; raises :class:`UnreadableRecipe` saying what this version cannot read.
+
+        A recipe from before the place was recorded is in ``current``'s place."""
         try:
             stored = orjson.loads(text)
-            if not stored.get("container"):
-                stored.update(container=fallback.container, blob_path=fallback.blob_path)
-            return cls(**stored)
-        except (orjson.JSONDecodeError, TypeError, AttributeError):
-            log.warning("a pending claim's recipe is unreadable; using the current settings")
-            return fallback
+        except orjson.JSONDecodeError:
+            raise UnreadableRecipe("it is not whole JSON (cut or edited)") from None
+        if not isinstance(stored, dict):
+            raise UnreadableRecipe("it is not a JSON object")
+        names = {f.name: f.type for f in fields(cls)}
+        if stored.keys() == names.keys() - _PLACE:  # an earlier version: no place recorded
+            stored.update(container=current.container, blob_path=current.blob_path)
+        unknown = sorted(stored.keys() - names.keys())
+        if unknown:
+            raise UnreadableRecipe(f"it has setting(s) this version does not know: {', '.join(unknown)}")
+        missing = sorted(names.keys() - stored.keys())
+        if missing:
+            raise UnreadableRecipe(f"it lacks setting(s) this version needs: {', '.join(missing)}")
+        for name, kind in names.items():
+            value = stored[name]
+            if type(value).__name__ != kind:  # bool is not int here; annotations are strings
+                raise UnreadableRecipe(f"{name} is {value!r}, not of type {kind}")
+        if stored["export_format"] not in FORMATS:
+            raise UnreadableRecipe(f"export_format {stored['export_format']!r} is not one of {', '.join(FORMATS)}")
+        return cls(**stored)
+
+
+_PLACE = frozenset({"container", "blob_path"})
+
+
+class UnreadableRecipe(ValueError):
+    """A recorded recipe this version cannot read exactly (the message says what is wrong)."""

@@ -11,6 +11,11 @@ our write is recognised by re-reading the row and finding our own run id in it.
 One more row per destination pins the ids its rows are keyed by: PartitionKey ``destinations``,
 RowKey the destination's name (``default``), with the ids and the place its files last went
 (:class:`DestinationPin`). The ids in it, never the ETL API's answer of the day, choose the rows.
+
+Rows are read in one place (:func:`_entity_to_state`, :func:`_entity_to_pin`): a value this
+version did not write (a hand edit such as ``position=12a``, a ``window_end`` without a zone or
+empty) stops the run with a :class:`StateConflictError` naming the table, the row, the field and
+the fix, never a raw ``ValueError`` and never a default (an empty ``window_end`` is not 1970).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from azure.core import MatchConditions
@@ -31,8 +36,9 @@ from azure.core.exceptions import (
 from azure.data.tables import EdmType, EntityProperty, TableClient, TableServiceClient, UpdateMode
 
 from shared.azure_errors import error_code, storage_call
-from shared.errors import StorageError, StoragePermissionError
-from shared.windows import format_rfc3339, parse_rfc3339
+from shared.calltypes import CALL_TYPES
+from shared.errors import StateConflictError, StorageError, StoragePermissionError
+from shared.windows import floor_window, format_rfc3339, parse_rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +64,9 @@ class DestinationPin:
     action_id: str
     container: str = ""  # container_location() of the last run
     blob_path: str = ""
+    # The start of the destination's export, recorded when the pin is first written (before any
+    # type row): every type row created later starts there. None in pins of earlier versions.
+    start: datetime | None = None
     etag: str = ""
 
     @property
@@ -115,22 +124,106 @@ AZURITE_CONNECTION_STRING = (
 )
 
 
-def _entity_to_state(entity: Any) -> TypeState:
-    def dt(name: str) -> datetime | None:
-        value = entity.get(name)
-        return parse_rfc3339(value) if value else None
+class _Row:
+    """One entity as read, and the one way to say that a field of it is not what we wrote."""
 
-    pending_position = _plain(entity.get("pending_position"))
+    def __init__(self, entity: Any, table: str) -> None:
+        self.entity = entity
+        self.table = table
+
+    def unreadable(self, field: str, why: str) -> StateConflictError:
+        key = f"{self.entity.get('PartitionKey')}/{self.entity.get('RowKey')}"
+        row_key = self.entity.get("RowKey")
+        return StateConflictError(
+            f"STATE_TABLE {self.table}, row {key}: {field} {why}; the exporter did not write that "
+            "(a hand edit or another tool): nothing was exported; set the field back to what it was "
+            "(docs/operations.md, 'A state row the exporter cannot read')",
+            call_type=row_key if row_key in CALL_TYPES else None,
+        )
+
+    def text(self, field: str) -> str:
+        value = self.entity.get(field)
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise self.unreadable(field, f"is {_shown(value)}, not text")
+        return value
+
+    def moment(self, field: str, *, required: bool) -> datetime | None:
+        """An RFC 3339 instant on a window boundary (as the exporter writes them)."""
+        value = self.text(field).strip()
+        if not value:
+            if required:
+                raise self.unreadable(field, "is missing or empty")
+            return None
+        try:
+            moment = parse_rfc3339(value)
+        except ValueError:
+            raise self.unreadable(field, f"is {_shown(value)}, not a time like 2026-11-28T12:00:00Z") from None
+        if floor_window(moment) != moment:
+            raise self.unreadable(field, f"is {_shown(value)}, not the start of a 10-minute window")
+        return moment
+
+    def count(self, field: str, *, required: bool, minimum: int) -> int | None:
+        """A whole number (Edm.Int64/Int32, or digits as text, as `az storage entity` writes them)."""
+        value = _plain(self.entity.get(field))
+        if value is None or value == "":
+            if required:
+                raise self.unreadable(field, "is missing or empty")
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise self.unreadable(field, f"is {_shown(value)}, not a whole number")
+        if isinstance(value, str):
+            digits = value.strip()
+            if not digits.lstrip("-").isdigit() or not digits.isascii():
+                raise self.unreadable(field, f"is {_shown(value)}, not a whole number")
+            value = int(digits)
+        if value < minimum:
+            raise self.unreadable(field, f"is {value}, below {minimum}")
+        return value
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _entity_to_state(entity: Any, table: str) -> TypeState:
+    row = _Row(entity, table)
+    pending_start = row.moment("pending_start", required=False)
+    pending_position: int | None = None
+    if pending_start is not None:
+        # -1 (or nothing) is how an empty claim position is written; it is ignored without a claim.
+        pending_position = row.count("pending_position", required=False, minimum=-1)
+        if pending_position is not None and pending_position == 0:
+            raise row.unreadable("pending_position", "is 0, positions start at 1")
+        if pending_position is not None and pending_position < 0:
+            pending_position = None
+    window_end = row.moment("window_end", required=True)
+    assert window_end is not None
     return TypeState(
         dest_key=entity["PartitionKey"],
         call_type=entity["RowKey"],
-        position=int(_plain(entity.get("position", 0))),
-        window_end=dt("window_end") or datetime(1970, 1, 1, tzinfo=UTC),
-        pending_start=dt("pending_start"),
-        pending_position=int(pending_position) if pending_position not in (None, "") else None,
-        pending_run=entity.get("pending_run") or None,
-        pending_recipe=entity.get("pending_recipe") or None,
-        last_run=entity.get("last_run") or None,
+        position=row.count("position", required=True, minimum=0) or 0,
+        window_end=window_end,
+        pending_start=pending_start,
+        pending_position=pending_position,
+        pending_run=row.text("pending_run") or None,
+        pending_recipe=row.text("pending_recipe") or None,
+        last_run=row.text("last_run") or None,
+        etag=entity.metadata.get("etag", "") if hasattr(entity, "metadata") else "",
+    )
+
+
+def _entity_to_pin(entity: Any, table: str) -> DestinationPin:
+    row = _Row(entity, table)
+    return DestinationPin(
+        name=entity["RowKey"],
+        integration_id=row.text("integration_id"),
+        action_id=row.text("action_id"),
+        container=row.text("container"),
+        blob_path=row.text("blob_path"),
+        start=row.moment("start", required=False),
         etag=entity.metadata.get("etag", "") if hasattr(entity, "metadata") else "",
     )
 
@@ -168,6 +261,7 @@ def _pin_to_entity(pin: DestinationPin) -> dict[str, Any]:
         "action_id": pin.action_id,
         "container": pin.container,
         "blob_path": pin.blob_path,
+        "start": format_rfc3339(pin.start) if pin.start else "",
     }
 
 
@@ -189,10 +283,7 @@ class StateStore:
             entity = self._call(lambda: self.table.get_entity(dest_key, call_type), reading=True)
         except ResourceNotFoundError:
             return None
-        state = _entity_to_state(entity)
-        if state.pending_position is not None and state.pending_position < 0:
-            state = replace(state, pending_position=None)
-        return state
+        return _entity_to_state(entity, self.table_name)
 
     def create(self, dest_key: str, call_type: str, first_window_start: datetime) -> TypeState:
         """Insert the row if absent (409 -> someone else did: read theirs)."""
@@ -259,14 +350,7 @@ class StateStore:
             entity = self._call(lambda: self.table.get_entity(PINS_PARTITION, name), reading=True)
         except ResourceNotFoundError:
             return None
-        return DestinationPin(
-            name=name,
-            integration_id=str(entity.get("integration_id", "")),
-            action_id=str(entity.get("action_id", "")),
-            container=str(entity.get("container", "")),
-            blob_path=str(entity.get("blob_path", "")),
-            etag=entity.metadata.get("etag", "") if hasattr(entity, "metadata") else "",
-        )
+        return _entity_to_pin(entity, self.table_name)
 
     def create_pin(self, pin: DestinationPin) -> DestinationPin:
         """Insert the pin if absent; when another run inserted one first, theirs is returned."""

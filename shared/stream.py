@@ -1,7 +1,7 @@
 """The files of one (window, type): ETL API pages -> screened batches -> records -> files.
 
-:class:`WindowFiles` resolves the recipe the window is written with (the one recorded with its
-claim), then streams the window's calls into a :class:`~shared.writers.rotating.RotatingWriter`
+:class:`WindowFiles` writes the window with the recipe its claim recorded (read by the unit), and
+streams the window's calls into a :class:`~shared.writers.rotating.RotatingWriter`
 (every file but the last committed as it fills) and its bad calls into the
 :class:`~shared.dead_letters.DeadLetters` file; :meth:`WindowFiles.finish` commits the last file
 and the dead letters. The unit's state machine (:mod:`shared.unit`) drives it.
@@ -18,7 +18,7 @@ from shared.blob_store import FileIdentity, StagedUpload
 from shared.clients import Clients
 from shared.columnar import parser_for
 from shared.dead_letters import DeadLetters
-from shared.errors import StateConflictError, UnitBudgetExceeded
+from shared.errors import EtlApiError, StateConflictError, UnitBudgetExceeded
 from shared.etl_client import Destination, EtlClient
 from shared.limits import Limits
 from shared.page_reader import line_cap_for
@@ -41,14 +41,15 @@ class WindowFiles:
         dest: Destination,
         claimed: TypeState,
         window: Window,
+        recipe: Recipe,
         current: Recipe,
         guard: Callable[[], None] | None = None,
     ) -> None:
-        """``current``: the recipe of the settings now; a resumed claim brings its own.
+        """``recipe``: the one the window is written with (a resumed claim's own, read by the unit);
+        ``current``: the recipe of the settings now.
         ``guard``: runs before each file's commit and raises :class:`ClaimLost` once the claim is gone."""
         self.call_type = claimed.call_type
         self.window = window
-        recipe = Recipe.from_json(claimed.pending_recipe, current) if claimed.pending_recipe else current
         if recipe != current:
             log.info("%s %s: finishing the window with the settings it was started with (%s)",
                      self.call_type, window.label(), recipe.to_json())
@@ -70,10 +71,14 @@ class WindowFiles:
         )
         self.parser = parser_for(self.call_type, writer_cls.spec.mode, Limits(max_call_bytes=recipe.max_call_bytes))
 
+        def name_of(position: int) -> str:
+            return blobs.data_file_name(dest.key, position, self.call_type, writer_cls.extension_for(options))
+
         def open_sink(position: int) -> StagedUpload:
             identity = FileIdentity(window.start, window.end, self.call_type, position)
-            name = blobs.data_file_name(dest.key, position, self.call_type, writer_cls.extension_for(options))
-            return blobs.open(name, identity, writer_cls.content_type_for(options), guard=guard)
+            return blobs.open(name_of(position), identity, writer_cls.content_type_for(options), guard=guard)
+
+        self._blobs, self._name_of = blobs, name_of
 
         self.files = RotatingWriter(
             writer_cls, self.call_type, options,
@@ -124,6 +129,25 @@ class WindowFiles:
             files = self.files.close()
             self.dead_letters.commit()
             return files
+
+    def check_nothing_past(self, last_position: int) -> None:
+        """Before the state commit: the file after the window's last one must not be one of this
+        window (one metadata read). It is when the ETL API now returns fewer calls for the window
+        than a run before a crash wrote: committing the state at ``last_position`` would leave that
+        file past it, in the way of the next window."""
+        position = last_position + 1
+        name = self._name_of(position)
+        metadata = self._blobs.metadata_of(name)
+        identity = FileIdentity(self.window.start, self.window.end, self.call_type, position)
+        if metadata is not None and identity.matches(metadata):
+            raise EtlApiError(
+                f"the ETL API returned fewer calls for the closed window {self.window.label()} of "
+                f"{self.call_type} than its files already hold: {name} is a file of this window past the "
+                f"{'last one written now' if last_position else 'window, which now has no calls'}; "
+                "nothing moved: a closed window must not change, ask the ETL API owners; to accept "
+                "the new data, move that window's files away and run again (docs/guarantees.md)",
+                window=self.window, call_type=self.call_type, blob=name,
+            )
 
     def abandon(self) -> None:
         """Drop the open uploads (a started unit that will not be finished)."""

@@ -22,9 +22,9 @@ from opentelemetry import trace
 from shared.abandoning import AbandonedOnError
 from shared.clients import Clients
 from shared.crashpoints import crashpoint
-from shared.errors import ClaimLost, ExportError, WindowNotClosed
+from shared.errors import ClaimLost, ExportError, StateConflictError, WindowNotClosed
 from shared.etl_client import Destination
-from shared.recipe import Recipe
+from shared.recipe import Recipe, UnreadableRecipe
 from shared.settings import Settings
 from shared.state_store import TypeState
 from shared.stream import WindowFiles
@@ -91,6 +91,7 @@ class Unit(AbandonedOnError):
         with trace.use_span(self.span, end_on_exit=False):
             try:
                 current = Recipe.of(self.settings)
+                recipe = self._recipe(current)  # before the claim: an unreadable one moves nothing
                 claimed = self.clients.state.claim(self.state, self.window.start, self.run_id, current.to_json())
                 if claimed is None:
                     log.info("%s %s: another run is exporting it; leaving it to that run",
@@ -98,7 +99,8 @@ class Unit(AbandonedOnError):
                     return self._stop(UnitStatus.BUSY)
                 crashpoint("after_claim")
                 self.claimed = claimed
-                self.files = WindowFiles(self.clients, self.dest, claimed, self.window, current, guard=self._guard)
+                self.files = WindowFiles(self.clients, self.dest, claimed, self.window, recipe, current,
+                                         guard=self._guard)
                 self.files.read(self.clients.etl, deadline)
                 ok = True
             except ClaimLost:
@@ -122,6 +124,9 @@ class Unit(AbandonedOnError):
         with trace.use_span(self.span, end_on_exit=True):
             try:
                 closed = files.finish()
+                last_position = claimed.pending_position - 1 + len(closed)  # type: ignore[operator]
+                if closed or self.state.pending_start == window.start:  # wrote files, or resumed a claim
+                    files.check_nothing_past(last_position)
             except ClaimLost:
                 return self._lost()
             except ExportError as exc:
@@ -135,7 +140,6 @@ class Unit(AbandonedOnError):
             result.rejected_blob = files.dead_letters.blob
             if not closed:
                 result.status = UnitStatus.EMPTY
-            last_position = claimed.pending_position - 1 + len(closed)  # type: ignore[operator]
             crashpoint("before_state_commit")
             committed = self.clients.state.commit(claimed, window.end, last_position, self.run_id)
             crashpoint("after_state_commit")
@@ -149,6 +153,25 @@ class Unit(AbandonedOnError):
                 committed = current
             self._record(result)
             return Step(Next.NEXT_WINDOW, result, committed)
+
+    def _recipe(self, current: Recipe) -> Recipe:
+        """The recipe the window is written with: the one its pending claim recorded (the claim
+        keeps it), else the settings now. A claim without a recipe (from before recipes) is finished
+        with the settings now; one this version cannot read stops the run (it never falls back)."""
+        state = self.state
+        if state.pending_start != self.window.start or not state.pending_recipe:
+            return current
+        try:
+            return Recipe.from_json(state.pending_recipe, current)
+        except UnreadableRecipe as exc:
+            raise StateConflictError(
+                f"{self.call_type} {self.window.label()} is pending with a recipe this version cannot read "
+                f"(STATE_TABLE {self.clients.state.table_name}, row {state.dest_key}/{self.call_type}, "
+                f"pending_recipe: {exc}): it was started by another version of the exporter: run that "
+                "version until `status` shows no pending window, or clear the claim (docs/operations.md, "
+                "'A pending window this version cannot read'); nothing was exported",
+                window=self.window, call_type=self.call_type,
+            ) from None
 
     def abandon(self) -> None:
         """Drop a started unit without finishing it (its claim is resumed by the next run)."""

@@ -199,10 +199,6 @@ def test_a_page_that_goes_back_under_a_fresh_cursor_fails_the_window_and_commits
 # A closed window that is not immutable, between a crash and the resume
 
 
-@pytest.mark.xfail(strict=True, reason="a window resumed after a crash, for which the ETL API now returns fewer "
-                   "calls, is committed with fewer files than its claim already committed: the state says "
-                   "position 1 while file 2 of that window is in the container, and the next window then "
-                   "stops on 'was not written by this export' (shared/export.py _Unit.finish)")
 def test_a_window_that_shrank_between_a_crash_and_the_resume_is_not_committed_over_its_own_files(harness):
     five = [call(f"c{i}", f"2026-11-28T12:0{i}:00Z") for i in range(5)]
     served = {W0S: [five]}

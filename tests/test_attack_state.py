@@ -3,7 +3,7 @@
 Every test runs against real parts: Azurite (blob and table) from tests/conftest.py, the ETL API
 emulator, and the real CLI as a subprocess where a process is killed (``EXPORTER_CRASH_AT``).
 State rows are edited by hand through the Table SDK, as an operator (or a newer version) would.
-Each test is marked ``xfail(strict=True)``: the mark comes off when the cause is fixed.
+Each test was marked ``xfail(strict=True)`` until its cause was fixed; they all pass now.
 """
 
 from __future__ import annotations
@@ -74,8 +74,6 @@ def _older(recipe: str) -> str:
     return json.dumps(stored)
 
 
-@pytest.mark.xfail(strict=True, reason="finding 1: an unreadable pending recipe falls back to the "
-                   "current settings (and the current BLOB_PATH): the window is written again elsewhere")
 @pytest.mark.parametrize("edit", [_newer, _older, lambda r: r[: len(r) // 2]],
                          ids=["newer-version-key", "older-version-missing-key", "cut-in-half"])
 def test_a_pending_recipe_this_version_cannot_read_never_writes_the_window_a_second_time(harness, edit):
@@ -101,8 +99,6 @@ def test_a_pending_recipe_this_version_cannot_read_never_writes_the_window_a_sec
 
 # -- 2. a state row edited by hand into nonsense ---------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason="finding 2: a state row with a value that is not what the "
-                   "exporter wrote raises a raw ValueError (or silently means 1970), not a clear error")
 @pytest.mark.parametrize("fields", [
     {"position": "12a"},  # a typo in `az storage entity merge ... position=12a`
     {"window_end": "2026-11-28 12:00"},  # no time zone
@@ -129,9 +125,6 @@ def test_a_state_row_edited_into_nonsense_stops_the_run_with_one_clear_error_and
 
 # -- 3. a first run with the clock far ahead starts the export in the future ------------------------
 
-@pytest.mark.xfail(strict=True, reason="finding 3: a new state row starts at the window due at the "
-                   "run's clock, even when the ETL API says that window is not closed: a clock "
-                   "ahead (or `run --now` in the future) on the first run skips every window in between")
 def test_a_first_run_with_the_clock_ahead_does_not_skip_the_windows_before_the_real_now(harness):
     """A new deployment without EXPORT_START; its first tick runs with the clock months ahead (a host
     with a bad clock, or an operator trying `cli run --now 2027-06-01T00:00:00Z`). The ETL API says
@@ -159,9 +152,6 @@ def _is_row_insert(table: str):
     return lambda r: r.method == "POST" and urlsplit(r.url).path.rstrip("/").endswith("/" + table)
 
 
-@pytest.mark.xfail(strict=True, reason="finding 4: without EXPORT_START each type row takes its first "
-                   "window from the clock of the run that creates it: a first run that stops after some "
-                   "rows starts the other types later, and their calls in between are never exported")
 def test_a_first_run_stopped_between_row_creations_starts_every_type_at_the_same_window(harness):
     """No EXPORT_START (the export starts "now"). The first tick (12:11) pins the destination and
     creates the identify and track rows at 12:00, then Table storage fails the next insert (a 503
