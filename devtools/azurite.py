@@ -1,17 +1,28 @@
-"""Start Azurite on loopback and hand out connection strings and container SAS URLs."""
+"""Start Azurite on loopback and hand out connection strings and container SAS URLs.
+
+    python -m devtools.azurite sas [--container exports] [--blob-port 10000] [--days 30]
+
+creates the container on a running local Azurite (``npm run azurite``: 127.0.0.1, the well-known
+dev account) when it is missing and prints a container SAS URL (sp=rcwl) for ``BLOB_SAS_URL``.
+"""
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TextIO
 
+from azure.core.exceptions import AzureError, ResourceExistsError
 from azure.storage.blob import BlobServiceClient, ContainerSasPermissions, generate_container_sas
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,3 +159,53 @@ def existing_azurite() -> Azurite | None:
         int(os.environ.get("AZURITE_QUEUE_PORT", "10001")),
         int(os.environ.get("AZURITE_TABLE_PORT", "10002")),
     )
+
+
+def ensure_container(az: Azurite, name: str) -> bool:
+    """Create the container unless it is there; True when this call created it."""
+    try:
+        az.create_container(name)
+    except ResourceExistsError:
+        return False
+    return True
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m devtools.azurite",
+                                description="Helpers for a local Azurite (npm run azurite).")
+    sub = p.add_subparsers(dest="command", required=True)
+    sas = sub.add_parser("sas", help="create the container if missing and print a container SAS URL (sp=rcwl)")
+    sas.add_argument("--container", default="exports", help="container name (default: exports)")
+    sas.add_argument("--blob-port", type=int, default=10000, help="Azurite's blob port on 127.0.0.1 (default: 10000)")
+    sas.add_argument("--days", type=int, default=30, help="days until the SAS expires (default: 30)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """``sas``: the URL alone on stdout (for ``$(...)``), notes and errors on stderr; exit 1 on failure."""
+    out, err = out or sys.stdout, err or sys.stderr
+    args = _parser().parse_args(argv)
+    if args.days < 1:
+        print("error: --days must be at least 1", file=err)
+        return 2
+    try:
+        with socket.create_connection((HOST, args.blob_port), timeout=2):
+            pass
+    except OSError:
+        print(f"error: no Azurite listening on {HOST}:{args.blob_port}: start it with `npm run azurite` "
+              "(or pass --blob-port)", file=err)
+        return 1
+    az = Azurite(blob_port=args.blob_port, queue_port=args.blob_port + 1, table_port=args.blob_port + 2)
+    try:
+        created = ensure_container(az, args.container)
+    except AzureError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"error: could not create container {args.container!r} on {az.blob_url}: {first}", file=err)
+        return 1
+    print(f"{'created' if created else 'using existing'} container {args.container!r} on {az.blob_url}", file=err)
+    print(az.sas_url(args.container, expiry=datetime.now(UTC) + timedelta(days=args.days)), file=out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
