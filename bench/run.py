@@ -386,7 +386,7 @@ def run_exporter(env: dict[str, str], workdir: Path, tag: str, profile: Path | N
                "--", sys.executable]
     if profile is not None:
         cmd += ["-m", "cProfile", "-o", str(profile)]
-    cmd += ["-m", "shared.cli", "--settings", "/nonexistent", "run", "--now", RUN_NOW]
+    cmd += ["-m", "shared.cli", "--no-settings", "run", "--now", RUN_NOW]
     out_path, err_path = workdir / f"{tag}.stdout", workdir / f"{tag}.stderr"
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         t0 = time.perf_counter()

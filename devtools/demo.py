@@ -50,7 +50,7 @@ def main() -> int:
             "STATE_TABLE": "demo" + uuid.uuid4().hex[:8],
             "EXPORT_START": format_rfc3339(start),
         }
-        cli = [sys.executable, "-m", "shared.cli", "--settings", str(ROOT / ".demo-no-settings.json")]
+        cli = [sys.executable, "-m", "shared.cli", "--no-settings"]
         print(f"\n$ python -m shared.cli run   (EXPORT_FORMAT={args.format}, "
               f"EXPORT_START={format_rfc3339(start)}, {args.windows} window(s) due)\n", flush=True)
         run = subprocess.run([*cli, "run", "--now", format_rfc3339(now)], env=env, cwd=ROOT)

@@ -5,7 +5,8 @@
     python -m shared.cli check                 one line per check with pass/fail and the fix
 
 Settings come from the environment, over the ``Values`` of ./local.settings.json when present (as
-``func`` does). Exit status: 0 success, 1 the run or a check failed, 2 bad settings or usage.
+``func`` does); ``--settings PATH`` reads another file (which must exist), ``--no-settings`` none.
+Exit status: 0 success, 1 the run or a check failed, 2 bad settings or usage.
 
 Everything the commands print goes through a redacting writer (:class:`shared.redact.RedactingWriter`
 on stdout and stderr, log lines included), so no token or SAS signature is ever shown.
@@ -41,8 +42,12 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m shared.cli", description=__doc__.split("\n\n")[0])
-    p.add_argument("--settings", type=Path, default=Path("local.settings.json"),
-                   help="local.settings.json whose Values are read under the environment")
+    files = p.add_mutually_exclusive_group()
+    files.add_argument("--settings", type=Path, default=None,
+                       help=f"a local.settings.json whose Values are read under the environment "
+                            f"(default: ./{DEFAULT_SETTINGS}, when present)")
+    files.add_argument("--no-settings", action="store_true",
+                       help="read no settings file: the environment only")
     p.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG")
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="do what one timer tick does")
@@ -52,8 +57,30 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def load_settings(path: Path) -> Settings:
-    return Settings.from_env(load_local_settings(path, os.environ))
+DEFAULT_SETTINGS = Path("local.settings.json")
+NO_DEFAULT_HINT = "(no local.settings.json here: copy local.settings.sample.json and fill it in)"
+
+
+def missing_settings_file(path: Path) -> str:
+    return (f"--settings {path}: no such file (leave --settings out to read ./{DEFAULT_SETTINGS}, "
+            "or --no-settings for the environment only)")
+
+
+def load_settings(path: Path | None, *, read_file: bool = True) -> Settings:
+    """The settings: the environment over ``path`` (which must exist), or over ./local.settings.json
+    when it exists (``path`` None), or the environment alone (``read_file`` False)."""
+    if not read_file:
+        return Settings.from_env(dict(os.environ))
+    if path is not None:
+        if not path.is_file():
+            raise SettingsError(missing_settings_file(path))
+        return Settings.from_env(load_local_settings(path, os.environ))
+    try:
+        return Settings.from_env(load_local_settings(DEFAULT_SETTINGS, os.environ))
+    except SettingsError as exc:
+        if DEFAULT_SETTINGS.is_file():
+            raise
+        raise SettingsError(f"{exc} {NO_DEFAULT_HINT}") from None
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
@@ -67,8 +94,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     )
     install_log_redaction()
     quiet_sdk_loggers(logging.DEBUG if args.verbose else logging.WARNING)
+    if args.settings is not None and not args.settings.is_file():  # a wrong command line, even for check
+        print(f"error: {missing_settings_file(args.settings)}", file=err)
+        return EXIT_USAGE
     try:
-        settings = load_settings(args.settings)
+        settings = load_settings(args.settings, read_file=not args.no_settings)
     except SettingsError as exc:
         if args.command == "check":  # check reports it as its first (failed) check
             settings_failure(str(exc), out)

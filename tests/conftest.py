@@ -112,7 +112,7 @@ class Harness:
         env.update(self.env)
         env.update(extra_env or {})
         return subprocess.run(
-            [sys.executable, "-m", "shared.cli", "--settings", str(ROOT / "no-local-settings.json"), *args],
+            [sys.executable, "-m", "shared.cli", "--no-settings", *args],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
         )
 

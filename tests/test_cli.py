@@ -130,3 +130,55 @@ def test_status_before_any_run_says_not_started(harness):
     result = harness.cli("status")
     _assert_clean_exit(result, 0)
     assert "- (not started)" in result.stdout
+
+
+# --- which settings file is read --------------------------------------------------------------
+
+def _cli_in(cwd, *args: str, env: dict[str, str] | None = None):
+    """The CLI run from ``cwd`` (where ./local.settings.json is looked for), no setting in the
+    environment but ``env``."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from shared.settings import ALL_SETTINGS
+
+    root = Path(__file__).resolve().parent.parent
+    base = {k: v for k, v in os.environ.items() if k not in ALL_SETTINGS and not k.startswith("EXPORTER_")}
+    base["PYTHONPATH"] = str(root)
+    return subprocess.run([sys.executable, "-m", "shared.cli", *args], cwd=cwd, env={**base, **(env or {})},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_an_explicit_settings_path_that_does_not_exist_is_a_one_line_usage_error(tmp_path):
+    missing = tmp_path / "nonexist.json"
+    for command in ("check", "run", "status"):
+        result = _cli_in(tmp_path, "--settings", str(missing), command)
+        _assert_clean_exit(result, 2)
+        assert result.stdout == ""
+        assert result.stderr.splitlines() == [
+            f"error: --settings {missing}: no such file (leave --settings out to read ./local.settings.json, "
+            "or --no-settings for the environment only)"]
+
+
+def test_without_local_settings_json_a_missing_setting_says_to_copy_the_sample(tmp_path):
+    hint = "(no local.settings.json here: copy local.settings.sample.json and fill it in)"
+    result = _cli_in(tmp_path, "run")
+    _assert_clean_exit(result, 2)
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("error: ETL_API_ENDPOINT is not set")
+    assert result.stderr.rstrip().endswith(hint)
+    check = _cli_in(tmp_path, "check")
+    _assert_clean_exit(check, 1)
+    assert len(check.stdout.splitlines()) == 1 and hint in check.stdout
+
+    # with the file there (and the setting still unset) the hint would mislead: it is left out
+    (tmp_path / "local.settings.json").write_text('{"Values": {"ETL_API_TOKEN": "from-the-file"}}')
+    result = _cli_in(tmp_path, "run")
+    _assert_clean_exit(result, 2)
+    assert result.stderr.startswith("error: ETL_API_ENDPOINT is not set") and hint not in result.stderr
+    # --no-settings reads the environment only (not the file's token); no hint either
+    result = _cli_in(tmp_path, "--no-settings", "run", env={"ETL_API_ENDPOINT": "http://127.0.0.1:9"})
+    _assert_clean_exit(result, 2)
+    assert result.stderr.startswith("error: ETL_API_TOKEN is not set") and hint not in result.stderr

@@ -29,7 +29,7 @@ def _popen(harness, *args: str, extra_env: dict[str, str] | None = None) -> subp
     env.update(harness.env)
     env.update(extra_env or {})
     return subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "--settings", str(ROOT / "no-local-settings.json"), *args],
+        [sys.executable, "-m", "shared.cli", "--no-settings", *args],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
