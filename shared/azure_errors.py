@@ -11,7 +11,8 @@ The rule (docs/guarantees.md, "Permanent errors"):
 * any other 4xx except 408 and 429 (400 above all) is a :class:`StorageConfigError`: a setting or a
   name is wrong, and it must not look like an outage;
 * 408, 429, 5xx and transport failures are a transient :class:`StorageError`, after the SDK's own
-  retries;
+  retries; a transport failure names the host (nothing else of the URL: a SAS is in it) and the
+  setting to check (:data:`UNREACHABLE_FIX`), never the SDK's urllib3 text;
 * on a read, a 404 whose code names the thing read (``BlobNotFound``) means "none"
   (:func:`absent`); any other 404 there is a :class:`StorageConfigError`.
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from azure.core.exceptions import (
     ClientAuthenticationError,
@@ -36,7 +38,6 @@ from azure.core.exceptions import (
 )
 
 from shared.errors import StorageConfigError, StorageError, StoragePermissionError
-from shared.redact import redact_text
 
 _T = TypeVar("_T")
 
@@ -47,6 +48,32 @@ CONTAINER_MISSING = (
     "the destination container does not exist: create it, or fix BLOB_SAS_URL "
     "(or BLOB_ACCOUNT_URL/BLOB_CONTAINER)"
 )
+
+
+#: What to check when a store cannot be reached, by ``service``.
+UNREACHABLE_FIX = {
+    "table": "check AzureWebJobsStorage (locally: is Azurite running? npm run azurite)",
+    "blob": "check BLOB_SAS_URL (or BLOB_ACCOUNT_URL) (locally: is Azurite running? npm run azurite)",
+}
+
+
+def host_of(url: str) -> str:
+    """``host[:port]`` of a URL and nothing else (no user, path or query: no secret)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "?"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{port}" if port else (host or "?")
+
+
+def unreachable(service: str, url: str) -> StorageError:
+    """The transient error for a store that could not be reached (or broke off its answer)."""
+    fix = UNREACHABLE_FIX.get(service, "check the storage settings")
+    return StorageError(f"{service} storage unreachable at {host_of(url)}: {fix}")
 
 
 def error_code(exc: BaseException) -> str:
@@ -61,11 +88,13 @@ def storage_call(
     service: str,
     denied: Callable[[HttpResponseError], StoragePermissionError],
     missing: Mapping[str, str],
+    url: str = "",
 ) -> _T:
     """Run one SDK call and map its failure by the rule above.
 
     ``service`` names the store in messages ("blob", "table"); ``denied`` words a 401/403;
-    ``missing`` maps the error codes of a missing parent (container, table) to their message.
+    ``missing`` maps the error codes of a missing parent (container, table) to their message;
+    ``url`` is the client's (only its host is shown).
     """
     try:
         return fn()
@@ -80,8 +109,8 @@ def storage_call(
         raise denied(exc) from None
     except HttpResponseError as exc:
         raise classify(exc, service, denied, missing) from None
-    except (ServiceRequestError, ServiceResponseError) as exc:
-        raise StorageError(f"{service} storage unreachable: {redact_text(str(exc))[:200]}") from None
+    except (ServiceRequestError, ServiceResponseError):
+        raise unreachable(service, url) from None
 
 
 def absent(exc: ResourceNotFoundError, codes: frozenset[str], otherwise: str) -> None:

@@ -233,7 +233,7 @@ class BlobStore:
         """Run one SDK call, mapping its failures to our errors (shared/azure_errors.py)."""
         return storage_call(
             fn, service="blob", denied=lambda exc: self._permission_error(permission, exc),
-            missing={"ContainerNotFound": CONTAINER_MISSING},
+            missing={"ContainerNotFound": CONTAINER_MISSING}, url=self.container.url,
         )
 
     def _permission_error(self, permission: str, exc: HttpResponseError) -> StoragePermissionError:

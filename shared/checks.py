@@ -98,7 +98,8 @@ def _probe(name: str, fn: Callable[[], str], fix: str) -> Check:
     try:
         return Check(name, True, fn())
     except ExportError as exc:  # our errors name the cause; a transient one also needs the fix
-        return Check(name, False, redact_text(str(exc)) + (f": {fix}" if exc.transient else ""))
+        message = redact_text(str(exc))
+        return Check(name, False, message + (f": {fix}" if exc.transient and fix not in message else ""))
     except Exception as exc:  # an unreachable host surfaces as many exception types
         return Check(name, False, f"{redact_text(str(exc))[:200]}: {fix}")
 

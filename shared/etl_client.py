@@ -52,7 +52,7 @@ from shared.page_reader import (
     PageTooLarge,
     read_capped,
 )
-from shared.redact import untrusted
+from shared.redact import redact_url, untrusted
 from shared.windows import format_rfc3339
 
 log = logging.getLogger(__name__)
@@ -103,9 +103,10 @@ class RetryPolicy:
 
 
 class _Transient(Exception):
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    def __init__(self, reason: str, retry_after: float | None = None, *, unreachable: bool = False) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
+        self.unreachable = unreachable  # no connection (or it broke): the endpoint may be wrong
 
 
 def next_cursor(values: list[str]) -> str | None:
@@ -466,7 +467,9 @@ class EtlClient:
             )
             self._sleep(delay)
         assert last is not None
-        raise EtlApiUnavailable(f"ETL API {path} kept failing: {last}", status=None)
+        where = (f" ({redact_url(self._endpoint)}): check ETL_API_ENDPOINT and that the API is reachable"
+                 if last.unreachable else "")
+        raise EtlApiUnavailable(f"ETL API {path} kept failing: {last}{where}", status=None)
 
     @staticmethod
     def _out_of_time(path: str, last: _Transient | None) -> UnitBudgetExceeded:
@@ -499,7 +502,9 @@ class EtlClient:
                     timeout=timeout,
                 )
             except Urllib3Error as exc:
-                raise _Transient(why if watch.fired else f"connection failed: {type(exc).__name__}") from None
+                if watch.fired:
+                    raise _Transient(why) from None
+                raise _Transient(f"connection failed: {type(exc).__name__}", unreachable=True) from None
             whole = False  # the body was read to its end: the connection can be used again
             try:
                 status = resp.status

@@ -403,7 +403,7 @@ class StateStore:
             "TableNotFound": f"the state table {self.table_name} does not exist (deleted during the run?): "
                              "check STATE_TABLE and AzureWebJobsStorage; a run creates it when it starts",
         }
-        return storage_call(fn, service="table", denied=_denied, missing=missing)
+        return storage_call(fn, service="table", denied=_denied, missing=missing, url=self.service.url)
 
 
 def _denied(exc: HttpResponseError) -> StoragePermissionError:

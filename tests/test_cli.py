@@ -182,3 +182,16 @@ def test_without_local_settings_json_a_missing_setting_says_to_copy_the_sample(t
     result = _cli_in(tmp_path, "--no-settings", "run", env={"ETL_API_ENDPOINT": "http://127.0.0.1:9"})
     _assert_clean_exit(result, 2)
     assert result.stderr.startswith("error: ETL_API_TOKEN is not set") and hint not in result.stderr
+
+
+def test_an_unreachable_etl_api_names_the_endpoint_and_the_fix(harness):
+    import socket
+
+    with socket.socket() as s:  # nothing listens on it once closed
+        s.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{s.getsockname()[1]}"
+    result = harness.cli("status", extra_env={"ETL_API_ENDPOINT": endpoint})
+    _assert_clean_exit(result, 1)
+    assert _error_lines(result.stderr) == [
+        f"error: ETL API /v1/destination kept failing: connection failed: NewConnectionError ({endpoint}): "
+        "check ETL_API_ENDPOINT and that the API is reachable"]

@@ -118,3 +118,57 @@ def test_the_rule_4xx_is_a_setting_408_429_and_5xx_are_outages_401_403_are_permi
         assert isinstance(err, StorageConfigError) and not err.transient
     else:
         assert isinstance(err, StorageError) and err.transient
+
+
+# --- an unreachable store names its host and the setting to check (not urllib3's text) -----------
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:  # nothing listens on it once closed
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+TABLE_FIX = "check AzureWebJobsStorage (locally: is Azurite running? npm run azurite)"
+
+
+def test_an_unreachable_table_service_names_its_host_and_azurite(harness):
+    from shared.clients import build_clients, close_clients
+    from shared.etl_client import RetryPolicy
+    from shared.export import run_export
+
+    port = _closed_port()
+    conn = harness.azurite.connection_string.replace(f":{harness.azurite.table_port}/", f":{port}/")
+    settings = harness.settings(AzureWebJobsStorage=conn, **START)
+    clients = build_clients(settings, table_kwargs={"retry_total": 0},
+                            etl_kwargs={"retry": RetryPolicy(attempts=1)})
+    try:
+        summary = run_export(settings, clients, datetime(2026, 11, 28, 12, 11, 1, tzinfo=UTC))
+    finally:
+        close_clients(clients)
+    assert summary.error == f"table storage unreachable at 127.0.0.1:{port}: {TABLE_FIX}"
+
+
+def test_an_unreachable_blob_service_names_its_host_never_the_sas(azurite, container):
+    port = _closed_port()
+    sas_url = azurite.sas_url(container).replace(f":{azurite.blob_port}/", f":{port}/")
+    store = BlobStore(make_container_client(sas_url=sas_url, retry_total=0), "p", sas_url=sas_url)
+    with pytest.raises(StorageError) as caught:
+        store.metadata_of("p/x.csv")
+    message = str(caught.value)
+    assert message.startswith(f"blob storage unreachable at 127.0.0.1:{port}: check BLOB_SAS_URL")
+    assert "sig=" not in message and "urllib3" not in message and caught.value.transient
+
+
+_SECRET_CHARS = st.text(st.characters(blacklist_characters="/?#@[]\\", blacklist_categories=("Cs", "Cc")),
+                        min_size=1, max_size=40)
+
+
+@given(_SECRET_CHARS, st.text(max_size=80))
+def test_host_of_never_shows_more_than_the_host(secret, anything):
+    from shared.azure_errors import host_of
+
+    url = f"https://user:{secret}@acct.blob.core.windows.net:8443/c/p?sv=1&sig={secret}"
+    assert host_of(url) == "acct.blob.core.windows.net:8443"
+    assert isinstance(host_of(anything), str)  # any text at all: an answer, never an exception
