@@ -30,8 +30,10 @@ import pyarrow.compute as pc
 from shared.calltypes import COLUMNS, EXTRA_COLUMN, KNOWN_FIELDS
 from shared.lines import LineBlock
 from shared.prefilter import needs_reference_path
+from shared.received import window_rejections
 from shared.records import NESTED_FIELDS, CallParser, Limits, ParsedBatch, RejectedCall, fast_struct, raw_cell
 from shared.slug import slugify_event
+from shared.windows import Window
 
 _EMPTY = msgspec.Raw(b"")  # "field absent": a present nested field is never empty text
 _NULL = msgspec.Raw(b"null")
@@ -91,9 +93,10 @@ def _raw_column(raws: list[msgspec.Raw]) -> tuple[pa.Array, np.ndarray]:
 class ColumnarParser:
     """Lines of one call type -> a :class:`ParsedBatch` holding an Arrow RecordBatch."""
 
-    def __init__(self, call_type: str, limits: Limits | None = None) -> None:
+    def __init__(self, call_type: str, limits: Limits | None = None, window: Window | None = None) -> None:
         self.call_type = call_type
         self.limits = limits or Limits()
+        self.window = window
         self.schema = pa.schema([pa.field(c, pa.string()) for c in COLUMNS[call_type]])
         struct = fast_struct(call_type, True, raw_default=_EMPTY)
         self._decode = msgspec.json.Decoder(struct).decode
@@ -103,7 +106,8 @@ class ColumnarParser:
         self._type_getter = operator.attrgetter("type")
         self._type_raw = msgspec.Raw(msgspec.json.encode(call_type))
         self._known = KNOWN_FIELDS[call_type]
-        self._rows = CallParser(call_type, "columns", self.limits)
+        self._received = self.schema.names.index("receivedAt")
+        self._rows = CallParser(call_type, "columns", self.limits, window)
 
     def parse(self, lines: Sequence[bytes], flags: np.ndarray | None = None) -> ParsedBatch:
         """Parse a batch (``flags`` as in :meth:`shared.records.CallParser.parse`)."""
@@ -112,8 +116,14 @@ class ColumnarParser:
         if flags is None:
             flags = needs_reference_path(lines, self.limits)
         arrays, fast_idx, odd = self._fast_columns(lines, flags)
+        if self.window is not None and fast_idx:
+            # A receivedAt outside the window (or unreadable): the row parser rejects the line
+            # with the reason. The column test proves the common form; the rest are judged one
+            # by one, and only the lines rejected leave the vectorised route.
+            for k, _reason in window_rejections(arrays[self._received], self.window):
+                odd[k] = True
         slow_idx = sorted(set(range(n)) - set(fast_idx)) if len(fast_idx) != n else []
-        if odd.any():  # a nested field holding a string, number or null: reference path
+        if odd.any():  # a nested field holding a string, number or null, or a receivedAt to reject
             keep = ~odd
             slow_idx = sorted(slow_idx + [fast_idx[i] for i in np.flatnonzero(odd)])
             fast_idx = [fast_idx[i] for i in np.flatnonzero(keep)]
@@ -272,8 +282,13 @@ def _merge(fast: pa.RecordBatch, fast_idx: list[int], slow: pa.RecordBatch, slow
     return table.take(pa.array(order)).combine_chunks().to_batches()[0] if table.num_rows else fast
 
 
-def parser_for(call_type: str, mode: str, limits: Limits | None = None) -> ColumnarParser | CallParser:
-    """The parser a writer of ``mode`` wants: Arrow columns for CSV/Parquet, documents for JSON."""
+def parser_for(
+    call_type: str, mode: str, limits: Limits | None = None, window: Window | None = None
+) -> ColumnarParser | CallParser:
+    """The parser a writer of ``mode`` wants: Arrow columns for CSV/Parquet, documents for JSON.
+
+    ``window``: the window the lines are served for; a call whose ``receivedAt`` is not inside it
+    is rejected (:mod:`shared.received`). Without it, ``receivedAt`` is not looked at."""
     if mode == "columns":
-        return ColumnarParser(call_type, limits)
-    return CallParser(call_type, "json", limits)
+        return ColumnarParser(call_type, limits, window)
+    return CallParser(call_type, "json", limits, window)

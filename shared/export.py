@@ -536,7 +536,7 @@ class _UnitWriter:
             csv_escape_formulas=recipe.csv_escape_formulas,
         )
         self.parser = parser_for(
-            self.call_type, self.writer_cls.spec.mode, Limits(max_call_bytes=recipe.max_call_bytes)
+            self.call_type, self.writer_cls.spec.mode, Limits(max_call_bytes=recipe.max_call_bytes), window
         )
         self.files: list[FileWritten] = []
         self.rows = 0
