@@ -36,7 +36,7 @@ from shared.columnar import parser_for
 from shared.crashpoints import crashpoint
 from shared.errors import ClaimLost, ExportError, StateConflictError, UnitBudgetExceeded, WindowNotClosed
 from shared.etl_client import Destination, EtlClient
-from shared.memory import release_free_memory, tune_allocator
+from shared.memory import frozen_gc, release_free_memory, tune_allocator
 from shared.page_reader import OversizedLine, line_cap_for
 from shared.pinning import pin_destination
 from shared.prefilter import needs_reference_path
@@ -158,7 +158,7 @@ def run_export(
     deadline = started + settings.run_budget_seconds
     summary = RunSummary(run_id=run_id, destination=None, now=now)
     log_context = bind_log_context(run_id=run_id)
-    with tracer.start_as_current_span("export.run") as span:
+    with tracer.start_as_current_span("export.run") as span, frozen_gc():
         span.set_attribute("exporter.run_id", run_id)
         span.set_attribute("exporter.format", settings.export_format)
         try:
