@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
+from itertools import compress, repeat
 from typing import Any
 
 import msgspec
@@ -27,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shared.calltypes import COLUMNS, EXTRA_COLUMN, KNOWN_FIELDS
+from shared.calltypes import COLUMNS, EXTRA_COLUMN
 from shared.lines import LineBlock
 from shared.prefilter import needs_reference_path
 from shared.received import window_rejections
@@ -51,7 +52,7 @@ def _slug_column(names: pa.StringArray) -> pa.Array:
     return slugs.take(encoded.indices)
 
 
-def _string_cells(raws: list[msgspec.Raw]) -> list[str | None]:
+def _string_cells(raws: Sequence[msgspec.Raw]) -> list[str | None]:
     """The cells of a string column from its raw values: all of them in one decode; a column that
     holds something else than strings and nulls (a number, an object) cell by cell, as the
     reference path does."""
@@ -68,7 +69,22 @@ def _constant_column(value: str, n: int) -> pa.Array:
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data * n))
 
 
-def _raw_column(raws: list[msgspec.Raw]) -> tuple[pa.Array, np.ndarray]:
+def _text_column(texts: list[bytes], empty_length: int) -> pa.Array:
+    """A string array of ``texts`` (UTF-8 the caller vouches for), null where a text is
+    ``empty_length`` bytes long; built on the joined text, no Python object per row."""
+    n = len(texts)
+    lengths = np.fromiter(map(len, texts), dtype=np.int32, count=n)
+    present = lengths != empty_length
+    lengths[~present] = 0
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    everywhere = bool(present.all())
+    data = b"".join(texts if everywhere else compress(texts, present.tolist()))
+    validity = None if everywhere else pa.py_buffer(np.packbits(present, bitorder="little"))
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data), validity)
+
+
+def _raw_column(raws: Sequence[msgspec.Raw]) -> tuple[pa.Array, np.ndarray]:
     """(string array of the raw texts, bool array: True where the value is not an object/array).
 
     Absent values (empty text) become nulls and are not flagged. The array is built straight on
@@ -105,7 +121,6 @@ class ColumnarParser:
         self._names = self.schema.names
         self._type_getter = operator.attrgetter("type")
         self._type_raw = msgspec.Raw(msgspec.json.encode(call_type))
-        self._known = KNOWN_FIELDS[call_type]
         self._received = self.schema.names.index("receivedAt")
         self._rows = CallParser(call_type, "columns", self.limits, window)
 
@@ -206,32 +221,32 @@ class ColumnarParser:
                     continue
                 kept.append(k)
             positions = kept
-        type_raw = self._type_raw
-        keep = [k for k, row in enumerate(rows) if row.get("type") == type_raw]
-        if len(keep) != len(rows):  # another or an escaped type: the row parser decides
-            rows, positions = [rows[k] for k in keep], [positions[k] for k in keep]
         n = len(rows)
+        pop = dict.pop
+        # Each column is popped off the rows (C-level maps, no Python per row), so what is left in
+        # a row afterwards are its other fields, in the order the call has them: its extra.
+        types = list(map(pop, rows, repeat("type", n), repeat(_NULL, n)))
+        if types.count(self._type_raw) != n:  # another or an escaped type: the row parser decides
+            keep = [k for k, t in enumerate(types) if t == self._type_raw]
+            rows, positions = [rows[k] for k in keep], [positions[k] for k in keep]
+            n = len(rows)
         arrays: list[pa.Array] = []
         odd = np.zeros(n, dtype=bool)
         for name in self._fields:
             if name == "type":
                 arrays.append(_constant_column(self.call_type, n))
             elif name in NESTED_FIELDS:
-                array, odd_here = _raw_column([row.get(name, _EMPTY) for row in rows])
+                array, odd_here = _raw_column(list(map(pop, rows, repeat(name, n), repeat(_EMPTY, n))))
                 odd |= odd_here
                 arrays.append(array)
-            elif name == "event":
-                text = pa.array(_string_cells([row.get(name, _NULL) for row in rows]), pa.string())
-                arrays.append(_slug_column(text))
-                arrays.append(text)
             else:
-                arrays.append(pa.array(_string_cells([row.get(name, _NULL) for row in rows]), pa.string()))
-        known, encode = self._known, _ENCODER.encode
-        extra = [  # the prefilter guaranteed compact values: no reformatting needed
-            None if row.keys() <= known else encode({k: v for k, v in row.items() if k not in known})
-            for row in rows
-        ]
-        arrays.append(pa.array(extra, pa.string()))
+                text = pa.array(_string_cells(list(map(pop, rows, repeat(name, n), repeat(_NULL, n)))), pa.string())
+                if name == "event":
+                    arrays.append(_slug_column(text))
+                arrays.append(text)
+        # The prefilter guaranteed compact values: the encoded rest is the reference's cell as is.
+        # An empty rest encodes as "{}" (2 bytes; a rest with a field is longer): null.
+        arrays.append(_text_column(list(map(_ENCODER.encode, rows)), empty_length=2))
         return arrays, list(positions), odd
 
     def _columns(self, structs: list[Any]) -> tuple[list[pa.Array], np.ndarray]:
