@@ -115,7 +115,8 @@ class ColumnarParser:
         self.window = window
         self.schema = pa.schema([pa.field(c, pa.string()) for c in COLUMNS[call_type]])
         struct = fast_struct(call_type, True, raw_default=_EMPTY)
-        self._decode = msgspec.json.Decoder(struct).decode
+        self._decoder = msgspec.json.Decoder(struct)
+        self._decode = self._decoder.decode
         self._fields = [c for c in COLUMNS[call_type] if c not in (EXTRA_COLUMN, "event_text")]
         self._getters = [operator.attrgetter(c) for c in self._fields]
         self._names = self.schema.names
@@ -178,25 +179,48 @@ class ColumnarParser:
         """The columns of the lines that take a fast route, their positions, and which of them
         hold a nested field that is not an object or array (those go to the row parser).
 
-        Every line is decoded on its own (a page's lines as zero-copy views of its buffer): a row
-        comes from exactly one line that alone is one JSON object. Never decode several lines as
-        one text: an object broken over two lines and two objects on a third line decode as three
-        values from three lines, and a count cannot tell.
+        A row comes from exactly one line that alone is one JSON object. Several lines are never
+        decoded as one text unless the prefilter let every one of them through: an object broken
+        over two lines and two objects on a third line decode as three values from three lines,
+        and a count cannot tell. A line the prefilter lets through is one compact object whose
+        brackets balance, with no newline and nothing else outside it, so in the batch's text the
+        object that starts a line ends with it: ``decode_lines`` over that text gives each line's
+        value, or fails (then, and for a batch with flagged lines, each line is decoded on its
+        own, from a zero-copy view of the page's buffer).
 
         First the typed struct decode (only the columns' own fields, all strings); a batch it
         refuses (a field outside the columns, such as ``channel``, or a number in a string field)
         takes the fields route, still vectorised.
         """
+        if isinstance(lines, LineBlock) and not flags.any():
+            # Every line is one compact object (the prefilter's guarantee): the batch's text is
+            # decoded in one call, a value per line (a count that differs, or any error: each line
+            # on its own, below).
+            positions: Sequence[int] = range(len(lines))
+            try:
+                structs = self._decoder.decode_lines(lines.text())
+            except (*_DECODE_ERRORS, RecursionError):
+                rows = _whole(lines)
+                if rows is not None:
+                    return self._fields_columns(rows, positions)
+            else:
+                if len(structs) == len(lines):
+                    return self._struct_columns(structs, positions)
         texts: Sequence[Any] = lines.views() if isinstance(lines, LineBlock) else lines
         if flags.any():
-            positions: Sequence[int] = np.flatnonzero(~flags).tolist()
+            positions = np.flatnonzero(~flags).tolist()
             texts = [texts[i] for i in positions]
         else:
             positions = range(len(lines))
         try:
             structs = list(map(self._decode, texts))
         except (*_DECODE_ERRORS, RecursionError):
-            return self._fields_columns(texts, positions)
+            return self._fields_columns(*_each(texts, positions))
+        return self._struct_columns(structs, positions)
+
+    def _struct_columns(
+        self, structs: list[Any], positions: Sequence[int]
+    ) -> tuple[list[pa.Array], list[int], np.ndarray]:
         types = list(map(self._type_getter, structs))
         if types.count(self.call_type) != len(structs):
             keep = [k for k, t in enumerate(types) if t == self.call_type]
@@ -205,22 +229,10 @@ class ColumnarParser:
         return arrays, list(positions), odd
 
     def _fields_columns(
-        self, texts: Sequence[Any], positions: Sequence[int]
+        self, rows: list[dict[str, msgspec.Raw]], positions: Sequence[int]
     ) -> tuple[list[pa.Array], list[int], np.ndarray]:
-        """The fields route: each line decoded into its top-level fields as raw JSON text (what the
-        reference path shapes its cells from), each column then decoded in one go."""
-        decode = _FIELDS.decode
-        try:
-            rows = list(map(decode, texts))
-        except (*_DECODE_ERRORS, RecursionError):  # not JSON: the row parser rejects it
-            rows, kept = [], []
-            for k, text in zip(positions, texts, strict=True):
-                try:
-                    rows.append(decode(text))
-                except (*_DECODE_ERRORS, RecursionError):
-                    continue
-                kept.append(k)
-            positions = kept
+        """The fields route: the lines decoded into their top-level fields as raw JSON text (what
+        the reference path shapes its cells from), each column then decoded in one go."""
         n = len(rows)
         pop = dict.pop
         # Each column is popped off the rows (C-level maps, no Python per row), so what is left in
@@ -273,6 +285,34 @@ class ColumnarParser:
 
     def _cells_batch(self, rows: ParsedBatch) -> pa.RecordBatch:
         return pa.RecordBatch.from_arrays([pa.array(c, pa.string()) for c in rows.columns], schema=self.schema)
+
+def _whole(lines: LineBlock) -> list[dict[str, msgspec.Raw]] | None:
+    """The top-level fields of every line of a batch the prefilter let through whole, decoded
+    in one call; None when a line is not JSON (or the count differs): then line by line."""
+    try:
+        rows = _FIELDS.decode_lines(lines.text())
+    except (*_DECODE_ERRORS, RecursionError):
+        return None
+    return rows if len(rows) == len(lines) else None
+
+
+def _each(texts: Sequence[Any], positions: Sequence[int]) -> tuple[list[dict[str, msgspec.Raw]], list[int]]:
+    """The top-level fields of each line decoded on its own, and the positions of those that are
+    JSON (the others go to the row parser, which words why)."""
+    decode = _FIELDS.decode
+    try:
+        return list(map(decode, texts)), list(positions)
+    except (*_DECODE_ERRORS, RecursionError):
+        pass
+    rows, kept = [], []
+    for k, text in zip(positions, texts, strict=True):
+        try:
+            rows.append(decode(text))
+        except (*_DECODE_ERRORS, RecursionError):
+            continue
+        kept.append(k)
+    return rows, kept
+
 
 def _accepted_positions(
     indexes: list[int], lines: list[bytes], rejected: list[RejectedCall]

@@ -459,6 +459,22 @@ def test_lines_that_are_not_one_object_each_are_rejected_never_merged_or_split(m
         assert [r.line for r in got.rejected] == broken
 
 
+@pytest.mark.parametrize("extra", [b"", b',"channel":"server"'])
+def test_a_batch_the_prefilter_lets_through_whole_still_gives_one_value_per_line(extra: bytes) -> None:
+    # The columnar parser decodes such a batch's text in one call; lines that pass the prefilter
+    # but are not JSON (two strings in a row, a mismatched bracket) make it decode line by line.
+    good = [b'{"type":"track","messageId":"m%d"%s}' % (i, extra) for i in range(3)]
+    odd = [b'{"type":"track","messageId":"x""y"}', b'{"type":"track","properties":{"a":[1}]}']
+    lines = [good[0], odd[0], good[1], odd[1], good[2]]
+    block = LineBlock.from_lines(lines)
+    assert not needs_reference_path(block, Limits()).any()
+    batch = parse(lines, "track", "columns")  # every parser, lists and LineBlocks: the reference's answer
+    assert [r.line for r in batch.rejected] == odd
+    got = ColumnarParser("track").parse(block)
+    assert got.arrow.column("messageId").to_pylist() == ["m0", "m1", "m2"]
+    assert ColumnarParser("track").parse(LineBlock.from_lines(good)).count == 3
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_nesting_far_beyond_the_cap_is_rejected_not_a_crash(mode: str) -> None:
     line = b'{"type":"identify","traits":' + b"[" * 20000 + b"]" * 20000 + b"}"
