@@ -21,7 +21,7 @@ from shared.clients import Clients
 from shared.errors import ExportError, WindowNotClosed
 from shared.etl_client import Destination
 from shared.finisher import Finisher
-from shared.memory import tune_allocator
+from shared.memory import frozen_gc, tune_allocator
 from shared.pinning import pin_destination
 from shared.recipe import Recipe
 from shared.settings import Settings
@@ -64,7 +64,7 @@ def run_export(
     started = monotonic()
     summary = RunSummary(run_id=run_id, destination=None, now=now)
     log_context = bind_log_context(run_id=run_id)
-    with tracer.start_as_current_span("export.run") as span:
+    with tracer.start_as_current_span("export.run") as span, frozen_gc():
         annotate(span, run_id=run_id, format=settings.export_format)
         try:
             _run(settings, clients, now, summary, started + settings.run_budget_seconds, monotonic)

@@ -94,6 +94,10 @@ class LineBlock(Sequence[bytes]):
         """Bytes of each line (without its ``\\n``), int64."""
         return np.diff(self._starts) - 1
 
+    def text(self) -> memoryview:
+        """The lines as one zero-copy view of the buffer, each followed by its ``\\n``."""
+        return memoryview(self._data)[int(self._starts[0]) : int(self._starts[-1])]
+
     def binary_array(self) -> pa.LargeBinaryArray:
         """The lines as an Arrow binary array, zero-copy; each value keeps its trailing ``\\n``."""
         return pa.LargeBinaryArray.from_buffers(

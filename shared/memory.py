@@ -19,9 +19,12 @@ error) where the C library is not glibc.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
+import gc
 import logging
+from collections.abc import Iterator
 from functools import lru_cache
 
 log = logging.getLogger(__name__)
@@ -78,3 +81,22 @@ def release_free_memory() -> None:
     libc = _libc()
     if libc is not None and hasattr(libc, "malloc_trim"):
         libc.malloc_trim(0)
+
+
+@contextlib.contextmanager
+def frozen_gc() -> Iterator[None]:
+    """Set the objects alive now aside from the cyclic garbage collector until the block ends.
+
+    A run allocates a few container objects per call (views of the lines, lists, tuples), so the
+    collector runs often, and each full collection walked every object of the process: the
+    interpreter's, pyarrow's, the Azure SDK's, tens of thousands that live as long as the process
+    (43 full collections of ~70 ms per million calls, a fifth of the main thread's CPU). Frozen
+    (``gc.freeze``), they are skipped; the run's own objects are collected as usual, and at the
+    end everything frozen goes back to the collector (``gc.unfreeze``), so garbage from before the
+    run is still freed, only later. Both are constant-time list splices.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

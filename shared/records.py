@@ -25,7 +25,9 @@ import orjson
 from shared.calltypes import CALL_TYPES, COLUMNS, EXTRA_COLUMN, KNOWN_FIELDS
 from shared.limits import Limits, RejectedCall
 from shared.prefilter import needs_reference_path
+from shared.received import received_reason, window_rejections
 from shared.slug import slugify_event
+from shared.windows import Window
 
 Mode = Literal["columns", "json"]
 Cell = str | None
@@ -214,12 +216,21 @@ def json_document(line: bytes, fields: dict[str, msgspec.Raw], call_type: str) -
     return _encoder.encode(out)
 
 
-def parse_call(line: bytes, call_type: str, limits: Limits, mode: Mode) -> list[Cell] | bytes:
+def parse_call(
+    line: bytes, call_type: str, limits: Limits, mode: Mode, window: Window | None = None
+) -> list[Cell] | bytes:
     """Reference path for one line: its cells (mode "columns") or its JSON document.
 
-    Raises :class:`BadCall` for a line that is not a valid call of ``call_type``.
+    Raises :class:`BadCall` for a line that is not a valid call of ``call_type`` or, given the
+    ``window`` the line was served for, whose ``receivedAt`` is not inside it
+    (:mod:`shared.received`).
     """
     fields = validate_call(line, call_type, limits)
+    if window is not None:
+        raw = fields.get("receivedAt")
+        reason = received_reason(None if raw is None else raw_cell(bytes(raw)), window)
+        if reason is not None:
+            raise BadCall(reason)
     try:
         if mode == "json":
             return json_document(line, fields, call_type)
@@ -259,9 +270,10 @@ def fast_struct(
 
 
 class _TypeOnly(msgspec.Struct, gc=False):
-    """A call's ``type``; msgspec skips (and syntax-checks) every other field."""
+    """A call's ``type`` and ``receivedAt``; msgspec skips (and syntax-checks) every other field."""
 
     type: str | None = None
+    receivedAt: str | None = None  # the field's name in the call
 
 
 _DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError)
@@ -281,14 +293,21 @@ class CallParser:
     * JSON, not track: the line itself, once a skip-decode has checked it and read its type;
     * anything else (numbers or booleans in string fields, track JSON): one decode
       into raw fields, shaped by the reference path's own :func:`cells_of` / :func:`json_document`.
+
+    Given the ``window`` the lines were served for, a call whose ``receivedAt`` is not inside it
+    is rejected (:mod:`shared.received`): the fast routes' values are checked per batch, as a
+    column, the reference path checks its own lines.
     """
 
-    def __init__(self, call_type: str, mode: Mode, limits: Limits | None = None) -> None:
+    def __init__(
+        self, call_type: str, mode: Mode, limits: Limits | None = None, window: Window | None = None
+    ) -> None:
         if call_type not in CALL_TYPES:
             raise ValueError(f"unknown call type {call_type!r}")
         self.call_type = call_type
         self.mode = mode
         self.limits = limits or Limits()
+        self.window = window
         self._decoder = msgspec.json.Decoder(fast_struct(call_type, True))
         self._lenient_decoder = msgspec.json.Decoder(fast_struct(call_type, False))
         self._type_decoder = msgspec.json.Decoder(_TypeOnly)
@@ -297,11 +316,12 @@ class CallParser:
         self._nested_idx = [i for i, c in enumerate(fast_columns) if c in NESTED_FIELDS]
         self._event_idx = fast_columns.index("event") if "event" in fast_columns else -1
         self._type_idx = fast_columns.index("type")
-        self._fast: Callable[[bytes], list[Cell] | bytes | None]
+        self._received_idx = COLUMNS[call_type].index("receivedAt")
+        self._fast: Callable[[bytes], tuple[list[Cell] | bytes, Cell] | None]
         if mode == "columns":
-            self._fast = self._fast_row
+            self._fast = self._fast_row_received
         elif call_type == "track":
-            self._fast = self._fields_route
+            self._fast = self._track_document
         else:
             self._fast = self._fast_document
 
@@ -314,21 +334,42 @@ class CallParser:
         batch = ParsedBatch(self.call_type, self.mode)
         slow = needs_reference_path(lines, self.limits) if flags is None else flags
         fast = self._fast
+        window = self.window
         out: list[Any] = []  # cell rows (columns mode) or JSON documents
+        # The rows of the fast routes, for the window check: (their place in ``out``, their line,
+        # the line's place in the batch), and their receivedAt cells.
+        fast_rows: list[tuple[int, bytes, int]] = []
+        received: list[Cell] = []
+        rejected: list[tuple[int, RejectedCall]] = []
         accepted_bytes = 0
         for i, line in enumerate(lines):
             if not slow[i]:
                 result = fast(line)
                 if result is not None:
-                    out.append(result)
+                    if window is not None:
+                        fast_rows.append((len(out), line, i))
+                        received.append(result[1])
+                    out.append(result[0])
                     accepted_bytes += len(line)
                     continue
             try:
-                out.append(parse_call(line, self.call_type, self.limits, self.mode))
+                out.append(parse_call(line, self.call_type, self.limits, self.mode, window))
             except BadCall as bad:
-                batch.rejected.append(RejectedCall(line, str(bad)))
+                rejected.append((i, RejectedCall(line, str(bad))))
                 continue
             accepted_bytes += len(line)
+        if window is not None and fast_rows:
+            outside = window_rejections(received, window)
+            if outside:
+                drop = set()
+                for k, reason in outside:
+                    at, line, i = fast_rows[k]
+                    drop.add(at)
+                    rejected.append((i, RejectedCall(line, reason)))
+                    accepted_bytes -= len(line)
+                out = [row for at, row in enumerate(out) if at not in drop]
+                rejected.sort(key=lambda item: item[0])
+        batch.rejected = [bad for _, bad in rejected]
         if self.mode == "json":
             batch.lines = out
         else:
@@ -338,7 +379,14 @@ class CallParser:
         batch.input_bytes = accepted_bytes
         return batch
 
-    def _fast_row(self, line: bytes) -> list[Cell] | bytes | None:
+    def _fast_row_received(self, line: bytes) -> tuple[list[Cell], Cell] | None:
+        """Columns: the cells of a prefiltered line and its receivedAt cell, or None."""
+        cells = self._fast_row(line)
+        if cells is None:
+            return None
+        return cells, cells[self._received_idx]
+
+    def _fast_row(self, line: bytes) -> list[Cell] | None:
         """Cells of a prefiltered line, or None to send it to the reference path."""
         try:
             row = msgspec.structs.astuple(self._decoder.decode(line))
@@ -348,13 +396,14 @@ class CallParser:
             return None
         return self._fast_cells(row)
 
-    def _extras_route(self, line: bytes) -> list[Cell] | bytes | None:
+    def _extras_route(self, line: bytes) -> list[Cell] | None:
         """Cells of a prefiltered line with extra fields (or a scalar that is not a string)."""
         try:
             row = msgspec.structs.astuple(self._lenient_decoder.decode(line))
             fields = _raw_fields_decoder.decode(line)
-        except _DECODE_ERRORS:
-            return self._fields_route(line)  # a number or boolean in a string column
+        except _DECODE_ERRORS:  # a number or boolean in a string column
+            own = self._own_fields(line)
+            return None if own is None else cells_of(own, self.call_type)
         if row[self._type_idx] != self.call_type:
             return None
         cells = self._fast_cells(row)
@@ -362,16 +411,24 @@ class CallParser:
             cells[-1] = _extra_cell(fields, self.call_type)
         return cells
 
-    def _fast_document(self, line: bytes) -> bytes | None:
-        """A prefiltered non-track line is its own JSON document, once its type is right."""
+    def _fast_document(self, line: bytes) -> tuple[bytes, Cell] | None:
+        """JSON, not track: a prefiltered line is its own document, once its type is right."""
         try:
-            found = self._type_decoder.decode(line).type
-        except _DECODE_ERRORS:
+            call = self._type_decoder.decode(line)
+        except _DECODE_ERRORS:  # also a receivedAt that is not a string: the reference path
             return None
-        return line if found == self.call_type else None
+        return (line, call.receivedAt) if call.type == self.call_type else None
 
-    def _fields_route(self, line: bytes) -> list[Cell] | bytes | None:
-        """The reference shaping without the full decode, for a prefiltered line."""
+    def _track_document(self, line: bytes) -> tuple[bytes, Cell] | None:
+        """JSON, track: the reference shaping without the full decode, for a prefiltered line."""
+        fields = self._own_fields(line)
+        if fields is None:
+            return None
+        raw = fields.get("receivedAt")
+        return json_document(line, fields, self.call_type), None if raw is None else raw_cell(bytes(raw))
+
+    def _own_fields(self, line: bytes) -> dict[str, msgspec.Raw] | None:
+        """The top-level fields of a prefiltered line of this parser's type, or None."""
         try:
             fields = _raw_fields_decoder.decode(line)
         except _DECODE_ERRORS:
@@ -379,9 +436,7 @@ class CallParser:
         found = fields.get("type")
         if found is None or bytes(found) != self._type_raw:
             return None  # wrong, missing or escaped type: the reference path decides
-        if self.mode == "json":
-            return json_document(line, fields, self.call_type)
-        return cells_of(fields, self.call_type)
+        return fields
 
     def _fast_cells(self, row: tuple[Any, ...]) -> list[Cell] | None:
         """Cells of a fast-decoded call, or None to send the line to the reference path.

@@ -69,7 +69,9 @@ class WindowFiles:
             parquet_compression=recipe.parquet_compression,
             csv_escape_formulas=recipe.csv_escape_formulas,
         )
-        self.parser = parser_for(self.call_type, writer_cls.spec.mode, Limits(max_call_bytes=recipe.max_call_bytes))
+        self.parser = parser_for(
+            self.call_type, writer_cls.spec.mode, Limits(max_call_bytes=recipe.max_call_bytes), window
+        )
 
         def name_of(position: int) -> str:
             return blobs.data_file_name(dest.key, position, self.call_type, writer_cls.extension_for(options))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -22,8 +23,20 @@ from shared.calltypes import CALL_TYPES, COLUMNS, KNOWN_FIELDS
 from shared.columnar import ColumnarParser
 from shared.lines import LineBlock
 from shared.prefilter import needs_reference_path
-from shared.records import NESTED_FIELDS, BadCall, CallParser, Limits, ParsedBatch, RejectedCall, parse_call
+from shared.received import MISSING, NOT_RFC3339, outside_reason
+from shared.records import (
+    NESTED_FIELDS,
+    BadCall,
+    CallParser,
+    Limits,
+    ParsedBatch,
+    RejectedCall,
+    parse_call,
+    raw_cell,
+)
 from shared.slug import slugify_event
+from shared.windows import Window
+from tests.support.instants import plain_reason, received_values, windows
 
 MODES = ("columns", "json")
 NASTY = [
@@ -58,13 +71,15 @@ def _line(value: Any, compact: bool = True) -> bytes:
     return json.dumps(value, indent=1).encode().replace(b"\n", b" ")
 
 
-def _reference(lines: list[bytes], call_type: str, mode: str, limits: Limits) -> ParsedBatch:
+def _reference(
+    lines: list[bytes], call_type: str, mode: str, limits: Limits, window: Window | None = None
+) -> ParsedBatch:
     """The reference path applied line by line, shaped like a ParsedBatch."""
     out: list[Any] = []
     batch = ParsedBatch(call_type, mode)  # type: ignore[arg-type]
     for line in lines:
         try:
-            out.append(parse_call(line, call_type, limits, mode))  # type: ignore[arg-type]
+            out.append(parse_call(line, call_type, limits, mode, window))  # type: ignore[arg-type]
             batch.input_bytes += len(line)
         except BadCall as bad:
             batch.rejected.append(RejectedCall(line, str(bad)))
@@ -76,18 +91,20 @@ def _reference(lines: list[bytes], call_type: str, mode: str, limits: Limits) ->
     return batch
 
 
-def parse(lines: list[bytes], call_type: str, mode: str, limits: Limits | None = None) -> ParsedBatch:
+def parse(
+    lines: list[bytes], call_type: str, mode: str, limits: Limits | None = None, window: Window | None = None
+) -> ParsedBatch:
     """Parse with the fast parser, and check the reference path gives exactly the same."""
     limits = limits or Limits()
-    fast = CallParser(call_type, mode, limits).parse(lines)  # type: ignore[arg-type]
-    reference = _reference(lines, call_type, mode, limits)
+    fast = CallParser(call_type, mode, limits, window).parse(lines)  # type: ignore[arg-type]
+    reference = _reference(lines, call_type, mode, limits, window)
     assert fast == reference
     # The export hands the parsers LineBlocks (a page's buffer), the tests also plain lists.
     inputs: list[Sequence[bytes]] = [lines, LineBlock.from_lines(lines)]
-    assert CallParser(call_type, mode, limits).parse(inputs[-1]) == reference  # type: ignore[arg-type]
+    assert CallParser(call_type, mode, limits, window).parse(inputs[-1]) == reference  # type: ignore[arg-type]
     if mode == "columns":  # the Arrow fast path must agree too
         for given in inputs:
-            columnar = ColumnarParser(call_type, limits).parse(given)
+            columnar = ColumnarParser(call_type, limits, window).parse(given)
             assert columnar.rejected == reference.rejected
             assert (columnar.count, columnar.input_bytes) == (reference.count, reference.input_bytes)
             assert columnar.arrow.to_pydict() == dict(zip(COLUMNS[call_type], reference.columns, strict=True))
@@ -440,6 +457,22 @@ def test_lines_that_are_not_one_object_each_are_rejected_never_merged_or_split(m
         got = ColumnarParser("track").parse(block)
         assert got.arrow.column("messageId").to_pylist() == ["m0", "m0"]
         assert [r.line for r in got.rejected] == broken
+
+
+@pytest.mark.parametrize("extra", [b"", b',"channel":"server"'])
+def test_a_batch_the_prefilter_lets_through_whole_still_gives_one_value_per_line(extra: bytes) -> None:
+    # The columnar parser decodes such a batch's text in one call; lines that pass the prefilter
+    # but are not JSON (two strings in a row, a mismatched bracket) make it decode line by line.
+    good = [b'{"type":"track","messageId":"m%d"%s}' % (i, extra) for i in range(3)]
+    odd = [b'{"type":"track","messageId":"x""y"}', b'{"type":"track","properties":{"a":[1}]}']
+    lines = [good[0], odd[0], good[1], odd[1], good[2]]
+    block = LineBlock.from_lines(lines)
+    assert not needs_reference_path(block, Limits()).any()
+    batch = parse(lines, "track", "columns")  # every parser, lists and LineBlocks: the reference's answer
+    assert [r.line for r in batch.rejected] == odd
+    got = ColumnarParser("track").parse(block)
+    assert got.arrow.column("messageId").to_pylist() == ["m0", "m1", "m2"]
+    assert ColumnarParser("track").parse(LineBlock.from_lines(good)).count == 3
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -1117,3 +1150,92 @@ def test_sdk_shaped_calls_stay_on_the_vectorised_route_and_match_the_reference(d
     spy = _RowParserSpy(parser)
     assert parser.parse(block).count == len(lines)
     assert spy.lines == 0  # extra fields, numbers, big orders: all on the vectorised route
+
+
+# --------------------------------------------------------------------------------------------
+# receivedAt inside the window the lines were served for (shared/received.py)
+
+_W = Window.starting(datetime(2024, 5, 1, 12, 0, tzinfo=UTC))
+_INSIDE = "2024-05-01T12:00:01.250Z"
+
+
+def test_without_a_window_receivedat_is_not_looked_at() -> None:
+    lines = [_line(_call("track")), _line(_call("track", receivedAt="yesterday")),
+             _line(_call("track", receivedAt=5)), _line(_call("track", receivedAt="2024-05-01T12:10:00Z"))]
+    for mode in MODES:
+        assert parse(lines, "track", mode).count == 4  # parsers without a window, as before
+
+
+@pytest.mark.parametrize("call_type", CALL_TYPES)
+@pytest.mark.parametrize("mode", MODES)
+def test_every_parser_rejects_a_call_outside_its_window_with_the_reason_in_input_order(
+    call_type: str, mode: str
+) -> None:
+    def call(received: Any = ..., **more: Any) -> bytes:
+        fields = _call(call_type, **more) if received is ... else _call(call_type, receivedAt=received, **more)
+        return _line(fields)
+
+    cases: list[tuple[bytes, str | None]] = [
+        (call(_INSIDE), None),
+        (call(), MISSING),
+        (call(None), MISSING),
+        (call("2024-05-01T12:10:00.000Z"), outside_reason(_W)),
+        (call("2024-05-01T13:05:00.000+01:00"), None),
+        (call("2024-05-01T12:05:00.000+01:00"), outside_reason(_W)),
+        (call(1714564800000), NOT_RFC3339),
+        (call({"at": _INSIDE}), NOT_RFC3339),
+        (call("2024-05-01 12:05:00Z"), NOT_RFC3339),
+        (call(_INSIDE, channel="server", version=2), None),  # the extras route
+        (call("2024-04-30T12:05:00Z", userId=7), outside_reason(_W)),  # a number in a string column
+        (call(_INSIDE, context={"deep": "\u2028"}), None),
+        (call(_INSIDE, properties="not an object"), None),  # a nested field that is not an object
+    ]
+    # The call's own faults come first: a bad line outside the window keeps its reason.
+    not_json = b'{"type":"' + call_type.encode() + b'","receivedAt":"2024-05-01T12:10:00Z","x":NaN}'
+    [own] = _reference([not_json], call_type, mode, Limits()).rejected
+    assert own.reason.startswith("not valid JSON")
+    cases.insert(3, (not_json, own.reason))
+    # Invalid UTF-8 inside a nested object sends the columnar parser's whole batch to the row parser.
+    not_utf8 = call(_INSIDE)[:-1] + b',"traits":{"a":"\xff"}}'
+    [own] = _reference([not_utf8], call_type, mode, Limits()).rejected
+    cases.append((not_utf8, own.reason))
+    lines = [line for line, _ in cases]
+    batch = parse(lines, call_type, mode, window=_W)  # every parser, lists and LineBlocks: the reference's answer
+    assert [(r.line, r.reason) for r in batch.rejected] == [(line, why) for line, why in cases if why is not None]
+    assert batch.count == sum(1 for _, why in cases if why is None)
+
+
+@st.composite
+def _sdk_line_received(draw: st.DrawFn, call_type: str, window: Window) -> bytes:
+    call = json.loads(draw(_sdk_line(call_type)))
+    kind = draw(st.integers(0, 9))
+    if kind == 0:
+        del call["receivedAt"]
+    elif kind == 1:
+        call["receivedAt"] = draw(st.one_of(_SAFE_NUMBER, st.booleans(), st.just({"t": _INSIDE}), st.just([])))
+    else:
+        call["receivedAt"] = draw(received_values(window))
+    return json.dumps(call, separators=(",", ":"), ensure_ascii=draw(st.booleans())).encode()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data())
+def test_the_window_rule_on_every_route_is_the_plain_datetime_reference(data: st.DataObject) -> None:
+    call_type = data.draw(st.sampled_from(CALL_TYPES), label="call_type")
+    window = data.draw(windows(), label="window")
+    lines = data.draw(st.lists(_sdk_line_received(call_type, window), min_size=1, max_size=8), label="lines")
+    expected = []
+    for line in lines:
+        value = json.loads(line).get("receivedAt")
+        cell = value if value is None or isinstance(value, str) else raw_cell(json.dumps(value).encode())
+        expected.append(plain_reason(cell, window))
+    for mode in MODES:
+        batch = parse(lines, call_type, mode, window=window)  # every parser: the reference's answer
+        assert [(r.line, r.reason) for r in batch.rejected] == [
+            (line, reason) for line, reason in zip(lines, expected, strict=True) if reason is not None
+        ]
+    # Only the rejected lines leave the vectorised route (an offset inside the window does not).
+    parser = ColumnarParser(call_type, window=window)
+    spy = _RowParserSpy(parser)
+    assert parser.parse(LineBlock.from_lines(lines)).count == expected.count(None)
+    assert spy.lines == len(lines) - expected.count(None)
