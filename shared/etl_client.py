@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -286,6 +286,15 @@ def destination_id(value: object) -> str:
     return value
 
 
+def _ns(moment: datetime) -> int:
+    """An aware datetime as integer nanoseconds since the epoch (the order keys' unit)."""
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 class EtlClient:
     """Reads one destination's calls. Thread-safe (the pool is)."""
 
@@ -379,7 +388,7 @@ class EtlClient:
         # first page (which has none), and a server may issue fresh cursors for old pages; the
         # contract's order (receivedAt, messageId) shows it where the pages meet. Only one key
         # is kept, and only the lines at the boundary are decoded (shared/page_order.py).
-        order = PageOrder()
+        order = PageOrder(_ns(start), _ns(end))
         cursor: str | None = None
         count = 0
         while True:

@@ -74,8 +74,18 @@ class OutOfOrder(Exception):
 class PageOrder:
     """Checks each page's start against the previous page's end; keeps one key, nothing else."""
 
-    def __init__(self) -> None:
+    def __init__(self, start_ns: int | None = None, end_ns: int | None = None) -> None:
+        """``start_ns``/``end_ns``: the window; a call outside it has no place in the order (the
+        parsers dead-letter it), so it is passed over like a line whose key cannot be read."""
         self.last: Key | None = None
+        self._start_ns = start_ns
+        self._end_ns = end_ns
+
+    def _key(self, line: bytes) -> Key | None:
+        key = line_key(line)
+        if key is None or self._start_ns is None or self._end_ns is None:
+            return key
+        return key if self._start_ns <= key[0] < self._end_ns else None
 
     def check(self, lines: Sequence[bytes]) -> list[int]:
         """The indices of the page's leading lines that repeat the previous page's last call.
@@ -88,7 +98,7 @@ class PageOrder:
         n = len(lines)
         if last is not None:
             for i in range(n):
-                key = line_key(lines[i])
+                key = self._key(lines[i])
                 if key is None:
                     continue
                 if key == last:
@@ -102,7 +112,7 @@ class PageOrder:
                 break
         stop = repeats[-1] if repeats else -1  # lines up to here hold no key above ``last``
         for i in range(n - 1, stop, -1):
-            key = line_key(lines[i])
+            key = self._key(lines[i])
             if key is not None:
                 self.last = key
                 break

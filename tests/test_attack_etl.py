@@ -131,7 +131,6 @@ def test_a_call_served_in_two_windows_lands_in_exactly_one_file(harness, fmt):
     check_container(harness.blobs(), expected_ids={"a", "b", "edge"}, expected_rejected=1)
 
 
-)
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("received", [None, "yesterday", 1795867440000, "2026-11-28T12:04:00", ""])
 def test_a_call_without_a_readable_received_at_is_dead_lettered(harness, fmt, received):
