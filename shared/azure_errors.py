@@ -10,8 +10,9 @@ The rule (docs/guarantees.md, "Permanent errors"):
 * 401/403 is a :class:`StoragePermissionError` worded by the caller (which permission, which SAS);
 * any other 4xx except 408 and 429 (400 above all) is a :class:`StorageConfigError`: a setting or a
   name is wrong, and it must not look like an outage;
-* 408, 429, 5xx and transport failures are a transient :class:`StorageError`, after the SDK's own
-  retries; a transport failure names the host (nothing else of the URL: a SAS is in it) and the
+* 408, 429, 5xx, a block refused because its bytes do not match the MD5 sent with them
+  (``Md5Mismatch``: damaged on the way) and transport failures are a transient
+  :class:`StorageError`, after the SDK's own retries; a transport failure names the host (nothing else of the URL: a SAS is in it) and the
   setting to check (:data:`UNREACHABLE_FIX`), never the SDK's urllib3 text;
 * on a read, a 404 whose code names the thing read (``BlobNotFound``) means "none"
   (:func:`absent`); any other 404 there is a :class:`StorageConfigError`.
@@ -43,6 +44,8 @@ _T = TypeVar("_T")
 
 #: 4xx statuses that heal by themselves (a slow request, throttling).
 TRANSIENT_4XX = frozenset({408, 429})
+#: Error codes of bytes damaged on the way: sent again, they go through.
+DAMAGED_IN_TRANSIT = frozenset({"Md5Mismatch", "Crc64Mismatch"})
 
 CONTAINER_MISSING = (
     "the destination container does not exist: create it, or fix BLOB_SAS_URL "
@@ -135,6 +138,11 @@ def classify(
         return denied(exc)
     if code in missing:
         return StorageConfigError(missing[code])
+    if code in DAMAGED_IN_TRANSIT:
+        return StorageError(
+            f"{service} storage refused bytes damaged on the way (HTTP {status} {code}); nothing "
+            "was committed and the next run sends them again"
+        )
     if status is not None and 400 <= status < 500 and status not in TRANSIENT_4XX:
         return StorageConfigError(
             f"{service} storage rejected a request: HTTP {status} {code}".rstrip()
