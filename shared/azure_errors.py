@@ -12,8 +12,9 @@ The rule (docs/guarantees.md, "Permanent errors"):
   name is wrong, and it must not look like an outage;
 * 408, 429, 5xx, a block refused because its bytes do not match the MD5 sent with them
   (``Md5Mismatch``: damaged on the way) and transport failures are a transient
-  :class:`StorageError`, after the SDK's own retries; a transport failure names the host (nothing else of the URL: a SAS is in it) and the
-  setting to check (:data:`UNREACHABLE_FIX`), never the SDK's urllib3 text;
+  :class:`StorageError`, after the SDK's own retries; a transport failure names the host
+  (nothing else of the URL: a SAS is in it) and the setting to check (:data:`UNREACHABLE_FIX`),
+  never the SDK's urllib3 text;
 * on a read, a 404 whose code names the thing read (``BlobNotFound``) means "none"
   (:func:`absent`); any other 404 there is a :class:`StorageConfigError`.
 
