@@ -49,6 +49,7 @@ from shared.calltypes import CALL_TYPES, COLUMNS  # noqa: E402
 from shared.columnar import parser_for  # noqa: E402
 from shared.etl_client import PAGE_LIMIT  # noqa: E402
 from shared.lines import LineBlock  # noqa: E402
+from shared.memory import frozen_gc, tune_allocator  # noqa: E402
 from shared.windows import Window, parse_rfc3339  # noqa: E402
 from shared.writers import FORMATS, WriterOptions, writer_class  # noqa: E402
 
@@ -216,7 +217,16 @@ class NullSink:
 
 
 def floor(lines: dict[str, list[bytes]], fmt: str) -> dict[str, Any]:
-    """Calls/s of parse + serialize for ``fmt`` over all types (only the loop below is timed)."""
+    """Calls/s of parse + serialize for ``fmt`` over all types (only the loop below is timed),
+    with the allocator and the collector set up as the exporter's run has them
+    (``tune_allocator``; ``frozen_gc``: the million input lines held here are not walked by
+    every full collection)."""
+    tune_allocator()
+    with frozen_gc():
+        return _floor(lines, fmt)
+
+
+def _floor(lines: dict[str, list[bytes]], fmt: str) -> dict[str, Any]:
     cls = writer_class(fmt)
     options = WriterOptions()
     window = Window.starting(parse_rfc3339(WINDOW_START))  # as the exporter: receivedAt checked
@@ -335,8 +345,11 @@ class RssPoller(threading.Thread):
         self._proc = psutil.Process(pid)
         self._stop_event = threading.Event()
         self._status = Path(f"/proc/{pid}/status")
+        self._main_stat = Path(f"/proc/{pid}/task/{pid}/stat")
+        self._ticks = os.sysconf("SC_CLK_TCK")
         self.peak = 0
         self.hwm = 0
+        self.main_cpu = 0.0  # CPU seconds of the exporter's main thread (its tid is its pid)
 
     def _read_hwm(self) -> None:
         with contextlib.suppress(OSError, ValueError):
@@ -345,10 +358,16 @@ class RssPoller(threading.Thread):
                     self.hwm = max(self.hwm, int(line.split()[1]) * 1024)
                     return
 
+    def _read_main_cpu(self) -> None:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = self._main_stat.read_text().rsplit(")", 1)[1].split()
+            self.main_cpu = max(self.main_cpu, (int(fields[11]) + int(fields[12])) / self._ticks)
+
     def run(self) -> None:
         psutil = self._psutil
         while not self._stop_event.is_set():
             self._read_hwm()
+            self._read_main_cpu()
             try:
                 rss = self._proc.memory_info().rss
                 for child in self._proc.children(recursive=True):
@@ -371,6 +390,7 @@ class ChildRun:
     maxrss_bytes: int  # VmHWM of the exporter process (see RssPoller)
     polled_peak_bytes: int  # psutil, process + children, sampled
     cpu_s: float  # user + system CPU of the exporter process
+    main_cpu_s: float  # of its main thread (to within one poll)
     stdout: str
     stderr: str
 
@@ -384,7 +404,8 @@ def run_exporter(env: dict[str, str], workdir: Path, tag: str, profile: Path | N
     cmd = [sys.executable]
     if spy is not None:  # py-spy samples every thread (cProfile sees only the main one)
         py_spy = shutil.which("py-spy") or os.environ.get("PY_SPY", "py-spy")
-        cmd = [py_spy, "record", "--format", "raw", "--threads", "--rate", "250", "--output", str(spy),
+        extra = os.environ.get("PY_SPY_ARGS", "").split()  # e.g. "--native --idle"
+        cmd = [py_spy, "record", "--format", "raw", "--threads", "--rate", "250", *extra, "--output", str(spy),
                "--", sys.executable]
     if profile is not None:
         cmd += ["-m", "cProfile", "-o", str(profile)]
@@ -407,7 +428,7 @@ def run_exporter(env: dict[str, str], workdir: Path, tag: str, profile: Path | N
         proc.returncode = os.waitstatus_to_exitcode(status)
         _current_child = None
     return ChildRun(proc.returncode, wall, poller.hwm or poller.peak, poller.peak,
-                    usage.ru_utime + usage.ru_stime,
+                    usage.ru_utime + usage.ru_stime, poller.main_cpu,
                     out_path.read_text(errors="replace"), err_path.read_text(errors="replace"))
 
 
@@ -544,6 +565,7 @@ class Result:
     output_files: int
     output_bytes: int
     exporter_cpu_s: float = 0.0
+    exporter_main_cpu_s: float = 0.0
     emulator_cpu_s: float = 0.0
     azurite_cpu_s: float = 0.0
     load_before: float = 0.0
@@ -574,8 +596,8 @@ def bench_n(data_profile: str, n: int, formats: list[str], workroot: Path, keep:
         log(f"azurite on disk at {workdir / 'azurite'}; emulator {emu.url} ready in "
             f"{time.perf_counter() - t0:.1f}s")
         for fmt in formats:
-            prof = Path(cprofile) if cprofile and fmt == "parquet" else None
-            spy_out = Path(spy) if spy and fmt == "parquet" else None
+            prof = _per_format(cprofile, fmt, formats)
+            spy_out = _per_format(spy, fmt, formats)
             best: Result | None = None
             peak_rss = 0.0
             for attempt in range(repeat):
@@ -620,6 +642,15 @@ def bench_n(data_profile: str, n: int, formats: list[str], workroot: Path, keep:
     return results
 
 
+def _per_format(path: str | None, fmt: str, formats: list[str]) -> Path | None:
+    """A profile's output file for ``fmt``: the path as given for one format, else with the
+    format before the extension (``spy.txt`` -> ``spy.csv.txt``)."""
+    if not path:
+        return None
+    out = Path(path)
+    return out if len(formats) == 1 else out.with_name(f"{out.stem}.{fmt}{out.suffix}")
+
+
 def _one_run(az: Azurite, emu: Emulator, env: dict[str, str], container: str, fmt: str,
              counts: Counter[str], total: int, input_bytes: int, workdir: Path, tag: str,
              prof: Path | None, spy_out: Path | None, data_profile: str) -> Result:
@@ -637,6 +668,7 @@ def _one_run(az: Azurite, emu: Emulator, env: dict[str, str], container: str, fm
         calls_per_s=total / run.wall_s, input_mb_per_s=mb(input_bytes) / run.wall_s,
         peak_rss_mb=mb(run.maxrss_bytes), peak_rss_polled_mb=mb(run.polled_peak_bytes),
         output_files=out["files"], output_bytes=out["bytes"], exporter_cpu_s=run.cpu_s,
+        exporter_main_cpu_s=run.main_cpu_s,
         emulator_cpu_s=cpu1[0] - cpu0[0], azurite_cpu_s=cpu1[1] - cpu0[1],
         load_before=load0, load_after=os.getloadavg()[0],
     )
@@ -646,7 +678,7 @@ def _one_run(az: Azurite, emu: Emulator, env: dict[str, str], container: str, fm
         result.notes.append(f"run under py-spy ({spy_out}): timings and RSS are not representative")
     log(f"{fmt:8s} exported {total:,} calls in {run.wall_s:.2f}s ({result.calls_per_s:,.0f} calls/s, "
         f"peak RSS {result.peak_rss_mb:.0f} MB), {out['files']} file(s), {mb(out['bytes']):.1f} MB; "
-        f"CPU s: exporter {run.cpu_s:.1f}, emulator {result.emulator_cpu_s:.1f}, "
+        f"CPU s: exporter {run.cpu_s:.1f} (main thread {run.main_cpu_s:.1f}), emulator {result.emulator_cpu_s:.1f}, "
         f"azurite {result.azurite_cpu_s:.1f}; load {load0:.1f}; "
         f"verified in {time.perf_counter() - t_verify:.1f}s")
     return result
@@ -712,9 +744,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=1,
                    help="export each format this many times and keep the fastest (noisy machines)")
     p.add_argument("--cprofile", metavar="PROF",
-                   help="run the parquet export under cProfile, writing this .prof file")
+                   help="run each export under cProfile, writing this .prof file (with several "
+                        "formats, one file each: the format goes before the extension)")
     p.add_argument("--py-spy", metavar="OUT",
-                   help="run the parquet export under `py-spy record --threads` (raw output here)")
+                   help="run each export under `py-spy record --threads` (raw output here; with "
+                        "several formats, one file each); PY_SPY_ARGS adds options, e.g. '--idle'")
     args = p.parse_args(argv)
     ns = [QUICK_N] if args.quick else (args.n or [100_000])
     if args.quick and args.n:
