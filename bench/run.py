@@ -566,6 +566,7 @@ class Result:
     output_bytes: int
     exporter_cpu_s: float = 0.0
     exporter_main_cpu_s: float = 0.0
+    exporter_thread_cpu_s: dict[str, float] = field(default_factory=dict)
     emulator_cpu_s: float = 0.0
     azurite_cpu_s: float = 0.0
     load_before: float = 0.0
@@ -578,7 +579,7 @@ class Result:
 
 
 def bench_n(data_profile: str, n: int, formats: list[str], workroot: Path, keep: bool, repeat: int = 1,
-            cprofile: str | None = None, spy: str | None = None) -> list[Result]:
+            cprofile: str | None = None, spy: str | None = None, thread_cpu: bool = False) -> list[Result]:
     path = input_file(n, data_profile)
     counts, input_bytes = count_types(path)
     total = sum(counts.values())
@@ -607,7 +608,8 @@ def bench_n(data_profile: str, n: int, formats: list[str], workroot: Path, keep:
                 az.create_container(container)
                 env = exporter_env(az, emu.url, fmt, container, table)
                 result = _one_run(az, emu, env, container, fmt, counts, total, input_bytes, workdir,
-                                  f"{data_profile}-{fmt}-{n}-{attempt}", prof, spy_out, data_profile)
+                                  f"{data_profile}-{fmt}-{n}-{attempt}", prof, spy_out, data_profile,
+                                  thread_cpu)
                 if not keep:
                     with az.blob_service() as svc:
                         svc.delete_container(container)
@@ -653,7 +655,11 @@ def _per_format(path: str | None, fmt: str, formats: list[str]) -> Path | None:
 
 def _one_run(az: Azurite, emu: Emulator, env: dict[str, str], container: str, fmt: str,
              counts: Counter[str], total: int, input_bytes: int, workdir: Path, tag: str,
-             prof: Path | None, spy_out: Path | None, data_profile: str) -> Result:
+             prof: Path | None, spy_out: Path | None, data_profile: str, thread_cpu: bool = False) -> Result:
+    threads_out = workdir / f"{tag}.threads.json"
+    if thread_cpu:  # the child adds up its threads' CPU (bench/thread_cpu/sitecustomize.py)
+        paths = [str(ROOT / "bench" / "thread_cpu"), env.get("PYTHONPATH", "")]
+        env = {**env, "PYTHONPATH": os.pathsep.join(p for p in paths if p), "BENCH_THREAD_CPU": str(threads_out)}
     load0 = os.getloadavg()[0]
     cpu0 = (cpu_seconds(emu.process), cpu_seconds(az.process))
     run = run_exporter(env, workdir, tag, profile=prof, spy=spy_out)
@@ -672,6 +678,10 @@ def _one_run(az: Azurite, emu: Emulator, env: dict[str, str], container: str, fm
         emulator_cpu_s=cpu1[0] - cpu0[0], azurite_cpu_s=cpu1[1] - cpu0[1],
         load_before=load0, load_after=os.getloadavg()[0],
     )
+    if thread_cpu and threads_out.exists():
+        seconds = json.loads(threads_out.read_text())
+        result.exporter_thread_cpu_s = {k: round(v, 2) for k, v in sorted(seconds.items(), key=lambda kv: -kv[1])}
+        log(f"{fmt:8s} CPU s per thread: " + ", ".join(f"{k} {v:.2f}" for k, v in result.exporter_thread_cpu_s.items()))
     if prof:
         result.notes.append(f"run under cProfile ({prof}): timings are not representative")
     if spy_out:
@@ -743,6 +753,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="exit 1 when a target of bench/README.md is missed")
     p.add_argument("--repeat", type=int, default=1,
                    help="export each format this many times and keep the fastest (noisy machines)")
+    p.add_argument("--thread-cpu", action="store_true",
+                   help="add up the exporter's CPU seconds per thread (logged, and in the JSON)")
     p.add_argument("--cprofile", metavar="PROF",
                    help="run each export under cProfile, writing this .prof file (with several "
                         "formats, one file each: the format goes before the extension)")
@@ -777,7 +789,7 @@ def main(argv: list[str] | None = None) -> int:
         for data_profile in profiles:
             for n in ns:
                 results += bench_n(data_profile, n, args.formats, workroot, args.keep, max(1, args.repeat),
-                                   args.cprofile, args.py_spy)
+                                   args.cprofile, args.py_spy, args.thread_cpu)
     except BenchError as exc:
         log(f"\nFAILED: {exc}")
         return 1

@@ -11,10 +11,10 @@ holding an RFC 3339 date-time with an offset, ``YYYY-MM-DDTHH:MM:SS[.fraction](Z
 00-59, offset hours 00-23), whose instant ``t`` has ``start <= t < end``.
 
 The check per column (:func:`window_rejections`) proves the common case without Python per row:
-a value of the form ``<start's UTC date>T<hh:mm:ss>[.fraction]Z`` whose ``hh:mm:ss`` lies in
-``[start's time, end's time)`` as a string is inside the window (numpy over the column's buffers;
-window bounds are whole seconds). Only the other values (offsets, other dates, anything odd) are
-judged one by one, by the reference.
+a value of the form ``<start's UTC date>T<hh:mm:ss>[.<1 to 9 digits>]Z`` whose ``hh:mm:ss`` lies
+in ``[start's time, end's time)`` as a string is inside the window (numpy over the column's
+buffers; window bounds are whole seconds). Only the other values (offsets, other dates, lower
+case, longer fractions, anything odd) are judged one by one, by the reference.
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ import numpy as np
 import pyarrow as pa
 
 from shared.windows import Window
-
-FIELD = "receivedAt"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -144,7 +142,8 @@ def inside_by_column(values: pa.Array, window: Window) -> np.ndarray:
     if test is None or n == 0:
         return inside
     offsets_buffer, data_buffer = values.buffers()[1:3]
-    offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[values.offset : values.offset + n + 1].astype(np.int64)
+    width = np.int64 if pa.types.is_large_string(values.type) else np.int32
+    offsets = np.frombuffer(offsets_buffer, dtype=width)[values.offset : values.offset + n + 1].astype(np.int64)
     starts, lengths = offsets[:-1], np.diff(offsets)
     if data_buffer is None:
         return inside

@@ -96,6 +96,17 @@ def test_the_common_form_is_proved_by_the_column_check_alone(window, data):
     assert inside_by_column(pa.array(values, pa.string()), window).all()
 
 
+@settings(max_examples=100, deadline=None)
+@given(data=st.data())
+def test_the_column_check_reads_sliced_and_large_string_columns_alike(data):
+    window = data.draw(windows(), label="window")
+    values = data.draw(st.lists(received_values(window), min_size=1, max_size=12), label="values")
+    whole = inside_by_column(pa.array(values, pa.string()), window)
+    assert (inside_by_column(pa.array(values, pa.large_string()), window) == whole).all()
+    start = data.draw(st.integers(0, len(values)), label="slice start")
+    assert (inside_by_column(pa.array(values, pa.string()).slice(start), window) == whole[start:]).all()
+
+
 def test_odd_values_are_judged_one_by_one_and_never_vouched_for():
     window = Window.starting(datetime(2024, 1, 1, 0, 0, tzinfo=UTC))
     proved = inside_by_column(pa.array(ODD, pa.string()), window)
