@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import socket
-import threading
 import zlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -23,6 +21,7 @@ import pytest
 from tests.support.blobs import rows_of
 from tests.support.hostile_etl import HostileEtl, Reply
 from tests.support.invariants import check_container
+from tests.support.raw_etl import DESTINATION_REPLY, RawServer
 from tests.support.runs import committed, run_with, state_rows
 
 W0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -229,55 +228,6 @@ def test_a_forged_event_text_without_event_is_not_the_event_text_in_any_format(h
 # A server that sends more than its Content-Length
 
 
-class _RawEtl:
-    """A keep-alive HTTP/1.1 server on a raw socket: ``/v1/destination`` as the contract says,
-    and every ``/v1/calls`` request answered with the bytes ``calls(query)`` returns, as is."""
-
-    def __init__(self, calls: Callable[[str], bytes]) -> None:
-        self.calls = calls
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        buf = b""
-        with conn:
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    try:
-                        data = conn.recv(65536)
-                    except OSError:
-                        return
-                    if not data:
-                        return
-                    buf += data
-                head, buf = buf.split(b"\r\n\r\n", 1)
-                target = head.split(b" ")[1].decode()
-                if target.startswith("/v1/destination"):
-                    body = b'{"integration_id":"2184","action_id":"13699"}'
-                    out = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (
-                        len(body), body)
-                else:
-                    out = self.calls(target)
-                try:
-                    conn.sendall(out)
-                except OSError:
-                    return
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_a_page_longer_than_its_content_length_is_not_taken_as_whole(harness, fmt):
     # The server counts the characters of its body, not its UTF-8 bytes: with enough 3-byte
@@ -296,7 +246,7 @@ def test_a_page_longer_than_its_content_length_is_not_taken_as_whole(harness, fm
         return head % counted + body
 
     assert body[:counted].endswith(b"\n") and counted < len(body)
-    srv = _RawEtl(calls)
+    srv = RawServer(lambda n, target: DESTINATION_REPLY if target.startswith("/v1/destination") else calls(target))
     try:
         harness.env["ETL_API_ENDPOINT"] = srv.url
         summary = run_with(harness, NOW, **START, EXPORT_FORMAT=fmt)

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import gzip
 import socket
-import threading
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import orjson
@@ -16,6 +14,7 @@ import pytest
 from shared.errors import EtlApiUnavailable
 from shared.etl_client import EtlClient, RetryPolicy, _readable_now
 from tests.conftest import TOKEN
+from tests.support.raw_etl import RawServer
 
 W0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 W1 = datetime(2026, 11, 28, 12, 10, tzinfo=UTC)
@@ -25,53 +24,6 @@ FAST = RetryPolicy(attempts=3, backoff_base=0.01, backoff_max=0.05)
 def _line(i: int, pad: int = 0) -> bytes:
     return orjson.dumps({"messageId": f"m{i:05d}", "type": "track", "receivedAt": "2026-11-28T12:01:00Z",
                          "pad": "x" * pad})
-
-
-class RawServer:
-    """Answers every request on a connection with ``answer(n)`` (n counts requests from 0)."""
-
-    def __init__(self, answer: Callable[[int], bytes]) -> None:
-        self.answer = answer
-        self.connections = 0
-        self.requests = 0
-        self._lock = threading.Lock()
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            with self._lock:
-                self.connections += 1
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        with conn:
-            data = b""
-            while True:
-                while b"\r\n\r\n" not in data:
-                    try:
-                        got = conn.recv(65536)
-                    except OSError:
-                        return
-                    if not got:
-                        return
-                    data += got
-                _, data = data.split(b"\r\n\r\n", 1)
-                with self._lock:
-                    n = self.requests
-                    self.requests += 1
-                try:
-                    conn.sendall(self.answer(n))
-                except OSError:
-                    return
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def _response(body: bytes, length: int | None = None, extra: bytes = b"", headers: str = "") -> bytes:
@@ -95,7 +47,7 @@ def test_bytes_past_the_content_length_refuse_the_page_and_drop_the_connection(s
     body = b"".join(_line(i, pad=40) + b"\n" for i in range(size))
     sent = gzip.compress(body, compresslevel=1) if gzip_on else body
     headers = "Content-Encoding: gzip\r\n" if gzip_on else ""
-    srv = RawServer(lambda n: _response(sent, extra=extra, headers=headers))
+    srv = RawServer(lambda n, target: _response(sent, extra=extra, headers=headers))
     try:
         with pytest.raises(EtlApiUnavailable, match="more bytes than its Content-Length"):
             _read(srv.url)
@@ -109,7 +61,7 @@ def test_bytes_past_the_content_length_refuse_the_page_and_drop_the_connection(s
 def test_whole_pages_keep_their_connection(size):
     pages = [b"".join(_line(p * 10_000 + i, pad=40) + b"\n" for i in range(size)) for p in range(3)]
 
-    def answer(n: int) -> bytes:
+    def answer(n: int, target: str) -> bytes:
         cursor = f"X-Next-Cursor: c{n + 1}\r\n" if n + 1 < len(pages) else ""
         return _response(pages[n], headers=cursor)
 
