@@ -44,14 +44,14 @@ def rebatch_pages(
     pages: Iterable[Page], size: int = BATCH_LINES
 ) -> Iterator[tuple[LineBlock, list[OversizedLine]]]:
     """:func:`rebatch` for pages from the ETL client: each batch comes with the over-cap lines
-    (``Page.oversized``) that stood right before one of its lines, or, for the last batch, after
+    (``Page.set_aside``) that stood right before one of its lines, or, for the last batch, after
     its last line. So where they land depends only on the order of the lines, never on the
     paging. The last batch may hold no lines, only over-cap ones."""
     pending: list[LineBlock] = []
     count = 0
     extras: list[OversizedLine] = []
     for page in pages:
-        block, marks = page.lines, page.oversized
+        block, marks = page.lines, page.set_aside
         m = 0
         offset = 0
         while offset < len(block):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import orjson
 
@@ -64,7 +64,7 @@ class DeadLetters(AbandonedOnError):
         self.blob: str | None = None  # its name, once a bad call opened it
         self._upload: StagedUpload | None = None
 
-    def add(self, rejected: list[RejectedCall] | list[OversizedLine]) -> None:
+    def add(self, rejected: Sequence[RejectedCall | OversizedLine]) -> None:
         """Stage the lines of a batch's bad calls."""
         if self._upload is None:
             name = self.blobs.rejected_file_name(self.dest_key, self.window.start, self.call_type)

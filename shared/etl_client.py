@@ -371,7 +371,7 @@ class EtlClient:
         """Yield the window's calls page by page, each page's lines in one :class:`Page`.
 
         ``line_cap``: lines longer than this are left out of the page's lines and handed on as
-        their length, hash and prefix (``Page.oversized``). ``deadline``: the unit's monotonic
+        their length, hash and prefix (``Page.set_aside``). ``deadline``: the unit's monotonic
         deadline; past it :class:`UnitBudgetExceeded` is raised.
 
         Raises EtlApiError (permanent), WindowNotClosed, EtlApiUnavailable (retries spent, a

@@ -75,14 +75,14 @@ class Page:
     """One page as read: its lines in one buffer, and the lines left out of it for the
     dead-letter file.
 
-    ``oversized`` holds ``(index, line)`` pairs: ``index`` is the number of ``lines`` that came
+    ``set_aside`` holds ``(index, line)`` pairs: ``index`` is the number of ``lines`` that came
     before the left-out line, so the page's order is known without keeping its bytes. A left-out
     line is an :class:`OversizedLine` (over the line cap) or a :class:`RejectedCall` (a call the
     page repeats from the previous page, see :meth:`without`).
     """
 
     lines: LineBlock
-    oversized: tuple[tuple[int, OversizedLine | RejectedCall], ...] = ()
+    set_aside: tuple[tuple[int, OversizedLine | RejectedCall], ...] = ()
     nbytes: int = 0
 
     def without(self, drop: Sequence[int], reason: str) -> Page:
@@ -101,7 +101,7 @@ class Page:
             marks.append((i - gone, 2 * i, RejectedCall(lines[i], reason)))
             start = i + 1
         kept.append(lines[start:])
-        for index, line in self.oversized:
+        for index, line in self.set_aside:
             before = bisect_left(drop, index)
             marks.append((index - before, 2 * index - 1, line))
         marks.sort(key=lambda mark: (mark[0], mark[1]))

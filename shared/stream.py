@@ -107,12 +107,12 @@ class WindowFiles:
             )
             limits = self.parser.limits
             screened = (
-                (lines, oversized, needs_reference_path(lines, limits) if len(lines) else None)
-                for lines, oversized in rebatch_pages(pages)
+                (lines, set_aside, needs_reference_path(lines, limits) if len(lines) else None)
+                for lines, set_aside in rebatch_pages(pages)
             )
-            for lines, oversized, flags in prefetch(screened, depth=1):
-                if oversized:
-                    self.dead_letters.add(oversized)
+            for lines, set_aside, flags in prefetch(screened, depth=1):
+                if set_aside:
+                    self.dead_letters.add(set_aside)
                 if len(lines):
                     batch = self.parser.parse(lines, flags)
                     if batch.rejected:

@@ -166,7 +166,7 @@ def test_the_assembler_keeps_short_lines_and_leaves_long_ones_out_by_hash(lines,
             before = b"".join(k + b"\n" for k in lines[:i] if len(k) <= cap)
             expected.append((len(LineBlock.from_body(before)),
                              OversizedLine(len(line), hashlib.sha256(line).hexdigest(), line[:PREFIX_BYTES], cap)))
-    assert list(page.oversized) == expected
+    assert list(page.set_aside) == expected
     assert page.nbytes == len(body)
 
 
@@ -276,7 +276,7 @@ def test_a_gzip_bomb_under_a_raised_page_cap_leaves_its_huge_line_out_by_hash_in
     assert isinstance(pages, list), pages
     (page,) = pages
     assert list(page.lines) == [first, last]
-    ((index, huge),) = page.oversized
+    ((index, huge),) = page.set_aside
     assert index == 1 and huge.length == BOMB_BYTES and huge.sha256 == sha
     assert huge.prefix.startswith(b'{"messageId":"bomb"') and len(huge.prefix) == PREFIX_BYTES
     assert peak < 24 * MiB, f"reading the bomb took {peak / MiB:.0f} MiB"
@@ -296,7 +296,7 @@ def test_a_line_over_the_line_cap_is_left_out_and_a_line_under_it_is_kept_whole(
         finally:
             client.close()
     assert list(page.lines) == [_line(0), kept_big, _line(3)]
-    assert page.oversized == ((2, OversizedLine(len(huge), hashlib.sha256(huge).hexdigest(),
+    assert page.set_aside == ((2, OversizedLine(len(huge), hashlib.sha256(huge).hexdigest(),
                                                  huge[:PREFIX_BYTES], cap)),)
 
 
@@ -414,7 +414,7 @@ def test_an_empty_page_is_accepted_whatever_its_content_type(content_type) -> No
             (page,) = list(client.pages("track", W0, W1))
         finally:
             client.close()
-    assert len(page.lines) == 0 and page.oversized == ()
+    assert len(page.lines) == 0 and page.set_aside == ()
 
 
 def test_a_page_with_calls_that_is_not_ndjson_is_a_transport_fault() -> None:
@@ -531,7 +531,7 @@ def test_hostile_pages_are_handed_on_whole_or_stop_the_window_before_them(pages,
         lines = body.split(b"\n")[:-1]
         kept = [line for line in lines if len(line) <= line_cap]
         assert list(page.lines) == list(LineBlock.from_body(b"".join(k + b"\n" for k in kept)))
-        assert [o.sha256 for _, o in page.oversized] == [
+        assert [o.sha256 for _, o in page.set_aside] == [
             hashlib.sha256(line).hexdigest() for line in lines if len(line) > line_cap]
     if stop_kind == "cursor":
         assert isinstance(error, EtlApiUnavailable) and "X-Next-Cursor" in str(error), error

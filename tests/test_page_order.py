@@ -156,7 +156,7 @@ def test_instants_are_compared_whatever_the_spelling():
 def _flat(page: Page) -> list[object]:
     """The page's lines and left-out lines in the page's order."""
     out: list[object] = []
-    marks = list(page.oversized)
+    marks = list(page.set_aside)
     m = 0
     for i, line in enumerate(page.lines):
         while m < len(marks) and marks[m][0] <= i:
