@@ -30,8 +30,8 @@ from shared.clients import build_clients, close_clients
 from shared.errors import ExportError, SettingsError
 from shared.etl_client import Destination
 from shared.export import run_export
-from shared.pinning import DEFAULT_DESTINATION
 from shared.redact import RedactingWriter, install_log_redaction
+from shared.sequence import DEFAULT_DESTINATION
 from shared.settings import Settings, load_local_settings
 from shared.summary import RunSummary
 from shared.telemetry import configure_azure_monitor, quiet_sdk_loggers

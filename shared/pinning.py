@@ -27,11 +27,10 @@ from datetime import datetime
 
 from shared.errors import StateConflictError
 from shared.etl_client import Destination
+from shared.sequence import DEFAULT_DESTINATION, Sequence, parse_state_key
 from shared.state_store import DestinationPin, StateStore
 
 log = logging.getLogger(__name__)
-
-DEFAULT_DESTINATION = "default"
 
 
 def pin_destination(
@@ -50,7 +49,8 @@ def pin_destination(
     its export starts (it may raise to write nothing, e.g. while the ETL API has not closed it)."""
     pin = store.get_pin(name)
     if pin is None:
-        keys = store.destination_keys()
+        # Only the rows of the live default export were ever keyed without a pin.
+        keys = {k for k in store.destination_keys() if (parsed := parse_state_key(k)) and parsed[1] == Sequence()}
         others = sorted(keys - {remote.key})
         if others and remote.key not in keys:
             raise StateConflictError(
