@@ -24,6 +24,7 @@ from shared.finisher import Finisher
 from shared.memory import frozen_gc, tune_allocator
 from shared.pinning import pin_destination
 from shared.recipe import Recipe
+from shared.sequence import LIVE_DEFAULT, Sequence
 from shared.settings import Settings
 from shared.start import first_start
 from shared.state_store import TypeState
@@ -52,8 +53,12 @@ def run_export(
     *,
     run_id: str | None = None,
     monotonic: Callable[[], float] = time.monotonic,
+    sequence: Sequence = LIVE_DEFAULT,
 ) -> RunSummary:
     """Export every due window (oldest first, at most ``max_windows_per_run``) for every type.
+
+    ``sequence`` says whose state rows these are (shared/sequence.py): the live export of the
+    destination ``default`` unless told otherwise.
 
     Never raises for a failed window: the summary says what failed and the state did not move
     past it. Permanent errors (token, permissions, a foreign blob in the way) stop the run and
@@ -67,7 +72,8 @@ def run_export(
     with tracer.start_as_current_span("export.run") as span, frozen_gc():
         annotate(span, run_id=run_id, format=settings.export_format)
         try:
-            _run(settings, clients, now, summary, started + settings.run_budget_seconds, monotonic)
+            _run(settings, clients, now, summary, started + settings.run_budget_seconds, monotonic,
+                 sequence)
         except ExportError as exc:
             summary.error = str(exc)
             log.error("export run stopped: %s", exc)
@@ -82,9 +88,9 @@ def run_export(
 
 
 def _run(settings: Settings, clients: Clients, now: datetime, summary: RunSummary, deadline: float,
-         monotonic: Callable[[], float]) -> None:
+         monotonic: Callable[[], float], sequence: Sequence) -> None:
     try:
-        dest, states = _positions(settings, clients, now, summary)
+        dest, states = _positions(settings, clients, now, summary, sequence)
     except WindowNotClosed as exc:  # a new destination whose first window is far from closed
         assert exc.window is not None and exc.call_type is not None
         log.warning("%s", exc)
@@ -132,8 +138,8 @@ def _run(settings: Settings, clients: Clients, now: datetime, summary: RunSummar
     record_export_lag(now, {t: s.window_end for t, s in states.items()})
 
 
-def _positions(settings: Settings, clients: Clients, now: datetime,
-               summary: RunSummary) -> tuple[Destination, dict[str, TypeState]]:
+def _positions(settings: Settings, clients: Clients, now: datetime, summary: RunSummary,
+               sequence: Sequence) -> tuple[Destination, dict[str, TypeState]]:
     """The pinned destination and each type's state row (created at the destination's start if new)."""
     remote = clients.etl.destination()
     store = clients.state
@@ -142,16 +148,18 @@ def _positions(settings: Settings, clients: Clients, now: datetime,
     # records the start before any row, so a row created by a later run starts at the same instant.
     here = Recipe.of(settings)
     start = functools.cache(lambda: first_start(settings, clients.etl, now))
-    pin = pin_destination(store, remote, container=here.container, blob_path=here.blob_path, start=start)
+    pin = pin_destination(store, remote, container=here.container, blob_path=here.blob_path, start=start,
+                          name=sequence.destination)
     dest = Destination(pin.integration_id, pin.action_id)
     summary.destination = dest
     annotate_destination(dest.integration_id, dest.action_id)
-    found = {t: store.get(dest.key, t) for t in CALL_TYPES}
+    key = sequence.state_key(dest.integration_id, dest.action_id)
+    found = {t: store.get(key, t) for t in CALL_TYPES}
     states: dict[str, TypeState] = {}
     for t, state in found.items():
         # EXPORT_START first (a type started over), then the pin's start; pins of earlier versions
         # have none: the window due now, as those versions did.
-        states[t] = state or store.create(dest.key, t, settings.export_start or pin.start or start())
+        states[t] = state or store.create(key, t, settings.export_start or pin.start or start())
     record_export_lag(now, {t: s.window_end for t, s in states.items()})
     return dest, states
 

@@ -85,6 +85,10 @@ class Sequence:
         return self.destination if self.backfill is None else f"{self.destination} backfill {self.backfill}"
 
 
+#: The live export of the destination the app settings describe.
+LIVE_DEFAULT = Sequence()
+
+
 def parse_state_key(key: str) -> tuple[str, Sequence] | None:
     """``({integration}.{action}, Sequence)`` of a type row's PartitionKey, or None for a key that
     is not one (a pin row's partition, a row of another tool)."""
