@@ -21,6 +21,7 @@ from shared.clients import Clients
 from shared.errors import ExportError, WindowNotClosed
 from shared.etl_client import Destination
 from shared.finisher import Finisher
+from shared.manifests import ManifestChain
 from shared.memory import frozen_gc, tune_allocator
 from shared.pinning import pin_destination
 from shared.recipe import Recipe
@@ -160,6 +161,8 @@ def _positions(settings: Settings, clients: Clients, now: datetime, summary: Run
         # EXPORT_START first (a type started over), then the pin's start; pins of earlier versions
         # have none: the window due now, as those versions did.
         states[t] = state or store.create(key, t, settings.export_start or pin.start or start())
+    # The manifest chain starts before any unit of a new sequence commits (shared/manifests.py).
+    ManifestChain(clients.blobs.at_path(here.blob_path), store, dest, key).start(states)
     record_export_lag(now, {t: s.window_end for t, s in states.items()})
     return dest, states
 

@@ -13,7 +13,8 @@ What is emitted (docs/operations.md says how to read it):
 - spans ``export.run`` (one per run) and its children ``export.window`` (one per window and type);
 - metrics ``exporter.calls``, ``exporter.files``, ``exporter.bytes``, ``exporter.rejected_calls``
   (counters, dimension ``type``), ``exporter.lag_seconds`` (gauge, dimension ``type``),
-  ``exporter.run_duration_seconds`` (histogram, dimension ``outcome``), ``exporter.failed_runs``;
+  ``exporter.run_duration_seconds`` (histogram, dimension ``outcome``), ``exporter.failed_runs``,
+  ``exporter.manifests`` (counter), ``exporter.verify.problems`` (gauge, dimension ``kind``);
 - log records from the ``shared`` loggers, carrying ``run_id``, ``integration_id`` and
   ``action_id`` as attributes (custom dimensions) while a run is under way.
 
@@ -63,6 +64,13 @@ run_duration = _meter.create_histogram(
 )
 failed_runs = _meter.create_counter(
     "exporter.failed_runs", unit="{run}", description="Runs that ended with an error"
+)
+manifests_written = _meter.create_counter(
+    "exporter.manifests", unit="{manifest}", description="Window manifests committed"
+)
+verify_problems = _meter.create_gauge(
+    "exporter.verify.problems", unit="{problem}",
+    description="Problems the last verify found, by kind (0 when healthy)",
 )
 
 
