@@ -3,10 +3,13 @@
     python -m shared.cli run [--now RFC3339]   one timer tick at that instant; prints what it wrote
     python -m shared.cli status                per type: last position, last window, lag, SAS expiry
     python -m shared.cli check                 one line per check with pass/fail and the fix
+    python -m shared.cli verify [--deep] [--against-etl] [--since T] [--until T] [--backfill ID]
+                                               audit the files, manifests and positions
 
 Settings come from the environment, over the ``Values`` of ./local.settings.json when present (as
 ``func`` does); ``--settings PATH`` reads another file (which must exist), ``--no-settings`` none.
-Exit status: 0 success, 1 the run or a check failed, 2 bad settings or usage.
+Exit status: 0 success, 1 the run or a check failed (or verify found a problem), 2 bad settings or
+usage.
 
 Everything the commands print goes through a redacting writer (:class:`shared.redact.RedactingWriter`
 on stdout and stderr, log lines included), so no token or SAS signature is ever shown.
@@ -32,9 +35,11 @@ from shared.etl_client import Destination
 from shared.export import run_export
 from shared.redact import RedactingWriter, install_log_redaction
 from shared.sequence import DEFAULT_DESTINATION
+from shared.sequence import Sequence as ExportSequence
 from shared.settings import Settings, load_local_settings
 from shared.summary import RunSummary
 from shared.telemetry import configure_azure_monitor, quiet_sdk_loggers
+from shared.verify import verify
 from shared.windows import format_rfc3339, parse_rfc3339
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -54,6 +59,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--now", help="the tick's instant, RFC 3339 (default: now)")
     sub.add_parser("status", help="where each type's export stands")
     sub.add_parser("check", help="check settings, ETL API, SAS and state table")
+    audit = sub.add_parser("verify", help="audit the destination: positions, metadata, manifests, foreign blobs")
+    audit.add_argument("--deep", action="store_true", help="re-read every file: SHA-256 and row count")
+    audit.add_argument("--against-etl", action="store_true",
+                       help="read each manifested window again from the ETL API and compare the messageIds")
+    audit.add_argument("--since", help="only windows starting at or after this RFC 3339 time")
+    audit.add_argument("--until", help="only windows starting before this RFC 3339 time")
+    audit.add_argument("--backfill", metavar="ID", help="audit the backfill ID (its folder _backfill/ID/)")
     return p
 
 
@@ -113,12 +125,20 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except ValueError:
         print(f"error: --now {args.now!r} is not an RFC 3339 time", file=err)
         return EXIT_USAGE
+    if args.command == "verify":
+        try:
+            options = verify_options(args)
+        except ValueError as exc:
+            print(f"error: {exc}", file=err)
+            return EXIT_USAGE
     try:
         clients = build_clients(settings)
     except ExportError as exc:
         print(f"error: {exc}", file=err)
         return EXIT_FAILED
     try:
+        if args.command == "verify":
+            return run_verify(settings, clients, out, **options)
         if args.command == "run":
             summary = run_export(settings, clients, now)
             print_summary(summary, out)
@@ -132,6 +152,36 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return EXIT_FAILED
     finally:
         close_clients(clients)
+
+
+def verify_options(args: argparse.Namespace) -> dict[str, object]:
+    """The verify command's options, or ValueError saying which one is wrong."""
+    bounds: dict[str, datetime | None] = {}
+    for flag in ("since", "until"):
+        raw = getattr(args, flag)
+        try:
+            bounds[flag] = parse_rfc3339(raw) if raw else None
+        except ValueError:
+            raise ValueError(f"--{flag} {raw!r} is not an RFC 3339 time, e.g. 2026-11-28T12:00:00Z") from None
+    try:
+        sequence = ExportSequence(DEFAULT_DESTINATION, args.backfill)
+    except ValueError as exc:
+        raise ValueError(f"--backfill: {exc}") from None
+    return {"sequence": sequence, "deep": args.deep, "against_etl": args.against_etl, **bounds}
+
+
+def run_verify(settings: Settings, clients, out: TextIO, *, sequence: ExportSequence,  # type: ignore[no-untyped-def]
+               deep: bool, against_etl: bool, since: datetime | None, until: datetime | None) -> int:
+    """Audit one sequence: one line per problem, a summary line; 1 on any problem."""
+    pin = clients.state.get_pin(sequence.destination)
+    dest = Destination(pin.integration_id, pin.action_id) if pin else clients.etl.destination()
+    folder = sequence.folder(settings.blob_path)
+    result = verify(clients.blobs, clients.state, dest, sequence, folder,
+                    lambda problem: print(problem.line(), file=out, flush=True), deep=deep,
+                    etl=clients.etl if against_etl else None, since=since, until=until,
+                    max_call_bytes=settings.max_call_bytes)
+    print(result.summary(sequence.label(), folder), file=out)
+    return EXIT_OK if result.ok else EXIT_FAILED
 
 
 def _failures(summary: RunSummary) -> str:
