@@ -30,6 +30,8 @@ param blobPath string = ''
 param exportStart string = ''
 param stateTableName string = 'exporterpositions'
 param exportSchedule string = '0 */10 * * * *'
+@description('NCRONTAB schedule of the daily verify timer (VERIFY_SCHEDULE), e.g. 0 30 3 * * *; empty: off.')
+param verifySchedule string = ''
 
 @allowed(['none', 'gzip'])
 param exportCompression string = 'none'
@@ -144,6 +146,7 @@ var exporterSettings = {
   'AzureWebJobsStorage__credential': 'managedidentity'
   'STATE_TABLE': stateTableName
   'EXPORT_SCHEDULE': exportSchedule
+  'VERIFY_SCHEDULE': verifySchedule
   'EXPORT_START': exportStart
   'SETTLE_SECONDS': '60'
   'MAX_WINDOWS_PER_RUN': '36'
