@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from shared.blob_store import sas_expiry
 from shared.calltypes import CALL_TYPES
@@ -154,7 +154,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         close_clients(clients)
 
 
-def verify_options(args: argparse.Namespace) -> dict[str, object]:
+def verify_options(args: argparse.Namespace) -> dict[str, Any]:
     """The verify command's options, or ValueError saying which one is wrong."""
     bounds: dict[str, datetime | None] = {}
     for flag in ("since", "until"):

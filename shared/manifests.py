@@ -22,9 +22,6 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.storage.blob import ContentSettings
-
 from shared.blob_store import BlobStore, FileIdentity
 from shared.calltypes import CALL_TYPES
 from shared.crashpoints import crashpoint
@@ -156,39 +153,30 @@ class ManifestChain:
     def _file(self, call_type: str, position: int) -> tuple[tuple[str, int], dict[str, str]] | None:
         """The data file at a position (any extension): ((name, bytes), metadata), or None."""
         prefix = self.blobs.data_file_name(self.dest.key, position, call_type, "")
-        listed = self.blobs.call("l", lambda: list(self.blobs.container.list_blobs(
-            name_starts_with=prefix, include=["metadata"])))
-        for props in listed:
-            return (props.name, int(props.size)), {k.lower(): v for k, v in (props.metadata or {}).items()}
+        for blob in self.blobs.listing(prefix):
+            return (blob.name, blob.size), blob.metadata
         return None
 
     def _rejected(self, window: Window, call_type: str) -> ListedFile | None:
-        name = self.blobs.rejected_file_name(self.dest.key, window.start, call_type)
-        try:
-            props = self.blobs.call("r", lambda: self.blobs.container.get_blob_client(name).get_blob_properties())
-        except ResourceNotFoundError:
+        blob = self.blobs.properties(self.blobs.rejected_file_name(self.dest.key, window.start, call_type))
+        if blob is None:
             return None
-        md = {k.lower(): v for k, v in (props.metadata or {}).items()}
-        return ListedFile(name, _int(md.get("rows")), int(props.size), md.get("sha256", ""))
+        return ListedFile(blob.name, _int(blob.metadata.get("rows")), blob.size, blob.metadata.get("sha256", ""))
 
     def _commit(self, name: str, manifest: Manifest, data: bytes) -> str:
         """Create-only; the SHA-256 of the manifest now in place (ours, or an equal one)."""
-        client = self.blobs.container.get_blob_client(name)
         digest = sha256_hex(data)
         window = manifest.window
-        try:
-            self.blobs.call("cw", lambda: client.upload_blob(
-                data, length=len(data), overwrite=False, content_settings=ContentSettings(content_type=CONTENT_TYPE),
-                metadata={"exporter": "cdp-blob-exporter", "kind": "manifest",
-                          "window_start": format_rfc3339(window.start), "window_end": format_rfc3339(window.end),
-                          "sha256": digest},
-            ))
+        metadata = {"exporter": "cdp-blob-exporter", "kind": "manifest", "window_start": format_rfc3339(window.start),
+                    "window_end": format_rfc3339(window.end), "sha256": digest}
+        if self.blobs.create_small(name, data, CONTENT_TYPE, metadata):
             manifests_written.add(1)
             log.info("manifest %s written", name)
             return digest
-        except (ResourceExistsError, ResourceModifiedError):
-            pass
-        existing = self.blobs.call("r", lambda: client.download_blob().readall())
+        existing = self.blobs.download(name)
+        if existing is None:
+            raise StorageError(f"{name}: the create-only write was refused but no blob is there", blob=name,
+                               window=window)
         if existing == data:
             return digest
         try:

@@ -32,15 +32,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import orjson
-from azure.core.exceptions import ResourceNotFoundError
 
-from shared.blob_store import BlobStore
+from shared.blob_store import BlobStore, ListedBlob
 from shared.calltypes import CALL_TYPES
 from shared.errors import ExportError
 from shared.etl_client import Destination, EtlClient
 from shared.file_audit import DATA_EXTENSIONS, read_back
 from shared.manifest import (
     MANIFESTS_FOLDER,
+    ListedFile,
     Manifest,
     ManifestError,
     manifest_name,
@@ -177,23 +177,17 @@ class Verifier:
         return self.result
 
     # -- manifests --------------------------------------------------------------------------------
-    def _list(self, prefix: str) -> Iterator[object]:
-        pages = self.blobs.call("l", lambda: self.blobs.container.list_blobs(
-            name_starts_with=prefix, include=["metadata"]).by_page())
-        for page in pages:
-            yield from self.blobs.call("l", lambda page=page: list(page))
+    def _list(self, prefix: str) -> Iterator[ListedBlob]:
+        return self.blobs.listing(prefix)
 
     def _download(self, name: str) -> bytes | None:
-        try:
-            return self.blobs.call("r", lambda: self.blobs.container.download_blob(name).readall())
-        except ResourceNotFoundError:
-            return None
+        return self.blobs.download(name)
 
     def _manifests(self, rows: dict[str, TypeState]) -> None:
         previous: tuple[str, bytes, Manifest] | None = None
         last_name = ""
-        for props in self._list(f"{self.prefix}{MANIFESTS_FOLDER}/"):
-            name = props.name  # type: ignore[attr-defined]
+        for blob in self._list(f"{self.prefix}{MANIFESTS_FOLDER}/"):
+            name = blob.name
             parsed = parse_name(name[len(self.prefix) + len(MANIFESTS_FOLDER) + 1:])
             if parsed is None or parsed[0] != self.dest.key:
                 self.problem("foreign", name, "not a manifest of this sequence: move it away")
@@ -285,15 +279,14 @@ class Verifier:
         bits = {t: _Bits() for t in CALL_TYPES}
         last_key: tuple[str, int] | None = None
         skip = f"{self.prefix}{BACKFILL_FOLDER}/" if self.sequence.live else None
-        for props in self._list(self.prefix):
-            name: str = props.name  # type: ignore[attr-defined]
+        for blob in self._list(self.prefix):
+            name = blob.name
             if skip and name.startswith(skip):
                 continue
             leaf = name[len(self.prefix):]
             if leaf.startswith(f"{MANIFESTS_FOLDER}/"):
                 continue
-            md = {k.lower(): v for k, v in (props.metadata or {}).items()}  # type: ignore[attr-defined]
-            size = int(props.size)  # type: ignore[attr-defined]
+            md, size = blob.metadata, blob.size
             if m := self._rejected_re.match(leaf):
                 self._rejected_file(name, m.group(1), m.group(2), md, size)
                 continue
@@ -360,8 +353,11 @@ class Verifier:
             self._deep(name, md)
 
     def _deep(self, name: str, md: dict[str, str]) -> None:
+        chunks = self.blobs.chunks(name)
+        if chunks is None:
+            return  # gone since the listing
         try:
-            got = read_back(name, self.blobs.call("r", lambda: self.blobs.container.download_blob(name).chunks()))
+            got = read_back(name, chunks)
         except (OSError, EOFError, UnicodeDecodeError, ValueError) as exc:
             self.problem("content", name, f"cannot be read back ({type(exc).__name__}): it was replaced or damaged")
             return
@@ -390,26 +386,25 @@ class Verifier:
             self._unlisted(bad)
 
     def _walk(self) -> Iterator[tuple[str, Manifest]]:
-        for props in self._list(f"{self.prefix}{MANIFESTS_FOLDER}/"):
-            parsed = parse_name(props.name[len(self.prefix) + len(MANIFESTS_FOLDER) + 1:])  # type: ignore[attr-defined]
+        for blob in self._list(f"{self.prefix}{MANIFESTS_FOLDER}/"):
+            parsed = parse_name(blob.name[len(self.prefix) + len(MANIFESTS_FOLDER) + 1:])
             if parsed is None or parsed[0] != self.dest.key or not self.in_range(parsed[1]):
                 continue
-            data = self._download(props.name)  # type: ignore[attr-defined]
+            data = self._download(blob.name)
             try:
-                yield props.name, parse(data or b"")  # type: ignore[attr-defined]
+                yield blob.name, parse(data or b"")
             except ManifestError:
                 continue
 
-    def _agrees(self, listed_in: str, window: Window, f: object) -> int:
-        name = f.name  # type: ignore[attr-defined]
-        try:
-            props = self.blobs.call("r", lambda: self.blobs.container.get_blob_client(name).get_blob_properties())
-        except ResourceNotFoundError:
+    def _agrees(self, listed_in: str, window: Window, f: ListedFile) -> int:
+        name = f.name
+        blob = self.blobs.properties(name)
+        if blob is None:
             self.problem("missing", name, f"listed in {listed_in} but not there (deleted)")
             return 1
-        md = {k.lower(): v for k, v in (props.metadata or {}).items()}
-        want = (int(f.bytes), str(f.rows), f.sha256, format_rfc3339(window.start))  # type: ignore[attr-defined]
-        got = (int(props.size), md.get("rows"), md.get("sha256"), md.get("window_start"))
+        md = blob.metadata
+        want = (f.bytes, str(f.rows), f.sha256, format_rfc3339(window.start))
+        got = (blob.size, md.get("rows"), md.get("sha256"), md.get("window_start"))
         if want != got:
             self.problem("metadata", name, f"{listed_in} lists it with bytes, rows, sha256, window {want}, "
                          f"the blob has {got}: it was replaced or its metadata edited")
@@ -418,9 +413,8 @@ class Verifier:
 
     def _unlisted(self, bad: set[str]) -> None:
         manifests: dict[datetime, Manifest | None] = {}
-        for props in self._list(self.prefix):
-            name = props.name  # type: ignore[attr-defined]
-            md = {k.lower(): v for k, v in (props.metadata or {}).items()}  # type: ignore[attr-defined]
+        for blob in self._list(self.prefix):
+            name, md = blob.name, blob.metadata
             t = md.get("call_type", "")
             if (("rejected:" + t) if md.get("kind") == "rejected" else t) not in bad:
                 continue
@@ -460,13 +454,13 @@ class Verifier:
                     continue
                 outcome = manifest.types[t]
                 held: Counter[str] = Counter()
-                try:
-                    for f in [*outcome.files, *([outcome.rejected] if outcome.rejected else [])]:
-                        chunks = self.blobs.call("r", lambda f=f: self.blobs.container.download_blob(f.name).chunks())
-                        held.update(read_back(f.name, chunks, ids=True).ids)
-                except ResourceNotFoundError:
-                    continue  # a file is missing (reported as such): its calls are not drift
-                self._drift(t, window, remote, held)
+                for f in [*outcome.files, *([outcome.rejected] if outcome.rejected else [])]:
+                    chunks = self.blobs.chunks(f.name)
+                    if chunks is None:
+                        break  # a file is missing (reported as such): its calls are not drift
+                    held.update(read_back(f.name, chunks, ids=True).ids)
+                else:
+                    self._drift(t, window, remote, held)
 
     def _remote_ids(self, t: str, window: Window) -> set[str]:
         assert self.etl is not None
