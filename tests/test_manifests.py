@@ -46,7 +46,7 @@ def test_every_window_gets_a_manifest_empty_ones_too_listing_its_files_and_dead_
     harness.env.update(START)
     assert harness.run(NOW).ok
     check_container(harness.blobs(), expected_ids=ids_of(calls), expected_rejected=1, manifest_windows=WINDOWS)
-    name0, first = _manifest(harness, W0)
+    _, first = _manifest(harness, W0)
     doc = json.loads(first)
     assert doc["previous"] is None and doc["window"] == {"start": "2026-11-28T12:00:00Z",
                                                          "end": "2026-11-28T12:10:00Z"}
@@ -85,7 +85,8 @@ def test_a_crash_at_any_step_leaves_a_chain_the_next_run_completes(harness, poin
 def test_a_crash_before_a_manifest_is_repaired_by_the_next_window_before_its_own(harness):
     calls = _load(harness)
     harness.env.update(START)
-    proc = harness.cli("run", "--now", "2026-11-28T12:11:01Z", extra_env={"EXPORTER_CRASH_AT": "before_manifest_commit"})
+    proc = harness.cli("run", "--now", "2026-11-28T12:11:01Z",
+                       extra_env={"EXPORTER_CRASH_AT": "before_manifest_commit"})
     assert proc.returncode == 137
     assert harness.manifests() == {} and all(r.window_end == WINDOWS[1] for r in state_rows(harness).values())
     assert harness.run(NOW).ok
