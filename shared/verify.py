@@ -151,6 +151,7 @@ class Verifier:
         self.covered: dict[str, tuple[int, int]] = {}  # type -> (first, last) position the chain lists
         self.listed: dict[str, int] = Counter()  # type or "rejected:type" -> digest sum from manifests
         self.found: dict[str, int] = Counter()  # the same from the blobs
+        self.floor: dict[str, int] = {}  # type -> last position in another place (the export moved here)
 
     def problem(self, kind: str, where: str, detail: str) -> None:
         self.result.problems[kind] += 1
@@ -185,9 +186,12 @@ class Verifier:
 
     def _manifests(self, rows: dict[str, TypeState]) -> None:
         previous: tuple[str, bytes, Manifest] | None = None
-        last_name = ""
+        cursor = self.state.get_cursor(self.state_key)
+        newest = cursor.name if cursor is not None and cursor.name.startswith(self.prefix) else ""
         for blob in self._list(f"{self.prefix}{MANIFESTS_FOLDER}/"):
             name = blob.name
+            if name == newest:
+                newest = ""  # there
             parsed = parse_name(name[len(self.prefix) + len(MANIFESTS_FOLDER) + 1:])
             if parsed is None or parsed[0] != self.dest.key:
                 self.problem("foreign", name, "not a manifest of this sequence: move it away")
@@ -206,7 +210,6 @@ class Verifier:
                 previous = None
                 continue
             self.result.manifests += 1
-            last_name = name
             if manifest.window.start != parsed[1] or manifest.key != self.dest.key or (
                     manifest.destination, manifest.backfill) != (self.sequence.destination, self.sequence.backfill):
                 self.problem("manifest", name, f"its content is of {manifest.key} {manifest.window.label()} "
@@ -214,13 +217,13 @@ class Verifier:
             self._link(name, manifest, previous)
             self._take(name, manifest, previous[2] if previous else None)
             previous = (name, data, manifest)
+        if newest and (parsed := parse_name(newest[len(self.prefix) + len(MANIFESTS_FOLDER) + 1:])) \
+                and self.in_range(parsed[1]):
+            self.problem("chain", newest, f"the manifest cursor (STATE_TABLE {self.state.table_name}) names it as "
+                         "the newest manifest, but it is not there: it was removed (the exporter does not write "
+                         "it again; restore it)")
         if previous is None:
             return
-        cursor = self.state.get_cursor(self.state_key)
-        if cursor is not None and cursor.name and cursor.name != last_name and self.until is None:
-            self.problem("chain", cursor.name,
-                         f"the manifest cursor names it as the newest manifest but the newest there is "
-                         f"{last_name or 'none'}: it was removed (the next run does not write it again)")
         least = min(r.window_end for r in rows.values())
         end = previous[2].window.end
         if len(rows) == len(CALL_TYPES) and end < least and self.until is None:
@@ -230,6 +233,10 @@ class Verifier:
 
     def _link(self, name: str, manifest: Manifest, previous: tuple[str, bytes, Manifest] | None) -> None:
         if previous is None:
+            if manifest.previous_name is not None and not manifest.previous_name.startswith(self.prefix):
+                # The export moved here (BLOB_PATH or container): the positions before are elsewhere.
+                self.floor = {t: o.last_position - len(o.files) for t, o in manifest.types.items()}
+                return
             if manifest.previous_name is None:
                 return
             data = self._download(manifest.previous_name)
@@ -318,6 +325,8 @@ class Verifier:
         for t in CALL_TYPES:
             row = rows.get(t)
             for position in bits[t].missing(row.position if row else 0):
+                if position <= self.floor.get(t, 0):
+                    continue
                 self.problem("gap", f"{self.prefix}{self.dest.key}.{position}.{t}.*",
                              f"{t} position {position} is committed but no file holds it (deleted?)")
 

@@ -168,3 +168,15 @@ def test_reading_any_bytes_as_a_manifest_gives_a_manifest_or_one_manifest_error(
         parse(data)
     except ManifestError as exc:
         assert str(exc) and "\n" not in str(exc)
+
+
+def test_a_lost_response_to_a_manifest_upload_is_recognised_as_written(harness):
+    from tests.support.faulty_transport import LosingTransport, is_manifest_commit
+    from tests.support.runs import run_with
+
+    calls = _load(harness)
+    lose = LosingTransport(is_manifest_commit, after=1)
+    assert run_with(harness, NOW, blob_transport=lose, **START).ok
+    assert len(lose.fired) == 1 and lose.fired[0].status == 201
+    assert lose.retried_statuses == [409]
+    check_container(harness.blobs(), expected_ids=ids_of(calls), expected_rejected=1, manifest_windows=WINDOWS)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -176,3 +177,25 @@ def test_reading_back_counts_csv_rows_and_hashes_the_bytes_however_they_are_chun
     got = read_back("f.csv", (data[i:i + chunk] for i in range(0, len(data), chunk)), ids=True)
     assert got.rows == len(rows) and got.ids == [r[0] for r in rows]
     assert got.sha256 == __import__("hashlib").sha256(data).hexdigest()
+
+
+def test_a_crash_between_a_manifest_and_its_cursor_is_not_a_problem(harness):
+    _export_calls = make_window_calls(W0, per_type={"track": 2}, seed=9)
+    harness.source.add(_export_calls)
+    harness.env.update(START)
+    proc = harness.cli("run", "--now", NOW, extra_env={"EXPORTER_CRASH_AT": "after_manifest_commit"})
+    assert proc.returncode == 137
+    assert len(harness.manifests()) == 1
+    assert _verify(harness)[:2] == (0, [])
+
+
+def test_after_a_move_the_new_folder_is_audited_from_where_the_export_moved_in(harness):
+    harness.source.add(make_window_calls(W0, per_type={"track": 2}, seed=9)
+                       + make_window_calls(W0 + timedelta(minutes=10), per_type={"track": 3}, seed=10))
+    harness.env.update(START)
+    assert harness.run("2026-11-28T12:11:01Z", BLOB_PATH="exports/old").ok
+    assert harness.run("2026-11-28T12:21:01Z").ok  # BLOB_PATH exports/segment from here on
+    moved = json.loads(harness.manifests()[f"{FOLDER}/_manifests/{KEY}.20261128T1210Z.json"].data)
+    assert moved["previous"]["name"] == f"exports/old/_manifests/{KEY}.20261128T1200Z.json"
+    assert moved["types"]["track"]["files"][0]["position"] == 2
+    assert _verify(harness)[:2] == (0, [])
