@@ -245,16 +245,25 @@ class Progress:
         return self.done >= self.total and not self.pending
 
 
-def progress(definition: Definition, rows: Mapping[str, tuple[datetime, bool] | None]) -> Progress:
-    """From each type's row (window end, pending?) or None (not started)."""
-    done = 0
+def progress(definition: Definition, rows: Mapping[str, tuple[datetime, bool] | None],
+             windows: Mapping[str, frozenset[datetime]] | None = None) -> Progress:
+    """From each type's row (window end, pending?) or None (not started); ``windows``: a replay's
+    windows per type (its units are those, not every window of its range)."""
+    done = total = 0
     through = definition.end
     pending = False
     for call_type in definition.types:
         row = rows.get(call_type)
         stands = definition.start if row is None else min(max(row[0], definition.start), definition.end)
         pending = pending or (row is not None and row[1])
-        done += (stands - definition.start) // WINDOW
+        if windows is None:
+            done += (stands - definition.start) // WINDOW
+            total += definition.windows()
+        else:
+            mine = windows.get(call_type, frozenset())
+            done += sum(1 for w in mine if w < stands)
+            total += len(mine)
+            if all(w < stands for w in mine):
+                stands = definition.end
         through = min(through, stands)
-    return Progress(done, definition.windows() * len(definition.types), through, pending)
-
+    return Progress(done, total, through, pending)

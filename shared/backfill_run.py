@@ -66,13 +66,24 @@ def record(store: StateStore, wanted: Definition) -> Definition:
     return stored
 
 
-def progress_of(store: StateStore, definition: Definition, dest_key: str) -> Progress:
+def progress_of(clients: Clients, definition: Definition, dest_key: str) -> Progress:
     key = definition.sequence.state_key(*dest_key.split("."))
     rows = {}
     for t in definition.types:
-        state = store.get(key, t)
+        state = clients.state.get(key, t)
         rows[t] = None if state is None else (state.window_end, state.pending_start is not None)
-    return progress(definition, rows)
+    windows = replay_windows(clients, definition, dest_key) if definition.kind == "replay" else None
+    return progress(definition, rows, windows)
+
+
+def replay_windows(clients: Clients, definition: Definition, dest_key: str) -> dict[str, frozenset[datetime]]:
+    """A replay's windows per type: those of its range with a dead-letter file of the type (one
+    listing; the files of its range are final, its end was the live export's position)."""
+    windows: dict[str, set[datetime]] = {t: set() for t in definition.types}
+    for f in rejected_files(clients.blobs, dest_key, definition.start, definition.end):
+        if f.call_type in windows:
+            windows[f.call_type].add(f.window_start)
+    return {t: frozenset(w) for t, w in windows.items()}
 
 
 def run_backfill(settings: Settings, clients: Clients, now: datetime, definition: Definition,
@@ -85,12 +96,7 @@ def run_backfill(settings: Settings, clients: Clients, now: datetime, definition
             raise StateConflictError(f"{definition.sequence.label()}: destination {definition.destination!r} "
                                      "has no pin yet: there is nothing of it to replay")
         dest = Destination(pin.integration_id, pin.action_id)
-        files = rejected_files(clients.blobs, dest.key, definition.start, definition.end)
-        windows: dict[str, set[datetime]] = {t: set() for t in definition.types}
-        for f in files:
-            if f.call_type in windows:
-                windows[f.call_type].add(f.window_start)
-        scope = replace(scope, windows={t: frozenset(w) for t, w in windows.items()})
+        scope = replace(scope, windows=replay_windows(clients, definition, dest.key))
         clients = replace(clients, etl=ReplaySource(clients.blobs, dest))  # type: ignore[arg-type]
     return run_export(backfill_settings(settings, definition.sequence), clients, now, run_id=run_id,
                       sequence=definition.sequence, scope=scope)

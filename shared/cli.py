@@ -230,18 +230,18 @@ def print_status(settings: Settings, clients, now: datetime, out: TextIO) -> int
               + (f" - WARNING: {warning}" if warning else ""), file=out)
     elif settings.blob_sas_url:
         print("SAS has no expiry in the URL (a stored access policy sets it)", file=out)
-    print_backfills(clients.state, dest.key, out)
+    print_backfills(clients, dest.key, out)
     return EXIT_OK
 
 
-def print_backfills(store, dest_key: str, out: TextIO) -> None:  # type: ignore[no-untyped-def]
+def print_backfills(clients, dest_key: str, out: TextIO) -> None:  # type: ignore[no-untyped-def]
     """The backfills and replays recorded in the state table, with their progress."""
-    found = definitions(store)
+    found = definitions(clients.state)
     if not found:
         return
-    rows = [["backfill", "kind", "range", "types", "windows done", "state"]]
+    rows = [["backfill", "kind", "range", "types", "units done", "state"]]
     for d in found:
-        p = progress_of(store, d, dest_key)
+        p = progress_of(clients, d, dest_key)
         state = "done" if p.finished else (
             f"pending at {format_rfc3339(p.through)}" if p.pending else f"through {format_rfc3339(p.through)}")
         rows.append([d.id, d.kind, d.range_label(), ",".join(d.types), f"{p.done}/{p.total}", state])
@@ -276,7 +276,7 @@ def backfill_commands(args: argparse.Namespace, settings: Settings, now: datetim
                  lambda summary: print_summary(summary, out))
     clients = build_clients(settings)
     try:
-        p = progress_of(clients.state, definition, dest_key or _pinned_key(clients) or "")
+        p = progress_of(clients, definition, dest_key or _pinned_key(clients) or "")
     finally:
         close_clients(clients)
     if last is not None and not last.ok:
@@ -357,7 +357,8 @@ def replay_definition(settings: Settings, clients, args: argparse.Namespace,  # 
                             found_types, recipe)
         for other in definitions(clients.state):
             if other.kind == "replay" and other.id != replay_id and other.start < wanted.end \
-                    and wanted.start < other.end and set(other.types) & set(wanted.types):
+                    and wanted.start < other.end and set(other.types) & set(wanted.types) \
+                    and _exported_any(clients, other, pin.key):
                 raise StateConflictError(
                     f"replay {other.id} already replayed the dead letters of {other.range_label()} "
                     f"({','.join(other.types)}): replaying them again would export the calls that pass "
@@ -378,6 +379,15 @@ def replay_definition(settings: Settings, clients, args: argparse.Namespace,  # 
     print(f"{found.total} quarantined call(s) in {len(files)} file(s): {found.replayable} re-validated now, "
           f"{found.unreplayable} cannot be replayed", file=out)
     return definition
+
+
+def _exported_any(clients, definition: Definition, dest_key: str) -> bool:  # type: ignore[no-untyped-def]
+    """Whether a replay wrote a data file, or may still (not finished): only then does another
+    replay of its dead letters risk exporting a call twice."""
+    key = definition.sequence.state_key(*dest_key.split("."))
+    rows = [clients.state.get(key, t) for t in definition.types]
+    return any(r is not None and r.position > 0 for r in rows) \
+        or not progress_of(clients, definition, dest_key).finished
 
 
 def derived_replay_id(since: datetime | None, until: datetime | None, types: tuple[str, ...]) -> str:
