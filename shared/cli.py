@@ -37,6 +37,7 @@ from shared.clients import build_clients, close_clients
 from shared.errors import ExportError, SettingsError, StateConflictError
 from shared.etl_client import Destination
 from shared.export import run_export
+from shared.pinning import pinned_for_backfill
 from shared.redact import RedactingWriter, install_log_redaction
 from shared.replay import rejected_files, tally
 from shared.sequence import DEFAULT_DESTINATION
@@ -261,6 +262,7 @@ def backfill_commands(args: argparse.Namespace, settings: Settings, now: datetim
             types = parse_types(args.types)
             backfill_id = parse_id(args.id) if args.id else derived_id("backfill", start, end, types)
             sequence = ExportSequence(DEFAULT_DESTINATION, backfill_id)
+            pinned_for_backfill(clients.state, clients.etl.destination(), sequence)  # before recording it
             definition = record(clients.state, Definition(backfill_id, "backfill", start, end, types,
                                                           recipe_of(settings, sequence)))
         else:

@@ -266,6 +266,7 @@ def test_a_backfill_before_the_first_live_run_is_refused_and_pins_nothing(harnes
     assert "run `python -m shared.cli run` once" in proc.stderr
     store = store_of(harness)
     assert store.get_pin("default") is None and not harness.blobs()
+    assert store.rows(BACKFILLS_PARTITION) == []  # nothing recorded either: the same command works later
     store.service.close()
 
 
