@@ -115,8 +115,9 @@ def rejected_files(blobs: BlobStore, dest_key: str, since: datetime | None = Non
 def raw_lines(blobs: BlobStore, name: str) -> Iterator[bytes]:
     """The lines of a blob, streamed (a read; the blob is not changed)."""
     download = blobs.call("r", lambda: blobs.container.get_blob_client(name).download_blob())
+    chunks = iter(download.chunks())
     rest = b""
-    for chunk in download.chunks():
+    while (chunk := blobs.call("r", lambda: next(chunks, None))) is not None:  # storage errors mapped
         rest += chunk
         *lines, rest = rest.split(b"\n")
         yield from (line for line in lines if line)

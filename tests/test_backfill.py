@@ -288,6 +288,17 @@ def _popen(harness, *args: str, extra_env: dict[str, str] | None = None) -> subp
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def _logged_span(stderr: str) -> tuple[datetime, datetime]:
+    """The first and last time a CLI process logged (its log lines start with the time)."""
+    stamps = []
+    for line in stderr.splitlines():
+        try:
+            stamps.append(datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f"))
+        except ValueError:
+            continue
+    return stamps[0], stamps[-1]
+
+
 def test_live_export_and_an_overlapping_backfill_at_once_are_both_exactly_once(harness):
     from emulator.faults import Fault
 
@@ -306,6 +317,9 @@ def test_live_export_and_an_overlapping_backfill_at_once_are_both_exactly_once(h
     (lout, lerr), (fout, ferr) = live.communicate(timeout=180), fill.communicate(timeout=180)
     assert live.returncode == 0, (lout, lerr)
     assert fill.returncode == 0, (fout, ferr)
+    # The two really ran at the same time: their logged spans of time overlap.
+    (lfirst, llast), (ffirst, flast) = _logged_span(lerr), _logged_span(ferr)
+    assert lfirst < flast and ffirst < llast, (lfirst, llast, ffirst, flast)
     blobs = harness.blobs()
     check_container(live_blobs(blobs), expected_ids=ids_of(calls), expected_rejected=1, before=live_done)
     check_container(folder_blobs(blobs, "overlap"), expected_ids=in_window(calls, W0 + 2 * WINDOW, W0 + 10 * WINDOW),
