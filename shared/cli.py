@@ -253,18 +253,21 @@ def print_backfills(clients, dest_key: str, out: TextIO) -> None:  # type: ignor
 def backfill_commands(args: argparse.Namespace, settings: Settings, now: datetime, out: TextIO,
                       err: TextIO) -> int:
     """``backfill``, ``rejected list`` and ``rejected replay``."""
+    wanted: Definition | None = None
+    if args.command == "backfill":  # the command line is checked before anything is reached
+        start, end = parse_range(args.start, args.end, now, settings.settle_seconds)
+        types = parse_types(args.types)
+        backfill_id = parse_id(args.id) if args.id else derived_id("backfill", start, end, types)
+        sequence = ExportSequence(DEFAULT_DESTINATION, backfill_id)
+        wanted = Definition(backfill_id, "backfill", start, end, types, recipe_of(settings, sequence))
     clients = build_clients(settings)
     try:
         if args.command == "rejected" and args.verb == "list":
             return rejected_list(clients, args, out)
-        if args.command == "backfill":
-            start, end = parse_range(args.start, args.end, now, settings.settle_seconds)
-            types = parse_types(args.types)
-            backfill_id = parse_id(args.id) if args.id else derived_id("backfill", start, end, types)
-            sequence = ExportSequence(DEFAULT_DESTINATION, backfill_id)
-            pinned_for_backfill(clients.state, clients.etl.destination(), sequence)  # before recording it
-            definition = record(clients.state, Definition(backfill_id, "backfill", start, end, types,
-                                                          recipe_of(settings, sequence)))
+        definition: Definition | None
+        if wanted is not None:
+            pinned_for_backfill(clients.state, clients.etl.destination(), wanted.sequence)  # before recording
+            definition = record(clients.state, wanted)
         else:
             definition = replay_definition(settings, clients, args, out)
             if definition is None:
