@@ -152,3 +152,20 @@ def test_a_replay_exports_the_calls_that_pass_now_and_is_idempotent(harness):
     assert snapshot(harness.blobs()) == snapshot(blobs)
     status = harness.cli("status")
     assert any(ln.startswith(replay_id) and "replay" in ln and "done" in ln for ln in status.stdout.splitlines())
+
+
+def test_a_replay_killed_mid_way_and_run_again_ends_exactly_once(harness):
+    calls, now = _setup(harness)
+    harness.env.update(MAX_CALL_BYTES="200000", MAX_FILE_ROWS="1")
+    before = snapshot(harness.blobs())
+    crashed = harness.cli("rejected", "replay", "--id", "killed", "--now", now,
+                          extra_env={"EXPORTER_CRASH_AT": "after_file_commit:2"})
+    assert crashed.returncode == 137, (crashed.stdout, crashed.stderr)
+    resumed = harness.cli("rejected", "replay", "--id", "killed", "--now", now)
+    assert resumed.returncode == 0 and "replay killed done" in resumed.stdout, resumed.stderr
+    blobs = harness.blobs()
+    check_container({n: b for n, b in blobs.items() if "/_backfill/killed/" in n},
+                    expected_ids={"big-1", "big-2", "big-3"}, expected_rejected=1,
+                    blob_path=f"{LIVE_PATH}/_backfill/killed")
+    live = {n: b for n, b in blobs.items() if "/_backfill/" not in n}
+    check_container(live, expected_ids=ids_of(calls), expected_rejected=5, before=before)
