@@ -5,6 +5,10 @@
     python -m shared.cli check                 one line per check with pass/fail and the fix
     python -m shared.cli verify [--deep] [--against-etl] [--since T] [--until T] [--backfill ID]
                                                audit the files, manifests and positions
+    python -m shared.cli backfill --start T1 --end T2 [--types t,...] [--id ID]
+                                               export a closed range again as its own sequence
+    python -m shared.cli rejected list [--since T]     the quarantined calls by reason, type, window
+    python -m shared.cli rejected replay [--since T]   export the ones that pass today, as a replay
 
 Settings come from the environment, over the ``Values`` of ./local.settings.json when present (as
 ``func`` does); ``--settings PATH`` reads another file (which must exist), ``--no-settings`` none.
@@ -18,6 +22,7 @@ on stdout and stderr, log lines included), so no token or SAS signature is ever 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
 import sys
@@ -26,21 +31,25 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
+from shared.backfill import Definition, UsageError, derived_id, parse_id, parse_range, parse_types
+from shared.backfill_run import definitions, drive, progress_of, recipe_of, record, recorded
 from shared.blob_store import sas_expiry
 from shared.calltypes import CALL_TYPES
 from shared.checks import run_checks, sas_expiry_warning, settings_failure
 from shared.clients import build_clients, close_clients
-from shared.errors import ExportError, SettingsError
+from shared.errors import ExportError, SettingsError, StateConflictError
 from shared.etl_client import Destination
 from shared.export import run_export
+from shared.pinning import pinned_for_backfill
 from shared.redact import RedactingWriter, install_log_redaction
+from shared.replay import rejected_files, tally
 from shared.sequence import DEFAULT_DESTINATION
 from shared.sequence import Sequence as ExportSequence
 from shared.settings import Settings, load_local_settings
 from shared.summary import RunSummary
 from shared.telemetry import configure_azure_monitor, quiet_sdk_loggers
 from shared.verify import verify
-from shared.windows import format_rfc3339, parse_rfc3339
+from shared.windows import WINDOW, floor_window, format_rfc3339, parse_rfc3339
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -57,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="do what one timer tick does")
     run.add_argument("--now", help="the tick's instant, RFC 3339 (default: now)")
-    sub.add_parser("status", help="where each type's export stands")
+    sub.add_parser("status", help="where each type's export stands, and the backfills")
     sub.add_parser("check", help="check settings, ETL API, SAS and state table")
     audit = sub.add_parser("verify", help="audit the destination: positions, metadata, manifests, foreign blobs")
     audit.add_argument("--deep", action="store_true", help="re-read every file: SHA-256 and row count")
@@ -66,6 +75,22 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--since", help="only windows starting at or after this RFC 3339 time")
     audit.add_argument("--until", help="only windows starting before this RFC 3339 time")
     audit.add_argument("--backfill", metavar="ID", help="audit the backfill ID (its folder _backfill/ID/)")
+    fill = sub.add_parser("backfill", help="export a closed range again into _backfill/ID/ (resumable)")
+    fill.add_argument("--start", required=True, help="first window's start, RFC 3339 on a 10-minute boundary")
+    fill.add_argument("--end", required=True, help="last window's end (closed: end + SETTLE_SECONDS <= now)")
+    fill.add_argument("--types", help="comma-separated call types (default: all)")
+    fill.add_argument("--id", help="the backfill's id (default: derived from the range and the types)")
+    fill.add_argument("--now", help="the clock, RFC 3339 (default: now)")
+    rejected = sub.add_parser("rejected", help="the dead letters of _rejected/: list or replay them")
+    verbs = rejected.add_subparsers(dest="verb", required=True)
+    listing = verbs.add_parser("list", help="quarantined calls by reason, type and window")
+    listing.add_argument("--since", help="windows starting at or after this time, RFC 3339")
+    replay = verbs.add_parser("replay", help="re-validate them now; export those that pass as a replay")
+    replay.add_argument("--since", help="windows starting at or after this time, RFC 3339")
+    replay.add_argument("--until", help="windows starting before this time, RFC 3339")
+    replay.add_argument("--types", help="comma-separated call types (default: all)")
+    replay.add_argument("--id", help="the replay's id (default: derived from --since, --until and --types)")
+    replay.add_argument("--now", help="the clock, RFC 3339 (default: now)")
     return p
 
 
@@ -131,6 +156,15 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         except ValueError as exc:
             print(f"error: {exc}", file=err)
             return EXIT_USAGE
+    if args.command in ("backfill", "rejected"):
+        try:
+            return backfill_commands(args, settings, now, out, err)
+        except UsageError as exc:
+            print(f"error: {exc}", file=err)
+            return EXIT_USAGE
+        except ExportError as exc:
+            print(f"error: {exc}", file=err)
+            return EXIT_FAILED
     try:
         clients = build_clients(settings)
     except ExportError as exc:
@@ -246,7 +280,175 @@ def print_status(settings: Settings, clients, now: datetime, out: TextIO) -> int
               + (f" - WARNING: {warning}" if warning else ""), file=out)
     elif settings.blob_sas_url:
         print("SAS has no expiry in the URL (a stored access policy sets it)", file=out)
+    print_backfills(clients, dest.key, out)
     return EXIT_OK
+
+
+def print_backfills(clients, dest_key: str, out: TextIO) -> None:  # type: ignore[no-untyped-def]
+    """The backfills and replays recorded in the state table, with their progress."""
+    found = definitions(clients.state)
+    if not found:
+        return
+    rows = [["backfill", "kind", "range", "types", "units done", "state"]]
+    for d in found:
+        p = progress_of(clients, d, dest_key)
+        state = "done" if p.finished else (
+            f"pending at {format_rfc3339(p.through)}" if p.pending else f"through {format_rfc3339(p.through)}")
+        rows.append([d.id, d.kind, d.range_label(), ",".join(d.types), f"{p.done}/{p.total}", state])
+    print("backfills (files in BLOB_PATH/_backfill/<backfill>/):", file=out)
+    _table(rows, out)
+
+
+def backfill_commands(args: argparse.Namespace, settings: Settings, now: datetime, out: TextIO,
+                      err: TextIO) -> int:
+    """``backfill``, ``rejected list`` and ``rejected replay``."""
+    wanted: Definition | None = None
+    if args.command == "backfill":  # the command line is checked before anything is reached
+        start, end = parse_range(args.start, args.end, now, settings.settle_seconds)
+        types = parse_types(args.types)
+        backfill_id = parse_id(args.id) if args.id else derived_id("backfill", start, end, types)
+        sequence = ExportSequence(DEFAULT_DESTINATION, backfill_id)
+        wanted = Definition(backfill_id, "backfill", start, end, types, recipe_of(settings, sequence))
+    clients = build_clients(settings)
+    try:
+        if args.command == "rejected" and args.verb == "list":
+            return rejected_list(clients, args, out)
+        definition: Definition | None
+        if wanted is not None:
+            pinned_for_backfill(clients.state, clients.etl.destination(), wanted.sequence)  # before recording
+            definition = record(clients.state, wanted)
+        else:
+            definition = replay_definition(settings, clients, args, out)
+            if definition is None:
+                return EXIT_OK
+        dest_key = _pinned_key(clients)
+    finally:
+        close_clients(clients)
+    print(f"{definition.kind} {definition.id}: {definition.range_label()}, {','.join(definition.types)} -> "
+          f"{definition.sequence.folder(settings.blob_path)}/", file=out)
+    last = drive(settings, lambda: build_clients(settings), close_clients, now, definition,
+                 lambda summary: print_summary(summary, out))
+    clients = build_clients(settings)
+    try:
+        p = progress_of(clients, definition, dest_key or _pinned_key(clients) or "")
+    finally:
+        close_clients(clients)
+    if last is not None and not last.ok:
+        print(f"error: {last.error or _failures(last)}", file=err)
+    if p.finished:
+        print(f"{definition.kind} {definition.id} done: {p.done} of {p.total} (window, type) units", file=out)
+        return EXIT_OK
+    print(f"{definition.kind} {definition.id}: {p.done} of {p.total} (window, type) units done, through "
+          f"{format_rfc3339(p.through)}; run the same command again to resume it", file=out)
+    return EXIT_FAILED
+
+
+def _pinned_key(clients) -> str | None:  # type: ignore[no-untyped-def]
+    pin = clients.state.get_pin(DEFAULT_DESTINATION)
+    return None if pin is None else pin.key
+
+
+def _since(option: str, text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return floor_window(parse_rfc3339(text))
+    except (ValueError, OverflowError):
+        raise UsageError(f"{option} {text[:40]!r} is not an RFC 3339 time like 2026-11-28T12:00:00Z") from None
+
+
+def rejected_list(clients, args: argparse.Namespace, out: TextIO) -> int:  # type: ignore[no-untyped-def]
+    since = _since("--since", args.since)
+    dest_key = _pinned_key(clients)
+    if dest_key is None:
+        print("nothing exported yet (no destination pin): no dead letters", file=out)
+        return EXIT_OK
+    files = rejected_files(clients.blobs, dest_key, since)
+    found = tally(clients.blobs, files)
+    if found.total:
+        rows = [["window", "type", "calls"]]
+        rows += [[format_rfc3339(w), t, str(n)] for (w, t), n in sorted(found.by_window.items())]
+        _table(rows, out)
+        print("", file=out)
+        rows = [["type", "calls", "reason"]]
+        rows += [[t, str(n), r] for (t, r), n in sorted(found.by_reason.items(), key=lambda kv: (kv[0][0], -kv[1]))]
+        _table(rows, out)
+    print(f"{found.total} quarantined call(s) in {len(files)} file(s) of {clients.blobs.name('_rejected/')}"
+          + (f" since {format_rfc3339(since)}" if since else "")
+          + f": {found.replayable} can be replayed (`rejected replay`), {found.unreplayable} cannot "
+          "(over the line cap, or repeats of exported calls)", file=out)
+    return EXIT_OK
+
+
+def replay_definition(settings: Settings, clients, args: argparse.Namespace,  # type: ignore[no-untyped-def]
+                      out: TextIO) -> Definition | None:
+    """The replay's recorded definition (written at its first run), or None when there is nothing
+    to replay. Its range ends where every live type has been exported (those files are final)."""
+    since = _since("--since", args.since)
+    until = _since("--until", args.until)
+    types = parse_types(args.types)
+    replay_id = parse_id(args.id) if args.id else derived_replay_id(since, until, types)
+    sequence = ExportSequence(DEFAULT_DESTINATION, replay_id)
+    recipe = recipe_of(settings, sequence)
+    pin = clients.state.get_pin(DEFAULT_DESTINATION)
+    if pin is None:
+        print("nothing exported yet (no destination pin): nothing to replay", file=out)
+        return None
+    known = recorded(clients.state, DEFAULT_DESTINATION, replay_id)
+    if known is None:
+        live = [clients.state.get(pin.key, t) for t in CALL_TYPES]
+        final = min((r.window_end for r in live if r is not None), default=None)
+        if final is None:
+            print("nothing exported yet: nothing to replay", file=out)
+            return None
+        until = final if until is None else min(until, final)
+        files = [f for f in rejected_files(clients.blobs, pin.key, since, until) if f.call_type in types]
+        if not files:
+            print("no dead letters to replay" + (f" since {format_rfc3339(since)}" if since else ""), file=out)
+            return None
+        found_types = tuple(t for t in CALL_TYPES if any(f.call_type == t for f in files))
+        wanted = Definition(replay_id, "replay", files[0].window_start, files[-1].window_start + WINDOW,
+                            found_types, recipe)
+        for other in definitions(clients.state):
+            if other.kind == "replay" and other.id != replay_id and other.start < wanted.end \
+                    and wanted.start < other.end and set(other.types) & set(wanted.types) \
+                    and _exported_any(clients, other, pin.key):
+                raise StateConflictError(
+                    f"replay {other.id} already replayed the dead letters of {other.range_label()} "
+                    f"({','.join(other.types)}): replaying them again would export the calls that pass "
+                    f"twice; pass --since {format_rfc3339(other.end)} (or --types without those types)")
+        definition = record(clients.state, wanted)
+    else:
+        definition = known
+        if definition.kind != "replay" or definition.recipe != recipe:
+            what = "is a backfill" if definition.kind != "replay" else "was recorded with other settings"
+            raise StateConflictError(f"{replay_id} {what} (recipe {definition.recipe}): nothing was "
+                                     "exported; run it as recorded, or give a new replay its own --id")
+    notes: list[str] = []
+    files = [f for f in rejected_files(clients.blobs, pin.key, definition.start, definition.end)
+             if f.call_type in definition.types]
+    found = tally(clients.blobs, files, notes)
+    for note in notes:
+        print(note, file=out)
+    print(f"{found.total} quarantined call(s) in {len(files)} file(s): {found.replayable} re-validated now, "
+          f"{found.unreplayable} cannot be replayed", file=out)
+    return definition
+
+
+def _exported_any(clients, definition: Definition, dest_key: str) -> bool:  # type: ignore[no-untyped-def]
+    """Whether a replay wrote a data file, or may still (not finished): only then does another
+    replay of its dead letters risk exporting a call twice."""
+    key = definition.sequence.state_key(*dest_key.split("."))
+    rows = [clients.state.get(key, t) for t in definition.types]
+    return any(r is not None and r.position > 0 for r in rows) \
+        or not progress_of(clients, definition, dest_key).finished
+
+
+def derived_replay_id(since: datetime | None, until: datetime | None, types: tuple[str, ...]) -> str:
+    """``replay-<since or all>-<8 hex of since, until and the types>``: the same command, the same replay."""
+    text = f"{since and format_rfc3339(since)}|{until and format_rfc3339(until)}|{','.join(types)}"
+    stamp = since.strftime("%Y%m%dT%H%MZ") if since else "all"
+    return f"replay-{stamp}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
 def pinned_destination(store, remote: Destination, out: TextIO) -> Destination:  # type: ignore[no-untyped-def]

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import assert_never
 
+from shared.backfill import Scope
 from shared.calltypes import CALL_TYPES
 from shared.clients import Clients
 from shared.errors import ExportError, WindowNotClosed
@@ -23,7 +24,7 @@ from shared.etl_client import Destination
 from shared.finisher import Finisher
 from shared.manifests import ManifestChain
 from shared.memory import frozen_gc, tune_allocator
-from shared.pinning import pin_destination
+from shared.pinning import pin_destination, pinned_for_backfill
 from shared.recipe import Recipe
 from shared.sequence import LIVE_DEFAULT, Sequence
 from shared.settings import Settings
@@ -33,6 +34,7 @@ from shared.summary import RunSummary, UnitResult, UnitStatus
 from shared.telemetry import (
     annotate,
     annotate_destination,
+    backfill_windows,
     bind_log_context,
     error_status,
     failed_runs,
@@ -55,16 +57,22 @@ def run_export(
     run_id: str | None = None,
     monotonic: Callable[[], float] = time.monotonic,
     sequence: Sequence = LIVE_DEFAULT,
+    scope: Scope | None = None,
 ) -> RunSummary:
     """Export every due window (oldest first, at most ``max_windows_per_run``) for every type.
 
     ``sequence`` says whose state rows these are (shared/sequence.py): the live export of the
-    destination ``default`` unless told otherwise.
+    destination ``default`` unless told otherwise. A backfill's sequence comes with its ``scope``
+    (shared/backfill.py: where its rows start, the end no window passes, its types) and the
+    settings of its files (its folder as ``blob_path``); it reads the live destination's pin and
+    never writes it, and sets no lag gauge (shared/backfill_run.py builds both).
 
     Never raises for a failed window: the summary says what failed and the state did not move
     past it. Permanent errors (token, permissions, a foreign blob in the way) stop the run and
     are reported in ``summary.error``.
     """
+    if sequence.live != (scope is None):
+        raise ValueError("a backfill's sequence runs with its scope, the live one without")
     run_id = run_id or uuid.uuid4().hex
     tune_allocator()
     started = monotonic()
@@ -72,9 +80,11 @@ def run_export(
     log_context = bind_log_context(run_id=run_id)
     with tracer.start_as_current_span("export.run") as span, frozen_gc():
         annotate(span, run_id=run_id, format=settings.export_format)
+        if sequence.backfill is not None:
+            annotate(span, backfill=sequence.backfill)
         try:
             _run(settings, clients, now, summary, started + settings.run_budget_seconds, monotonic,
-                 sequence)
+                 sequence, scope)
         except ExportError as exc:
             summary.error = str(exc)
             log.error("export run stopped: %s", exc)
@@ -89,15 +99,32 @@ def run_export(
 
 
 def _run(settings: Settings, clients: Clients, now: datetime, summary: RunSummary, deadline: float,
-         monotonic: Callable[[], float], sequence: Sequence) -> None:
+         monotonic: Callable[[], float], sequence: Sequence, scope: Scope | None) -> None:
     try:
-        dest, states = _positions(settings, clients, now, summary, sequence)
+        if scope is None:
+            dest, states = _positions(settings, clients, now, summary, sequence)
+        else:
+            dest, states = _backfill_positions(clients, summary, sequence, scope)
     except WindowNotClosed as exc:  # a new destination whose first window is far from closed
         assert exc.window is not None and exc.call_type is not None
         log.warning("%s", exc)
         summary.units.append(UnitResult(exc.window, exc.call_type, UnitStatus.NOT_CLOSED, error=str(exc)))
         return
-    plan = _plan(states, now, settings)
+    # The manifest chain starts before any unit of a new sequence commits (shared/manifests.py),
+    # in the sequence's folder (a backfill's settings carry it as blob_path).
+    key = sequence.state_key(dest.integration_id, dest.action_id)
+    ManifestChain(clients.blobs.at_path(settings.blob_path), clients.state, dest, key).start(states)
+    if scope is None:
+        plan = _plan(states, now, settings)
+    else:
+        plan = [Window.starting(s) for s in scope.plan(
+            {t: s.window_end for t, s in states.items()}, now, settings.settle_seconds,
+            settings.max_windows_per_run)]
+    types = CALL_TYPES if scope is None else scope.types
+
+    def next_start(call_type: str) -> datetime | None:
+        window_end = states[call_type].window_end
+        return window_end if scope is None else scope.next_start(call_type, window_end)
     log.info("export run %s for %s: %d window(s) due", summary.run_id, dest.key, len(plan),
              extra={"integration_id": dest.integration_id, "action_id": dest.action_id})
     stopped: set[str] = set()  # types that wait for the next run
@@ -108,6 +135,8 @@ def _run(settings: Settings, clients: Clients, now: datetime, summary: RunSummar
             case Next.NEXT_WINDOW:
                 assert step.state is not None
                 states[step.result.call_type] = step.state
+                if sequence.backfill is not None:
+                    backfill_windows.add(1, {"backfill": sequence.backfill, "type": step.result.call_type})
             case Next.STOP:
                 stopped.add(step.result.call_type)
             case Next.FINISH:
@@ -117,9 +146,9 @@ def _run(settings: Settings, clients: Clients, now: datetime, summary: RunSummar
 
     with Finisher(land) as finisher:
         for window in plan:
-            for call_type in CALL_TYPES:
+            for call_type in types:
                 finisher.wait(call_type)  # its next window needs the state its tail commits
-                if call_type in stopped or states[call_type].window_end != window.start:
+                if call_type in stopped or next_start(call_type) != window.start:
                     continue
                 if monotonic() > deadline:
                     finisher.wait()
@@ -136,7 +165,8 @@ def _run(settings: Settings, clients: Clients, now: datetime, summary: RunSummar
                 else:
                     land(step)
         finisher.wait()
-    record_export_lag(now, {t: s.window_end for t, s in states.items()})
+    if scope is None:
+        record_export_lag(now, {t: s.window_end for t, s in states.items()})
 
 
 def _positions(settings: Settings, clients: Clients, now: datetime, summary: RunSummary,
@@ -161,10 +191,22 @@ def _positions(settings: Settings, clients: Clients, now: datetime, summary: Run
         # EXPORT_START first (a type started over), then the pin's start; pins of earlier versions
         # have none: the window due now, as those versions did.
         states[t] = state or store.create(key, t, settings.export_start or pin.start or start())
-    # The manifest chain starts before any unit of a new sequence commits (shared/manifests.py).
-    ManifestChain(clients.blobs.at_path(here.blob_path), store, dest, key).start(states)
     record_export_lag(now, {t: s.window_end for t, s in states.items()})
     return dest, states
+
+
+def _backfill_positions(clients: Clients, summary: RunSummary, sequence: Sequence,
+                        scope: Scope) -> tuple[Destination, dict[str, TypeState]]:
+    """A backfill's rows (created at the start of its range), keyed and named by the live
+    destination's pin, which it only reads."""
+    store = clients.state
+    store.ensure_table()
+    pin = pinned_for_backfill(store, clients.etl.destination(), sequence)
+    dest = Destination(pin.integration_id, pin.action_id)
+    summary.destination = dest
+    annotate_destination(dest.integration_id, dest.action_id)
+    key = sequence.state_key(dest.integration_id, dest.action_id)
+    return dest, {t: store.get(key, t) or store.create(key, t, scope.start) for t in scope.types}
 
 
 def _plan(states: dict[str, TypeState], now: datetime, settings: Settings) -> list[Window]:

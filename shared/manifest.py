@@ -104,7 +104,7 @@ class Manifest:
             "previous": ({"name": self.previous_name, "sha256": self.previous_sha256}
                          if self.previous_name is not None else None),
             "recipe": self.recipe,
-            "types": {t: self.types[t].as_json() for t in CALL_TYPES},
+            "types": {t: self.types[t].as_json() for t in CALL_TYPES if t in self.types},
         }
 
     def encode(self) -> bytes:
@@ -183,9 +183,9 @@ def parse(data: bytes) -> Manifest:
         if prev is not None and not (isinstance(prev.get("name"), str) and _SHA.match(str(prev.get("sha256")))):
             raise ManifestError("previous is neither null nor {name, sha256}")
         seq = doc["sequence"]
-        types = {t: _outcome(doc["types"][t]) for t in CALL_TYPES}
-        if set(doc["types"]) != set(CALL_TYPES):
-            raise ManifestError(f"types are {sorted(doc['types'])}, not the six call types")
+        if not doc["types"] or not set(doc["types"]) <= set(CALL_TYPES):
+            raise ManifestError(f"types are {sorted(doc['types'])}, not some of the six call types")
+        types = {t: _outcome(doc["types"][t]) for t in CALL_TYPES if t in doc["types"]}
         return Manifest(
             integration_id=_text(doc["integration_id"]), action_id=_text(doc["action_id"]),
             destination=_text(seq["destination"]), backfill=seq["backfill"], window=Window(start, end),

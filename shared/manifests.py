@@ -1,6 +1,7 @@
 """Writing a sequence's window manifests, from what is in storage (docs/design.md, "Manifests").
 
-After a unit's state commit, :meth:`ManifestChain.complete` reads the sequence's six type rows:
+After a unit's state commit, :meth:`ManifestChain.complete` reads the sequence's type rows (six
+for a live export, a backfill's types for a backfill):
 every window that ends at or before the least committed ``window_end`` and has no manifest yet gets
 one, oldest first. Where the chain stands is a cursor row in STATE_TABLE (PartitionKey
 ``manifests``, RowKey the sequence's state key: shared/state_store.py ``ManifestCursor``): the
@@ -63,16 +64,16 @@ class ManifestChain:
     # -- the cursor -------------------------------------------------------------------------------
     def start(self, rows: dict[str, TypeState] | None = None) -> ManifestCursor | None:
         """The cursor, created where the chain starts if there is none: the least committed window
-        end of the six types (a new sequence: its start; an existing one: the first window
-        completed from now on). None while a type has no row."""
+        end of the sequence's types (a new sequence: its start; an existing one: the first window
+        completed from now on). None while the sequence has no row."""
         cursor = self.state.get_cursor(self.state_key)
         if cursor is not None:
             return cursor
-        rows = rows if rows is not None else self.state.rows(self.state_key)
-        if len(rows) < len(CALL_TYPES):
+        rows = rows if rows is not None else self.state.type_rows(self.state_key)
+        if not rows:
             return None
         least = min(r.window_end for r in rows.values())
-        positions = {t: self._position_at(rows[t], least) for t in CALL_TYPES}
+        positions = {t: self._position_at(rows[t], least) for t in _types(rows)}
         log.info("manifests of %s start at %s", self.sequence.label(), format_rfc3339(least))
         return self.state.create_cursor(ManifestCursor(self.state_key, least, positions=positions))
 
@@ -93,8 +94,8 @@ class ManifestChain:
     def complete(self, recipe: object) -> list[str]:
         """Write the manifest of every window all six types have committed, oldest first; the names
         written (or found already written)."""
-        rows = self.state.rows(self.state_key)
-        if len(rows) < len(CALL_TYPES):
+        rows = self.state.type_rows(self.state_key)
+        if not rows:
             return []
         cursor = self.start(rows)
         if cursor is None:
@@ -123,7 +124,7 @@ class ManifestChain:
 
     def _build(self, window: Window, cursor: ManifestCursor, rows: dict[str, TypeState], recipe: object) -> Manifest:
         outcomes: dict[str, TypeOutcome] = {}
-        for t in CALL_TYPES:
+        for t in _types(rows):
             last = cursor.positions.get(t, 0)
             files: list[ListedFile] = []
             position = last + 1
@@ -189,6 +190,11 @@ class ManifestChain:
                 "overwrites a manifest; run `python -m shared.cli verify` and move the wrong one away "
                 "(docs/guarantees.md, 'Manifests')", blob=name, window=window)
         return sha256_hex(existing)
+
+
+def _types(rows: dict[str, TypeState]) -> list[str]:
+    """The sequence's types (all six for a live export, a backfill's own), in the usual order."""
+    return [t for t in CALL_TYPES if t in rows]
 
 
 def _int(value: str | None) -> int:

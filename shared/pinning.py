@@ -84,6 +84,26 @@ def pin_destination(
     return pin
 
 
+def pinned_for_backfill(store: StateStore, remote: Destination, backfill: Sequence) -> DestinationPin:
+    """The live destination's pin a backfill writes its file names with, read only: a backfill
+    never creates, re-pins or moves it. StateConflictError when there is none yet or the ETL API
+    names other ids."""
+    pin = store.get_pin(backfill.destination)
+    if pin is None:
+        raise StateConflictError(
+            f"{backfill.label()}: destination {backfill.destination!r} has no pin in STATE_TABLE "
+            f"{store.table_name} yet (its ids are recorded by its first live run): run "
+            "`python -m shared.cli run` once, then the backfill again; nothing was exported"
+        )
+    if (pin.integration_id, pin.action_id) != (remote.integration_id, remote.action_id):
+        raise StateConflictError(
+            f"GET /v1/destination now returns {remote.key}, but destination {backfill.destination!r} is "
+            f"pinned to {pin.key} (STATE_TABLE {store.table_name}): nothing was exported; if the ETL API "
+            "is wrong get it fixed (docs/operations.md, 'The ETL API names another destination')"
+        )
+    return pin
+
+
 def _ids(pin: DestinationPin) -> dict[str, str]:
     """Log record attributes: these lines come before the run binds its destination to its logs."""
     return {"integration_id": pin.integration_id, "action_id": pin.action_id}

@@ -58,6 +58,8 @@ CURSORS_PARTITION = "manifests"
 #: PartitionKey of the destination pin rows. Type rows are keyed ``{integration}.{action}``, and ids
 #: never hold a '.', so a pin never shares a partition with them.
 PINS_PARTITION = "destinations"
+#: PartitionKey of the backfill definitions (shared/backfill.py BACKFILLS_PARTITION).
+BACKFILLS_PARTITION = "backfills"
 
 
 @dataclass(frozen=True)
@@ -417,7 +419,7 @@ class StateStore:
                 match_condition=MatchConditions.IfNotModified,
             ))
 
-    def rows(self, dest_key: str) -> dict[str, TypeState]:
+    def type_rows(self, dest_key: str) -> dict[str, TypeState]:
         """Every type row of a state key, in one query (the types that have none are absent)."""
         try:
             entities = self._call(lambda: list(self.table.query_entities(
@@ -455,14 +457,41 @@ class StateStore:
             return None
 
     def destination_keys(self) -> set[str]:
-        """The ``{integration}.{action}`` keys that have type rows in the table (pins excluded)."""
+        """The ``{integration}.{action}`` keys that have type rows in the table (pins, backfill
+        definitions and manifest cursors excluded)."""
         try:
             entities = self._call(lambda: list(self.table.query_entities(
-                f"PartitionKey ne '{PINS_PARTITION}' and PartitionKey ne '{CURSORS_PARTITION}'",
+                f"PartitionKey ne '{PINS_PARTITION}' and PartitionKey ne '{BACKFILLS_PARTITION}' "
+                f"and PartitionKey ne '{CURSORS_PARTITION}'",
                 select=["PartitionKey"])), reading=True)
         except ResourceNotFoundError:  # no table: no rows
             return set()
         return {e["PartitionKey"] for e in entities}
+
+    # -- plain rows of other partitions (backfill definitions: shared/backfill.py reads them) ---
+    def get_row(self, partition: str, row: str) -> dict[str, Any] | None:
+        try:
+            entity = self._call(lambda: self.table.get_entity(partition, row), reading=True)
+        except ResourceNotFoundError:
+            return None
+        return dict(entity)
+
+    def insert_row(self, entity: dict[str, Any]) -> dict[str, Any]:
+        """Insert the row if absent; the row as stored (another run's, when it inserted one first)."""
+        with contextlib.suppress(ResourceExistsError):
+            self._call(lambda: self.table.create_entity(entity))
+        current = self.get_row(entity["PartitionKey"], entity["RowKey"])
+        if current is None:
+            raise StorageError(f"the row {entity['PartitionKey']}/{entity['RowKey']} vanished after it was created")
+        return current
+
+    def rows(self, partition: str) -> list[dict[str, Any]]:
+        """Every row of a partition (none without a table)."""
+        try:
+            return self._call(lambda: [dict(e) for e in self.table.query_entities(
+                "PartitionKey eq @p", parameters={"p": partition})], reading=True)
+        except ResourceNotFoundError:
+            return []
 
     def _conditional(self, before: TypeState, after: TypeState, run_id: str, is_ours: Any) -> TypeState | None:
         try:

@@ -62,6 +62,10 @@ export_lag = _meter.create_gauge(
 run_duration = _meter.create_histogram(
     "exporter.run_duration_seconds", unit="s", description="Duration of one export run, by outcome"
 )
+backfill_windows = _meter.create_counter(
+    "exporter.backfill.windows", unit="{window}",
+    description="(window, type) units a backfill or replay committed, by backfill and type",
+)
 failed_runs = _meter.create_counter(
     "exporter.failed_runs", unit="{run}", description="Runs that ended with an error"
 )

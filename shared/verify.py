@@ -162,7 +162,7 @@ class Verifier:
 
     # -- the run ----------------------------------------------------------------------------------
     def run(self) -> VerifyResult:
-        rows = self.state.rows(self.state_key)
+        rows = self.state.type_rows(self.state_key)
         if not rows:
             self.problem("missing", self.sequence.label(),
                          f"no state rows {self.state_key} in STATE_TABLE {self.state.table_name}: nothing was "
@@ -226,7 +226,7 @@ class Verifier:
             return
         least = min(r.window_end for r in rows.values())
         end = previous[2].window.end
-        if len(rows) == len(CALL_TYPES) and end < least and self.until is None:
+        if end < least and self.until is None:
             self.problem("chain", f"{format_rfc3339(end)}..{format_rfc3339(least)}",
                          "windows every type committed have no manifest yet (the next completed window writes "
                          "them; if this persists, look for manifest errors in the run logs)")
@@ -260,9 +260,8 @@ class Verifier:
     def _take(self, name: str, manifest: Manifest, prev: Manifest | None) -> None:
         window = manifest.window
         self.chain = Window(self.chain.start if self.chain else window.start, window.end)
-        for t in CALL_TYPES:
-            outcome = manifest.types[t]
-            first = prev.types[t].last_position + 1 if prev else (
+        for t, outcome in manifest.types.items():
+            first = prev.types[t].last_position + 1 if prev and t in prev.types else (
                 outcome.files[0].position if outcome.files else outcome.last_position + 1)
             for i, f in enumerate(outcome.files):
                 if f.position != first + i:
@@ -303,6 +302,9 @@ class Verifier:
                 continue
             position, t = int(m.group(1)), m.group(2)
             self.result.data_files += 1
+            if t not in rows:
+                self.problem("foreign", name, f"a {t} file, but this sequence exports no {t}: move it away")
+                continue
             if (t, position) == last_key or not bits[t].add(position):
                 self.problem("duplicate", name, f"a second file at {t} position {position}")
                 continue
@@ -384,8 +386,7 @@ class Verifier:
             return
         named = 0
         for listed_in, manifest in self._walk():
-            for t in CALL_TYPES:
-                outcome = manifest.types[t]
+            for t, outcome in manifest.types.items():
                 files = [f for f in outcome.files if t in bad]
                 if outcome.rejected is not None and "rejected:" + t in bad:
                     files.append(outcome.rejected)
@@ -455,13 +456,12 @@ class Verifier:
         for _, manifest in self._walk():
             window = manifest.window
             self.result.windows_checked_with_etl += 1
-            for t in CALL_TYPES:
+            for t, outcome in manifest.types.items():
                 try:
                     remote = self._remote_ids(t, window)
                 except ExportError as exc:
                     self.problem("drift", f"{t} {window.label()}", f"the ETL API could not be read again: {exc}")
                     continue
-                outcome = manifest.types[t]
                 held: Counter[str] = Counter()
                 for f in [*outcome.files, *([outcome.rejected] if outcome.rejected else [])]:
                     chunks = self.blobs.chunks(f.name)

@@ -224,6 +224,32 @@ def test_a_run_records_calls_bytes_files_rejected_lag_and_duration_per_type(harn
     assert "exporter.failed_runs" not in points
 
 
+def test_a_backfill_counts_its_windows_by_backfill_and_type_and_sets_no_lag(harness, otel):
+    from shared.backfill import Definition
+    from shared.backfill_run import recipe_of, record, run_backfill
+    from shared.clients import build_clients, close_clients
+    from shared.sequence import Sequence
+
+    _run_two_windows(harness)
+    otel.clear()
+    settings = harness.settings()
+    clients = build_clients(settings)
+    try:
+        recipe = recipe_of(settings, Sequence("default", "bf-metrics"))
+        d = record(clients.state, Definition("bf-metrics", "backfill", W0, W0 + timedelta(minutes=10),
+                                             ("track", "alias"), recipe))
+        assert run_backfill(settings, clients, NOW, d).ok
+    finally:
+        close_clients(clients)
+    points = otel.points()
+    counted = {(p.attributes["backfill"], p.attributes["type"]): p.value for p in points["exporter.backfill.windows"]}
+    assert counted == {("bf-metrics", "track"): 1, ("bf-metrics", "alias"): 1}
+    # The lag gauge (the alert watches it) stays the live export's: 61 s, never the backfill's 661 s.
+    assert {p.value for p in points["exporter.lag_seconds"]} == {61.0}
+    (run,) = _named(otel.spans.get_finished_spans(), "export.run")
+    assert run.attributes["exporter.backfill"] == "bf-metrics"
+
+
 def test_a_run_that_fails_still_reports_its_lag_and_counts_as_failed(harness, otel):
     harness.source.add(make_window_calls(W0, per_type={"track": 2}))
     # An expired SAS: a permanent error at the first file, the lag keeps growing.

@@ -14,10 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.clients import build_clients, close_clients
-from shared.export import run_export
 from shared.file_audit import read_back
-from shared.sequence import Sequence
 from tests.support.calls import make_call, make_window_calls
 
 W0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -142,18 +139,21 @@ def test_calls_added_to_and_dropped_from_an_exported_window_are_drift_with_their
 
 def test_a_backfill_is_audited_in_its_folder_and_the_live_audit_leaves_it_out(harness):
     _export(harness)
-    seq = Sequence(backfill="b1")
-    settings_ = harness.settings(BLOB_PATH=seq.folder(FOLDER))
-    clients = build_clients(settings_)
-    try:
-        assert run_export(settings_, clients, datetime(2026, 11, 28, 12, 21, 1, tzinfo=UTC), sequence=seq).ok
-    finally:
-        close_clients(clients)
+    proc = harness.cli("backfill", "--start", "2026-11-28T12:00:00Z", "--end", "2026-11-28T12:20:00Z",
+                       "--types", "track,identify", "--id", "b1", "--now", NOW)
+    assert proc.returncode == 0, proc.stderr
     assert any("/_backfill/b1/_manifests/" in n for n in harness.blobs())
     assert _verify(harness)[:2] == (0, [])
     proc = harness.cli("verify", "--backfill", "b1")
     assert proc.returncode == 0, proc.stdout
     assert "verify default backfill b1 in exports/segment/_backfill/b1: 2 manifest(s)" in proc.stdout
+    manifest = json.loads(harness.blobs()[f"{FOLDER}/_backfill/b1/_manifests/{KEY}.20261128T1200Z.json"].data)
+    assert sorted(manifest["types"]) == ["identify", "track"]
+    assert manifest["sequence"] == {"destination": "default", "backfill": "b1"}
+    # a file of a type the backfill does not export is foreign there
+    _container(harness).upload_blob(f"{FOLDER}/_backfill/b1/{KEY}.1.page.csv", b"x")
+    proc = harness.cli("verify", "--backfill", "b1")
+    assert proc.returncode == 1 and f"foreign: {FOLDER}/_backfill/b1/{KEY}.1.page.csv:" in proc.stdout
     proc = harness.cli("verify", "--backfill", "nope")
     assert proc.returncode == 1 and "no state rows" in proc.stdout
 

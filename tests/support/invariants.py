@@ -152,7 +152,6 @@ def check_container(
 def _check_manifests(manifests: dict[str, StoredBlob], others: dict[str, StoredBlob], prefix: str,
                      dest_key: str, expected: list[datetime] | None, report: ContainerReport) -> list[str]:
     """The manifest chain, against the data and dead-letter files it lists (module docstring)."""
-    from shared.calltypes import CALL_TYPES
     from shared.manifest import ManifestError, parse
 
     problems: list[str] = []
@@ -184,8 +183,7 @@ def _check_manifests(manifests: dict[str, StoredBlob], others: dict[str, StoredB
             if windows and m.window.start != windows[-1] + timedelta(minutes=10):
                 problems.append(f"{name}: does not follow the window {windows[-1]}")
         windows.append(m.window.start)
-        for t in CALL_TYPES:
-            outcome = m.types[t]
+        for t, outcome in m.types.items():
             want_first = (last_positions[t] + 1) if last_positions is not None else None
             got = [f.position for f in outcome.files]
             if want_first is not None and got and got[0] != want_first:
@@ -204,7 +202,7 @@ def _check_manifests(manifests: dict[str, StoredBlob], others: dict[str, StoredB
                 if (f.sha256, str(f.rows), f.bytes) != (md.get("sha256"), md.get("rows"), len(stored.data)) \
                         or md.get("window_start") != m.as_json()["window"]["start"]:
                     problems.append(f"{name}: {f.name} is listed as {f} but is {md} ({len(stored.data)} bytes)")
-        last_positions = {t: m.types[t].last_position for t in CALL_TYPES}
+        last_positions = {t: o.last_position for t, o in m.types.items()}
         previous = (name, blob.data)
     if windows:
         first, end = windows[0], windows[-1] + timedelta(minutes=10)

@@ -1,0 +1,119 @@
+"""Running a backfill or a replay: its definition recorded once, then the same units as the live
+export (:func:`shared.export.run_export` with the backfill's sequence and scope).
+
+:func:`record` writes the definition at the first run (insert-if-absent) and refuses another one
+under the same id. :func:`run_backfill` is one run of a recorded backfill (what a work queue
+message would carry: the definition's id); :func:`drive` repeats it until the range is done or a
+run stops, as the CLI does. The live sequence is never touched: the backfill has its own rows,
+its own folder, and reads the live pin without writing it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+
+from shared.backfill import BACKFILLS_PARTITION, Definition, Progress, Scope, progress, row_key
+from shared.clients import Clients
+from shared.errors import StateConflictError
+from shared.etl_client import Destination
+from shared.export import run_export
+from shared.recipe import Recipe
+from shared.replay import ReplaySource, rejected_files
+from shared.sequence import Sequence
+from shared.settings import Settings
+from shared.state_store import StateStore
+from shared.summary import RunSummary
+
+log = logging.getLogger(__name__)
+
+
+def backfill_settings(settings: Settings, sequence: Sequence) -> Settings:
+    """The settings its files are written with: the destination's, in the backfill's folder."""
+    return replace(settings, blob_path=sequence.folder(settings.blob_path))
+
+
+def recipe_of(settings: Settings, sequence: Sequence) -> str:
+    """The recipe recorded with a backfill's definition (its folder included)."""
+    return Recipe.of(backfill_settings(settings, sequence)).to_json()
+
+
+def recorded(store: StateStore, destination: str, backfill_id: str) -> Definition | None:
+    entity = store.get_row(BACKFILLS_PARTITION, row_key(destination, backfill_id))
+    return None if entity is None else Definition.from_entity(entity, store.table_name)
+
+
+def definitions(store: StateStore) -> list[Definition]:
+    """Every recorded backfill and replay, oldest range first."""
+    found = [Definition.from_entity(e, store.table_name) for e in store.rows(BACKFILLS_PARTITION)]
+    return sorted(found, key=lambda d: (d.start, d.id))
+
+
+def record(store: StateStore, wanted: Definition) -> Definition:
+    """The recorded definition of ``wanted.id``: written now if it is the first run, else the one
+    recorded, which must be ``wanted`` (StateConflictError saying what differs)."""
+    store.ensure_table()
+    stored = Definition.from_entity(store.insert_row(wanted.to_entity()), store.table_name)
+    diff = stored.same_as(wanted)
+    if diff is not None:
+        raise StateConflictError(
+            f"{stored.kind} {stored.id} was started with {stored.range_label()} of {','.join(stored.types)}; "
+            f"this run asks for another {diff}: nothing was exported; run it as recorded, or give "
+            "the new one its own --id"
+        )
+    return stored
+
+
+def progress_of(clients: Clients, definition: Definition, dest_key: str) -> Progress:
+    key = definition.sequence.state_key(*dest_key.split("."))
+    rows = {}
+    for t in definition.types:
+        state = clients.state.get(key, t)
+        rows[t] = None if state is None else (state.window_end, state.pending_start is not None)
+    windows = replay_windows(clients, definition, dest_key) if definition.kind == "replay" else None
+    return progress(definition, rows, windows)
+
+
+def replay_windows(clients: Clients, definition: Definition, dest_key: str) -> dict[str, frozenset[datetime]]:
+    """A replay's windows per type: those of its range with a dead-letter file of the type (one
+    listing; the files of its range are final, its end was the live export's position)."""
+    windows: dict[str, set[datetime]] = {t: set() for t in definition.types}
+    for f in rejected_files(clients.blobs, dest_key, definition.start, definition.end):
+        if f.call_type in windows:
+            windows[f.call_type].add(f.window_start)
+    return {t: frozenset(w) for t, w in windows.items()}
+
+
+def run_backfill(settings: Settings, clients: Clients, now: datetime, definition: Definition,
+                 *, run_id: str | None = None) -> RunSummary:
+    """One run of a recorded backfill (or replay), bounded like a timer tick."""
+    scope = Scope(definition.start, definition.end, definition.types)
+    if definition.kind == "replay":
+        pin = clients.state.get_pin(definition.destination)
+        if pin is None:
+            raise StateConflictError(f"{definition.sequence.label()}: destination {definition.destination!r} "
+                                     "has no pin yet: there is nothing of it to replay")
+        dest = Destination(pin.integration_id, pin.action_id)
+        scope = replace(scope, windows=replay_windows(clients, definition, dest.key))
+        clients = replace(clients, etl=ReplaySource(clients.blobs, dest))  # type: ignore[arg-type]
+    return run_export(backfill_settings(settings, definition.sequence), clients, now, run_id=run_id,
+                      sequence=definition.sequence, scope=scope)
+
+
+def drive(settings: Settings, open_clients: Callable[[], Clients], close: Callable[[Clients], None],
+          now: datetime, definition: Definition, report: Callable[[RunSummary], None]) -> RunSummary | None:
+    """Run the backfill until its range is done, a run fails or a run moves nothing; each run
+    with fresh clients (a run's ETL deadline is its own). The last summary (None: nothing to do)."""
+    last: RunSummary | None = None
+    while True:
+        clients = open_clients()
+        try:
+            summary = run_backfill(settings, clients, now, definition)
+        finally:
+            close(clients)
+        report(summary)
+        last = summary
+        if not summary.ok or not any(u.status in ("exported", "empty") for u in summary.units):
+            return last

@@ -1,0 +1,173 @@
+"""Replaying dead letters (issue 14, item 4): ``rejected list`` shows the quarantined calls,
+``rejected replay`` re-validates them under today's settings and exports those that pass as a
+replay sequence; ``_rejected/`` is only read (etags unchanged). Real Azurite and emulator."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.calltypes import CALL_TYPES
+from shared.dead_letters import dead_letter_line
+from shared.page_order import REPEAT_REASON
+from shared.page_reader import OversizedLine
+from shared.records import RejectedCall
+from shared.replay import OVER_CAP, REPEATED, read_entry, reason_group
+from shared.windows import WINDOW, format_rfc3339
+from tests.support.calls import make_window_calls
+from tests.support.invariants import check_container, ids_of, snapshot
+from tests.support.runs import state_rows
+
+W0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+LIVE_PATH = "exports/segment"
+
+
+# --- one dead-letter line read back (pure) -------------------------------------------------------
+
+lines = st.binary(max_size=300).map(lambda b: b.replace(b"\n", b" "))
+
+
+@given(lines, st.text(min_size=1, max_size=80))
+def test_every_stored_line_reads_back_byte_for_byte(line, reason):
+    entry = read_entry(dead_letter_line(RejectedCall(line, reason)))
+    if reason == REPEAT_REASON:
+        assert entry.line is None and entry.unreplayable == REPEATED
+    else:
+        assert entry.line == line and entry.reason == reason and entry.unreplayable is None
+
+
+@given(st.integers(1, 2**40), st.binary(max_size=600))
+def test_an_over_cap_line_is_never_replayed_and_says_why(length, prefix):
+    entry = read_entry(dead_letter_line(OversizedLine(length, "ab" * 32, prefix, 1 << 20)))
+    assert entry.line is None and entry.unreplayable == OVER_CAP
+    assert entry.line_bytes == length and entry.line_sha256 == "ab" * 32
+
+
+@given(st.binary(max_size=300))
+def test_any_bytes_read_as_an_entry_without_raising(raw):
+    entry = read_entry(raw)
+    assert (entry.line is None) != (entry.unreplayable is None)
+    assert "\n" not in reason_group(entry.reason) or "\n" in entry.reason
+
+
+# --- against Azurite and the emulator -----------------------------------------------------------
+
+
+def _call(message_id: str, at: str, **fields) -> bytes:
+    return json.dumps({"messageId": message_id, "type": "track", "receivedAt": at, "event": "E", **fields}).encode()
+
+
+def _setup(harness):
+    """Two windows of good calls; in them calls over MAX_CALL_BYTES (70 KB), a line that is not
+    JSON and one over the 1 MiB line cap, all quarantined by the live export."""
+    calls = []
+    for i in range(3):
+        calls += make_window_calls(W0 + i * WINDOW, per_type={c: 2 for c in CALL_TYPES}, seed=80 + i)
+    harness.source.add(calls)
+    big = [("track", "2026-11-28T12:04:00.000Z", _call("big-1", "2026-11-28T12:04:00.000Z", p={"x": "y" * 70_000})),
+           ("track", "2026-11-28T12:24:00.000Z", _call("big-2", "2026-11-28T12:24:00.000Z", p={"x": "z" * 70_000})),
+           ("page", "2026-11-28T12:05:00.000Z", _call("big-3", "2026-11-28T12:05:00.000Z", type="page",
+                                                       name="n", properties={"x": "w" * 80_000}))]
+    harness.source.add(big)
+    harness.source.add([("track", "2026-11-28T12:06:00.000Z", b"{not json"),
+                        ("track", "2026-11-28T12:07:00.000Z",
+                         _call("huge", "2026-11-28T12:07:00.000Z", p={"x": "h" * 1_100_000}))])
+    harness.env.update(EXPORT_START="2026-11-28T12:00:00Z")
+    now = format_rfc3339(W0 + 3 * WINDOW + timedelta(seconds=61))
+    assert harness.cli("run", "--now", now).returncode == 0
+    return calls, now
+
+
+def test_rejected_list_counts_the_quarantined_calls_by_window_type_and_reason(harness):
+    _setup(harness)
+    before = snapshot(harness.blobs())
+    proc = harness.cli("rejected", "list")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "2026-11-28T12:00:00Z  track  3" in out and "2026-11-28T12:00:00Z  page   1" in out
+    assert "2026-11-28T12:20:00Z  track  1" in out
+    assert "track  2      call is N bytes, over the N-byte cap" in out
+    assert "5 quarantined call(s) in 3 file(s)" in out and "4 can be replayed" in out and "1 cannot" in out
+    assert "y" * 50 not in out and harness.env["ETL_API_TOKEN"] not in out  # counts, not calls or secrets
+    since = harness.cli("rejected", "list", "--since", "2026-11-28T12:10:00Z")
+    assert "1 quarantined call(s) in 1 file(s)" in since.stdout and "12:00:00Z  track" not in since.stdout
+    bad = harness.cli("rejected", "list", "--since", "yesterday")
+    assert bad.returncode == 2 and "--since 'yesterday' is not an RFC 3339 time" in bad.stderr
+    assert snapshot(harness.blobs()) == before
+
+
+def test_replays_of_the_same_dead_letters_never_both_export_a_call(harness):
+    _, now = _setup(harness)
+    # Under the same settings nothing new passes (the 70 KB calls are still over the cap): the
+    # replay exports no data file, so it does not stand in the way of the next one.
+    proc = harness.cli("rejected", "replay", "--id", "same-settings", "--now", now)
+    assert proc.returncode == 0, proc.stderr
+    assert not [n for n in harness.blobs() if "/_backfill/same-settings/" in n and "/_rejected/" not in n
+                and "/_manifests/" not in n]
+    harness.env["MAX_CALL_BYTES"] = "200000"
+    raised = harness.cli("rejected", "replay", "--id", "raised", "--now", now)
+    assert raised.returncode == 0 and "replay raised done" in raised.stdout, raised.stderr
+    assert [n for n in harness.blobs() if "/_backfill/raised/" in n and "/_rejected/" not in n
+            and "/_manifests/" not in n]
+    before = snapshot(harness.blobs())
+    again = harness.cli("rejected", "replay", "--id", "again", "--types", "page", "--now", now)
+    assert again.returncode == 1, again.stdout
+    assert "replay raised already replayed the dead letters of 2026-11-28T12:00:00Z..2026-11-28T12:30:00Z" \
+        in again.stderr and "pass --since 2026-11-28T12:30:00Z" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1
+    assert snapshot(harness.blobs()) == before
+
+
+def test_a_replay_exports_the_calls_that_pass_now_and_is_idempotent(harness):
+    calls, now = _setup(harness)
+    live_rows = state_rows(harness)
+    before = harness.blobs()
+    rejected_before = {n: s for n, s in snapshot(before).items() if "/_rejected/" in n}
+    harness.env["MAX_CALL_BYTES"] = "200000"
+    proc = harness.cli("rejected", "replay", "--now", now)
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    out = proc.stdout
+    assert "a call cannot be replayed (line of" in out and "over the line cap" in out  # the huge line, by name
+    assert "20261128T1200Z.track.ndjson" in out
+    assert "5 quarantined call(s) in 3 file(s): 4 re-validated now, 1 cannot be replayed" in out
+    replay_id = re.search(r"replay (replay-[A-Za-z0-9_-]+):", out).group(1)
+    assert "done" in out
+    blobs = harness.blobs()
+    mine = {n: b for n, b in blobs.items() if n.startswith(f"{LIVE_PATH}/_backfill/{replay_id}/")}
+    # big-1..3 now pass; "{not json" fails again, into the replay's own _rejected/.
+    check_container(mine, expected_ids={"big-1", "big-2", "big-3"}, expected_rejected=1,
+                    blob_path=f"{LIVE_PATH}/_backfill/{replay_id}")
+    assert f"{LIVE_PATH}/_backfill/{replay_id}/2184.13699.2.track.csv" in mine  # two windows: positions 1, 2
+    # _rejected/ never modified, the live sequence untouched.
+    assert {n: s for n, s in snapshot(blobs).items() if "/_rejected/" in n and "/_backfill/" not in n} \
+        == rejected_before
+    live = {n: b for n, b in blobs.items() if "/_backfill/" not in n}
+    check_container(live, expected_ids=ids_of(calls), expected_rejected=5, before=snapshot(before))
+    assert state_rows(harness) == live_rows
+
+    again = harness.cli("rejected", "replay", "--now", now)
+    assert again.returncode == 0 and f"replay {replay_id} done" in again.stdout, again.stderr
+    assert snapshot(harness.blobs()) == snapshot(blobs)
+    status = harness.cli("status")
+    assert any(ln.startswith(replay_id) and "replay" in ln and "done" in ln for ln in status.stdout.splitlines())
+
+
+def test_a_replay_killed_mid_way_and_run_again_ends_exactly_once(harness):
+    calls, now = _setup(harness)
+    harness.env.update(MAX_CALL_BYTES="200000", MAX_FILE_ROWS="1")
+    before = snapshot(harness.blobs())
+    crashed = harness.cli("rejected", "replay", "--id", "killed", "--now", now,
+                          extra_env={"EXPORTER_CRASH_AT": "after_file_commit:2"})
+    assert crashed.returncode == 137, (crashed.stdout, crashed.stderr)
+    resumed = harness.cli("rejected", "replay", "--id", "killed", "--now", now)
+    assert resumed.returncode == 0 and "replay killed done" in resumed.stdout, resumed.stderr
+    blobs = harness.blobs()
+    check_container({n: b for n, b in blobs.items() if "/_backfill/killed/" in n},
+                    expected_ids={"big-1", "big-2", "big-3"}, expected_rejected=1,
+                    blob_path=f"{LIVE_PATH}/_backfill/killed")
+    live = {n: b for n, b in blobs.items() if "/_backfill/" not in n}
+    check_container(live, expected_ids=ids_of(calls), expected_rejected=5, before=before)
