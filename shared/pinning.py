@@ -49,8 +49,10 @@ def pin_destination(
     its export starts (it may raise to write nothing, e.g. while the ETL API has not closed it)."""
     pin = store.get_pin(name)
     if pin is None:
-        # Only the rows of the live default export were ever keyed without a pin.
-        keys = {k for k in store.destination_keys() if (parsed := parse_state_key(k)) and parsed[1] == Sequence()}
+        # Only the rows of the live default export were ever keyed without a pin: a named
+        # destination has none to adopt, and the default's rows say nothing about its ids.
+        keys = {k for k in store.destination_keys() if (parsed := parse_state_key(k)) and parsed[1] == Sequence()
+                } if name == DEFAULT_DESTINATION else set()
         others = sorted(keys - {remote.key})
         if others and remote.key not in keys:
             raise StateConflictError(
