@@ -420,3 +420,55 @@ def test_destinations_add_either_stores_a_valid_row_or_stores_nothing_with_one_c
         assert PLAIN_SECRET not in "".join(row.values.get(s, "") for s in ("ETL_API_TOKEN", "BLOB_SAS_URL"))
     finally:
         store.close()
+
+
+def test_the_timer_runs_every_enabled_destination_and_fails_naming_the_failed_one(harness, others, monkeypatch):
+    from shared.summary import RunFailed
+    from shared.timer import run_tick
+
+    eu, us = others["eu"], others["us"]
+    for key, value in env_of(others).items():
+        monkeypatch.setenv(key, value)
+    app = harness.settings()
+    store = open_store(app)
+    for other, fmt in ((eu, "json"), (us, "csv")):
+        add_destination(app, other.name, other.add_args(f"@env:{other.name.upper()}_TOKEN",
+                                                        f"@env:{other.name.upper()}_SAS", f"EXPORT_FORMAT={fmt}")[3:],
+                        store=store)
+    harness.source.add(make_window_calls(W0, per_type={"alias": 1}))
+    eu.source.add(make_window_calls(W0, per_type={"alias": 2}))
+    us.source.add(make_window_calls(W0, per_type={"alias": 3}))
+    outcome = run_tick(datetime(2026, 11, 28, 12, 11, 1, tzinfo=UTC), harness.settings(EXPORT_START=START))
+    assert outcome.ok and [r.name for r in outcome.runs] == ["default", "eu", "us"]
+    assert (outcome.rows, len(outcome.files)) == (6, 3)
+
+    monkeypatch.setenv("EU_TOKEN", "a-wrong-token-0123456789")
+    eu.source.add(make_window_calls(W1, per_type={"alias": 1}, seed=3))
+    us.source.add(make_window_calls(W1, per_type={"alias": 1}, seed=4))
+    with pytest.raises(RunFailed) as failed:
+        run_tick(datetime(2026, 11, 28, 12, 21, 1, tzinfo=UTC), harness.settings(EXPORT_START=START))
+    message = str(failed.value)
+    assert message.startswith("destination eu: ") and "ETL_API_TOKEN" in message and "destination us" not in message
+    assert "a-wrong-token-0123456789" not in message
+    assert positions(harness, "9001.42~us")["alias"] == 2  # us went on after eu failed
+    assert positions(harness, Sequence("eu").state_key("2184", "13699"))["alias"] == 1
+
+
+def test_two_destinations_with_the_same_ids_writing_one_folder_stop_the_second_and_lose_nothing(harness, others):
+    """An operator's mistake (same ids, same container, same BLOB_PATH): the file names collide; the
+    second destination stops on the blob in the way, the first one's files stay untouched."""
+    eu = others["eu"]
+    app = harness.settings()
+    add_destination(app, "eu", [f"ETL_API_ENDPOINT={eu.etl.url}", "ETL_API_TOKEN=@env:EU_TOKEN",
+                                "BLOB_SAS_URL=@env:EU_SAS", "BLOB_PATH=exports/segment", "EXPORT_FORMAT=csv",
+                                f"EXPORT_START={START}"], store=open_store(app))
+    harness.source.add(make_window_calls(W0, per_type={"track": 2}, seed=1))
+    eu.source.add(make_window_calls(W0, per_type={"track": 3}, seed=2))
+    runs = {r.name: r for r in run_destinations(harness.settings(EXPORT_START=START),
+                                                datetime(2026, 11, 28, 12, 11, 1, tzinfo=UTC),
+                                                env=env_of(others))}
+    assert runs["default"].ok and not runs["eu"].ok
+    assert "exports/segment/2184.13699.1.track.csv" in runs["eu"].failure()
+    (blob,) = harness.data_blobs().values()
+    assert blob.data.count(b"\r\n") == 3  # the default's header + 2 calls, untouched
+    assert positions(harness, Sequence("eu").state_key("2184", "13699"))["track"] == 0
