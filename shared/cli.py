@@ -32,7 +32,7 @@ from shared.blob_store import sas_expiry
 from shared.calltypes import CALL_TYPES
 from shared.checks import Check, run_checks, sas_expiry_warning, settings_failure
 from shared.clients import build_clients, close_clients
-from shared.destination_runs import destinations_to_run, run_one
+from shared.destination_runs import DestinationRun, destinations_to_run, run_destinations
 from shared.destinations import (
     DestinationStore,
     NamedDestination,
@@ -179,22 +179,24 @@ def _only_default(destinations: list[NamedDestination]) -> bool:
 
 def run_command(settings: Settings, env: dict[str, str], now: datetime, out: TextIO, err: TextIO) -> int:
     """Every due unit of every enabled destination, inline, ``default`` first; exit 1 if any failed."""
-    destinations, table_error = _selected(settings, env, None, include_disabled=False)
-    alone = _only_default(destinations) and table_error is None  # today's output, unchanged
-    failed = [table_error] if table_error else []
-    for dest in destinations:
+    loaded = destinations_to_run(settings, env=env)
+    alone = _only_default(loaded[0]) and loaded[1] is None  # today's output, unchanged
+
+    def head(dest: NamedDestination) -> None:
         if not alone:
             print(f"== destination {dest.name}", file=out)
-        run = run_one(dest, now)
+
+    def show(run: DestinationRun) -> None:
         if run.summary is not None:
             print_summary(run.summary, out)
+
+    runs = run_destinations(settings, now, env=env, before=head, after=show, loaded=loaded)
+    for run in runs:
         if not run.ok:
             # Alone, the default's error reads as it always did (without "destination default: ").
-            failed.append(run.failure().removeprefix(f"destination {DEFAULT_DESTINATION}: ") if alone
-                          else run.failure())
-    for line in failed:
-        print(f"error: {line}", file=err)
-    return EXIT_FAILED if failed else EXIT_OK
+            line = run.failure()
+            print(f"error: {line.removeprefix(f'destination {DEFAULT_DESTINATION}: ') if alone else line}", file=err)
+    return EXIT_OK if all(r.ok for r in runs) else EXIT_FAILED
 
 
 def status_command(settings: Settings, env: dict[str, str], name: str | None, now: datetime, out: TextIO,

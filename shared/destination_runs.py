@@ -9,8 +9,9 @@ down, a permanent error) is reported for it and the others still export.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -103,35 +104,55 @@ def run_destinations(settings: Settings, now: datetime, *, env: Mapping[str, str
                      vault: SecretReader | None = None,
                      build: Callable[[Settings], Any] = build_clients,
                      before: Callable[[NamedDestination], None] | None = None,
-                     after: Callable[[DestinationRun], None] | None = None) -> list[DestinationRun]:
+                     after: Callable[[DestinationRun], None] | None = None,
+                     monotonic: Callable[[], float] = time.monotonic,
+                     loaded: tuple[list[NamedDestination], str | None] | None = None) -> list[DestinationRun]:
     """Run every enabled destination at ``now``, in turn (``before`` and ``after`` each one); never
-    raises for one destination."""
-    destinations, table_error = destinations_to_run(settings, env=env, vault=vault)
+    raises for one destination.
+
+    The tick shares one ``RUN_BUDGET_SECONDS``: each destination may use what is left divided by
+    the destinations still to run (:func:`budget_share`), so the tick stays within the function's
+    timeout and a destination with a backlog cannot take every later one's time; one that finishes
+    early leaves its time to the next. A destination stopped by its share goes on at the next tick.
+    ``loaded``: what :func:`destinations_to_run` returned, when the caller already read it."""
+    destinations, table_error = loaded or destinations_to_run(settings, env=env, vault=vault)
     runs: list[DestinationRun] = []
     if table_error:
         runs.append(DestinationRun("(destinations table)", error=table_error))
-    for dest in destinations:
+    deadline = monotonic() + settings.run_budget_seconds
+    for i, dest in enumerate(destinations):
         if before is not None:
             before(dest)
-        run = run_one(dest, now, build=build)
+        run = run_one(dest, now, build=build,
+                      budget=budget_share(deadline - monotonic(), len(destinations) - i))
         runs.append(run)
         if after is not None:
             after(run)
     return runs
 
 
-def run_one(dest: NamedDestination, now: datetime, *, build: Callable[[Settings], Any] = build_clients
-            ) -> DestinationRun:
+def budget_share(left: float, destinations_left: int) -> int:
+    """The seconds one destination may start windows in: an equal share of what is left (at least 1)."""
+    return max(1, int(left / max(1, destinations_left)))
+
+
+def run_one(dest: NamedDestination, now: datetime, *, build: Callable[[Settings], Any] = build_clients,
+            budget: int | None = None) -> DestinationRun:
+    """One destination's run in its own sequence, with at most ``budget`` seconds to start windows in
+    (default: its ``RUN_BUDGET_SECONDS``)."""
     if dest.settings is None:
         log.error("%s", dest.error)
         return DestinationRun(dest.name, error=dest.error)
+    settings = dest.settings
+    if budget is not None and budget < settings.run_budget_seconds:
+        settings = replace(settings, run_budget_seconds=budget)
     try:
-        clients = build(dest.settings)
+        clients = build(settings)
     except ExportError as exc:
         log.error("destination %s: %s", dest.name, exc)
         return DestinationRun(dest.name, error=f"destination {dest.name}: {exc}")
     try:
-        summary = run_export(dest.settings, clients, now, sequence=dest.sequence)
+        summary = run_export(settings, clients, now, sequence=dest.sequence)
     finally:
         close_clients(clients)
     return DestinationRun(dest.name, summary=summary)

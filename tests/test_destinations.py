@@ -472,3 +472,11 @@ def test_two_destinations_with_the_same_ids_writing_one_folder_stop_the_second_a
     (blob,) = harness.data_blobs().values()
     assert blob.data.count(b"\r\n") == 3  # the default's header + 2 calls, untouched
     assert positions(harness, Sequence("eu").state_key("2184", "13699"))["track"] == 0
+
+
+def test_a_tick_shares_one_run_budget_between_destinations():
+    from shared.destination_runs import budget_share
+
+    assert budget_share(480, 3) == 160  # three destinations to go: a third each
+    assert budget_share(400, 2) == 200  # the first finished early: the rest share what it left
+    assert budget_share(0.5, 1) == 1 and budget_share(-5, 2) == 1  # never nothing: a unit may start
