@@ -8,6 +8,9 @@ the ids in a pin row named after the destination (``default`` until named destin
 every later run checks the answer against it: a difference stops the run with a permanent error
 before anything is read or written.
 
+Each named destination has its own pin (RowKey its name, shared/destinations.py); only ``default``
+can have rows from before the pin, so only its first run looks at existing rows.
+
 Deployments from before the pin have rows keyed by the ids and no pin: the first run adopts the ids
 it is given when rows exist for them (nothing is exported again), and refuses when the table only
 holds rows of other ids (the answer changed at the same moment as the upgrade).
