@@ -23,6 +23,7 @@ from shared.secret_refs import SecretReader
 from shared.sequence import DEFAULT_DESTINATION, LIVE_DEFAULT
 from shared.settings import Settings
 from shared.summary import FileWritten, RunFailed, RunSummary
+from shared.telemetry import bind_log_context, reset_log_context
 from shared.windows import format_rfc3339
 
 log = logging.getLogger(__name__)
@@ -151,8 +152,10 @@ def run_one(dest: NamedDestination, now: datetime, *, build: Callable[[Settings]
     except ExportError as exc:
         log.error("destination %s: %s", dest.name, exc)
         return DestinationRun(dest.name, error=f"destination {dest.name}: {exc}")
+    context = bind_log_context(destination=dest.name)  # every log line of its run says whose it is
     try:
         summary = run_export(settings, clients, now, sequence=dest.sequence)
     finally:
+        reset_log_context(context)
         close_clients(clients)
     return DestinationRun(dest.name, summary=summary)

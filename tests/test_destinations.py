@@ -480,3 +480,36 @@ def test_a_tick_shares_one_run_budget_between_destinations():
     assert budget_share(480, 3) == 160  # three destinations to go: a third each
     assert budget_share(400, 2) == 200  # the first finished early: the rest share what it left
     assert budget_share(0.5, 1) == 1 and budget_share(-5, 2) == 1  # never nothing: a unit may start
+
+
+def test_every_log_line_of_a_destinations_run_names_it(harness, others):
+    from shared.telemetry import LogContextFilter
+
+    eu = others["eu"]
+    app = harness.settings()
+    add_destination(app, "eu", [f"ETL_API_ENDPOINT={eu.etl.url}", "ETL_API_TOKEN=@env:EU_TOKEN",
+                                "BLOB_SAS_URL=@env:EU_SAS", "BLOB_PATH=eu", "EXPORT_FORMAT=csv",
+                                f"EXPORT_START={START}"], store=open_store(app))
+    eu.source.add(make_window_calls(W0, per_type={"group": 1}))
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Keep(logging.INFO)
+    handler.addFilter(LogContextFilter())
+    logger = logging.getLogger("shared")
+    logger.addHandler(handler)
+    saved = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        runs = run_destinations(harness.settings(EXPORT_START=START), datetime(2026, 11, 28, 12, 11, 1, tzinfo=UTC),
+                                env=env_of(others))
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved)
+    assert all(r.ok for r in runs)
+    started = [r for r in records if r.getMessage().startswith("export run ")]
+    assert [getattr(r, "destination", None) for r in started] == ["default", "eu"]
