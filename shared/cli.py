@@ -26,7 +26,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, cast
 
 from shared.blob_store import sas_expiry
 from shared.calltypes import CALL_TYPES
@@ -118,8 +118,8 @@ def load_settings(path: Path | None, *, read_file: bool = True) -> Settings:
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    out = RedactingWriter(out or sys.stdout)
-    err = RedactingWriter(sys.stderr)
+    out = cast(TextIO, RedactingWriter(out or sys.stdout))
+    err = cast(TextIO, RedactingWriter(sys.stderr))
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -155,19 +155,19 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     return status_command(settings, env, args.name, now, out, err)
 
 
-def _selected(settings: Settings, env: dict[str, str], name: str | None, *, include_disabled: bool,
+def _selected(settings: Settings, env: dict[str, str], name: str | None, *, quick: bool = False,
               ) -> tuple[list[NamedDestination], str | None]:
-    """The destinations a command works on (``name`` alone, or every one) and an error that kept
-    any from being read (an unknown name, the destinations table unreachable)."""
+    """The destinations ``status`` or ``check`` covers (``name`` alone, or every one, disabled
+    ones too) and an error that kept any from being read (an unknown name, the destinations table
+    unreachable). ``quick``: one retry for the table, as ``check`` does for every store."""
+    table_kwargs = {"retry_total": 1} if quick else None
     if name is not None:
         try:
-            return [get_destination(settings, name, env=env)], None
+            return [get_destination(settings, name, env=env, table_kwargs=table_kwargs)], None
         except ExportError as exc:
             return [], str(exc)
-    if not include_disabled:
-        return destinations_to_run(settings, env=env)
     try:
-        return load_destinations(settings, include_disabled=True, env=env), None
+        return load_destinations(settings, include_disabled=True, env=env, table_kwargs=table_kwargs), None
     except ExportError as exc:
         return [NamedDestination(DEFAULT_DESTINATION, LIVE_DEFAULT, True, settings)], \
             f"destinations table {settings.destinations_table}: {exc}"
@@ -202,7 +202,7 @@ def run_command(settings: Settings, env: dict[str, str], now: datetime, out: Tex
 def status_command(settings: Settings, env: dict[str, str], name: str | None, now: datetime, out: TextIO,
                    err: TextIO) -> int:
     """Every destination (disabled ones too, marked) or ``name``: lag and pending claims per type."""
-    destinations, table_error = _selected(settings, env, name, include_disabled=True)
+    destinations, table_error = _selected(settings, env, name)
     alone = _only_default(destinations) and table_error is None
     failed = [table_error] if table_error else []
     for i, dest in enumerate(destinations):
@@ -237,7 +237,7 @@ def queue_status(settings: Settings, out: TextIO) -> None:
 def check_command(settings: Settings, env: dict[str, str], name: str | None, out: TextIO) -> int:
     """``check`` of every destination (disabled ones too) or of ``name``; a header per destination
     when there is more than ``default``."""
-    destinations, table_error = _selected(settings, env, name, include_disabled=True)
+    destinations, table_error = _selected(settings, env, name, quick=True)
     alone = _only_default(destinations) and table_error is None and name is None
     ok = table_error is None
     if table_error:

@@ -262,15 +262,16 @@ def _resolver(settings: Settings, env: Mapping[str, str] | None, vault: SecretRe
 
 def load_destinations(settings: Settings, *, include_disabled: bool = False, env: Mapping[str, str] | None = None,
                       vault: SecretReader | None = None, store: DestinationStore | None = None,
-                      ) -> list[NamedDestination]:
+                      table_kwargs: Mapping[str, Any] | None = None) -> list[NamedDestination]:
     """``default`` (these app settings), then every named destination by name (disabled ones only
     with ``include_disabled``), each validated with its secrets resolved, or with its ``error``.
 
     ``env`` is where ``@env:`` references look (the app settings: ``os.environ`` by default),
     ``vault`` reads ``@kv:`` ones (default: ``KEY_VAULT_URL`` with the managed identity). Raises
-    an ExportError only when the destinations table itself cannot be read."""
+    an ExportError only when the destinations table itself cannot be read (``table_kwargs`` reach
+    its client: ``check`` retries once)."""
     own = store is None
-    store = store or open_store(settings)
+    store = store or open_store(settings, **(table_kwargs or {}))
     try:
         rows = store.rows()
     finally:
@@ -285,12 +286,13 @@ def load_destinations(settings: Settings, *, include_disabled: bool = False, env
 
 
 def get_destination(settings: Settings, name: str, *, env: Mapping[str, str] | None = None,
-                    vault: SecretReader | None = None, store: DestinationStore | None = None) -> NamedDestination:
+                    vault: SecretReader | None = None, store: DestinationStore | None = None,
+                    table_kwargs: Mapping[str, Any] | None = None) -> NamedDestination:
     """One destination by name (enabled or not); SettingsError when there is none of that name."""
     if _name(name) == DEFAULT_DESTINATION:
         return NamedDestination(DEFAULT_DESTINATION, LIVE_DEFAULT, True, settings)
     own = store is None
-    store = store or open_store(settings)
+    store = store or open_store(settings, **(table_kwargs or {}))
     try:
         row = store.get(name)
     finally:
