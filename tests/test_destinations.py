@@ -246,6 +246,13 @@ def test_disable_enable_remove_and_add_again_keep_state_and_files(harness, other
     assert "destination eu 2184.13699 (disabled) ->" in status.stdout
     listed = harness.cli("destinations", "list", extra_env=env)
     assert any(ln.split()[:2] == ["eu", "no"] for ln in listed.stdout.splitlines())
+    # Adding it again while disabled replaces its settings only: still disabled, same state.
+    replaced = add(harness, eu, env, "EXPORT_FORMAT=json", "SETTLE_SECONDS=30")
+    ok(replaced)
+    assert replaced.stdout.startswith("destination eu replaced (its state stays)")
+    listed = harness.cli("destinations", "list", extra_env=env)
+    assert any(ln.split()[:2] == ["eu", "no"] and "SETTLE_SECONDS=30" in ln for ln in listed.stdout.splitlines())
+    assert positions(harness, key)["track"] == 1
 
     ok(harness.cli("destinations", "enable", "eu", extra_env=env))
     ok(harness.cli("run", "--now", AFTER_TWO, extra_env=env))
