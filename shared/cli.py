@@ -201,26 +201,36 @@ def run_command(settings: Settings, env: dict[str, str], now: datetime, out: Tex
 
 def status_command(settings: Settings, env: dict[str, str], name: str | None, now: datetime, out: TextIO,
                    err: TextIO) -> int:
-    """Every destination (disabled ones too, marked) or ``name``: lag and pending claims per type."""
+    """Every destination (disabled ones too, marked) or ``name``: lag and pending claims per type.
+    A disabled destination's problem is shown without failing the command, unless it was named."""
     destinations, table_error = _selected(settings, env, name)
     alone = _only_default(destinations) and table_error is None
     failed = [table_error] if table_error else []
     for i, dest in enumerate(destinations):
         if i:
             print("", file=out)
+
+        def problem(message: str, dest: NamedDestination = dest) -> None:
+            if dest.enabled or name is not None:
+                failed.append(message)
+            else:
+                print(f"destination {dest.name} (disabled): {message.removeprefix(f'destination {dest.name}: ')}",
+                      file=out)
+
         if dest.settings is None:
-            print(f"destination {dest.name}{'' if dest.enabled else ' (disabled)'}: not runnable", file=out)
-            failed.append(dest.error or dest.name)
+            if dest.enabled or name is not None:
+                print(f"destination {dest.name}: not runnable", file=out)
+            problem(dest.error or dest.name)
             continue
         try:
             clients = build_clients(dest.settings)
         except ExportError as exc:
-            failed.append(str(exc) if alone else f"destination {dest.name}: {exc}")
+            problem(str(exc) if alone else f"destination {dest.name}: {exc}")
             continue
         try:
             print_status(dest.settings, clients, now, out, dest=dest)
         except ExportError as exc:
-            failed.append(str(exc) if alone else f"destination {dest.name}: {exc}")
+            problem(str(exc) if alone else f"destination {dest.name}: {exc}")
         finally:
             close_clients(clients)
     queue_status(settings, out)
@@ -235,8 +245,8 @@ def queue_status(settings: Settings, out: TextIO) -> None:
 
 
 def check_command(settings: Settings, env: dict[str, str], name: str | None, out: TextIO) -> int:
-    """``check`` of every destination (disabled ones too) or of ``name``; a header per destination
-    when there is more than ``default``."""
+    """``check`` of every destination (disabled ones too, whose failures do not fail the command)
+    or of ``name``; a header per destination when there is more than ``default``."""
     destinations, table_error = _selected(settings, env, name, quick=True)
     alone = _only_default(destinations) and table_error is None and name is None
     ok = table_error is None
@@ -247,11 +257,12 @@ def check_command(settings: Settings, env: dict[str, str], name: str | None, out
             if i:
                 print("", file=out)
             print(f"== destination {dest.name}{'' if dest.enabled else ' (disabled)'}", file=out)
+        counts = dest.enabled or name is not None  # a disabled one is shown, and fails only when named
         if dest.settings is None:
             settings_failure(dest.error or "not runnable", out)
-            ok = False
+            ok = ok and not counts
             continue
-        ok = run_checks(dest.settings, out) and ok
+        ok = (run_checks(dest.settings, out) or not counts) and ok
     return EXIT_OK if ok else EXIT_FAILED
 
 

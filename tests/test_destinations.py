@@ -520,3 +520,21 @@ def test_every_log_line_of_a_destinations_run_names_it(harness, others):
     assert all(r.ok for r in runs)
     started = [r for r in records if r.getMessage().startswith("export run ")]
     assert [getattr(r, "destination", None) for r in started] == ["default", "eu"]
+
+
+def test_a_disabled_destinations_problem_is_shown_but_fails_status_and_check_only_when_named(harness, others):
+    env = env_of(others)
+    us = others["us"]
+    ok(harness.cli(*us.add_args("@env:NO_SUCH_SETTING", "@env:US_SAS", "EXPORT_FORMAT=csv"), extra_env=env))
+    ok(harness.cli("destinations", "disable", "us", extra_env=env))
+    status = harness.cli("status", extra_env=env)
+    ok(status)
+    assert "destination us (disabled): ETL_API_TOKEN=@env:NO_SUCH_SETTING: the app setting NO_SUCH_SETTING is " \
+           "not set" in status.stdout
+    check = harness.cli("check", extra_env=env)
+    ok(check)
+    assert "== destination us (disabled)\nFAIL  settings: destination us: ETL_API_TOKEN=@env:NO_SUCH_SETTING" \
+        in check.stdout
+    ok(harness.cli("check", "us", extra_env=env), 1)
+    ok(harness.cli("status", "us", extra_env=env), 1)
+    ok(harness.cli("run", "--now", AFTER_ONE, extra_env=env))  # a disabled destination is not run
