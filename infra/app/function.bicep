@@ -143,6 +143,8 @@ var exporterSettings = {
   'AzureWebJobsStorage__tableServiceUri': storage.properties.primaryEndpoints.table
   'AzureWebJobsStorage__credential': 'managedidentity'
   'STATE_TABLE': stateTableName
+  'DESTINATIONS_TABLE': 'exporterdestinations'
+  'KEY_VAULT_URL': 'https://${keyVaultName}${environment().suffixes.keyvaultDns}/'
   'EXPORT_SCHEDULE': exportSchedule
   'EXPORT_START': exportStart
   'SETTLE_SECONDS': '60'
