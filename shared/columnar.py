@@ -10,11 +10,6 @@ A batch the typed decode refuses (a field outside the columns, as real sources s
 vectorised: each line decoded into its top-level fields as raw JSON text (as the reference path
 reads a call), each string column decoded in one call, ``extra`` built from the other fields.
 
-The export splits the work over two threads: :meth:`ColumnarParser.screen` runs on its read-ahead
-thread (the prefilter, then the decode of the lines it lets through) and :meth:`ColumnarParser.parse`
-on the main thread builds the columns from those values, so the main thread no longer spends half
-its time decoding.
-
 Only the lines the prefilter flags, that are not JSON, whose type is another (or escaped), or with
 a nested field that is not an object or array, take the row parser of :mod:`shared.records` (its
 cheaper routes, then the reference path), and their rows are put back in input order. The result
@@ -26,7 +21,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Sequence
 from itertools import compress, repeat
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -111,22 +106,6 @@ def _raw_column(raws: Sequence[msgspec.Raw]) -> tuple[pa.Array, np.ndarray]:
     return array, odd
 
 
-class Decoded(NamedTuple):
-    """The lines of a batch that take a fast route, decoded: typed structs (``fields`` False) or
-    each call's top-level fields as raw JSON text (``fields`` True), and the lines' positions."""
-
-    fields: bool
-    values: list[Any]
-    positions: Sequence[int]
-
-
-class Screened(NamedTuple):
-    """A batch screened ahead of its parse (:meth:`ColumnarParser.screen`)."""
-
-    flags: np.ndarray
-    decoded: Decoded
-
-
 class ColumnarParser:
     """Lines of one call type -> a :class:`ParsedBatch` holding an Arrow RecordBatch."""
 
@@ -146,26 +125,13 @@ class ColumnarParser:
         self._received = self.schema.names.index("receivedAt")
         self._rows = CallParser(call_type, "columns", self.limits, window)
 
-    def screen(self, lines: Sequence[bytes]) -> Screened:
-        """The part of :meth:`parse` the read-ahead thread does for it: the prefilter and the
-        decode of the lines it lets through (into typed structs, or each call's top-level fields
-        as raw text). What is left for :meth:`parse` is building the columns from those values;
-        it takes the values apart, so a :class:`Screened` is for one parse of the same lines."""
-        flags = needs_reference_path(lines, self.limits)
-        return Screened(flags, self._decode_batch(lines, flags))
-
-    def parse(self, lines: Sequence[bytes], flags: np.ndarray | Screened | None = None) -> ParsedBatch:
-        """Parse a batch. ``flags``: what :meth:`screen` made of these very lines, or only the
-        prefilter's flags (as in :meth:`shared.records.CallParser.parse`), or nothing."""
+    def parse(self, lines: Sequence[bytes], flags: np.ndarray | None = None) -> ParsedBatch:
+        """Parse a batch (``flags`` as in :meth:`shared.records.CallParser.parse`)."""
         batch = ParsedBatch(self.call_type, "columns")
         n = len(lines)
-        if isinstance(flags, Screened):
-            flags, decoded = flags.flags, flags.decoded
-        else:
-            if flags is None:
-                flags = needs_reference_path(lines, self.limits)
-            decoded = self._decode_batch(lines, flags)
-        arrays, fast_idx, odd = self._build(decoded)
+        if flags is None:
+            flags = needs_reference_path(lines, self.limits)
+        arrays, fast_idx, odd = self._fast_columns(lines, flags)
         if self.window is not None and fast_idx:
             # A receivedAt outside the window (or unreadable): the row parser rejects the line
             # with the reason. The column test proves the common form; the rest are judged one
@@ -207,15 +173,11 @@ class ColumnarParser:
         batch.input_bytes = accepted_bytes
         return batch
 
-    def _build(self, decoded: Decoded) -> tuple[list[pa.Array], list[int], np.ndarray]:
+    def _fast_columns(
+        self, lines: Sequence[bytes], flags: np.ndarray
+    ) -> tuple[list[pa.Array], list[int], np.ndarray]:
         """The columns of the lines that take a fast route, their positions, and which of them
-        hold a nested field that is not an object or array (those go to the row parser)."""
-        if decoded.fields:
-            return self._fields_columns(decoded.values, decoded.positions)
-        return self._struct_columns(decoded.values, decoded.positions)
-
-    def _decode_batch(self, lines: Sequence[bytes], flags: np.ndarray) -> Decoded:
-        """The values of the lines that take a fast route, and their positions.
+        hold a nested field that is not an object or array (those go to the row parser).
 
         A row comes from exactly one line that alone is one JSON object. Several lines are never
         decoded as one text unless the prefilter let every one of them through: an object broken
@@ -240,10 +202,10 @@ class ColumnarParser:
             except (*_DECODE_ERRORS, RecursionError):
                 rows = _whole(lines)
                 if rows is not None:
-                    return Decoded(True, rows, positions)
+                    return self._fields_columns(rows, positions)
             else:
                 if len(structs) == len(lines):
-                    return Decoded(False, structs, positions)
+                    return self._struct_columns(structs, positions)
         texts: Sequence[Any] = lines.views() if isinstance(lines, LineBlock) else lines
         if flags.any():
             positions = np.flatnonzero(~flags).tolist()
@@ -253,8 +215,8 @@ class ColumnarParser:
         try:
             structs = list(map(self._decode, texts))
         except (*_DECODE_ERRORS, RecursionError):
-            return Decoded(True, *_each(texts, positions))
-        return Decoded(False, structs, positions)
+            return self._fields_columns(*_each(texts, positions))
+        return self._struct_columns(structs, positions)
 
     def _struct_columns(
         self, structs: list[Any], positions: Sequence[int]

@@ -325,10 +325,6 @@ class CallParser:
         else:
             self._fast = self._fast_document
 
-    def screen(self, lines: Sequence[bytes]) -> np.ndarray:
-        """What the read-ahead thread does for :meth:`parse`: the prefilter's flags."""
-        return needs_reference_path(lines, self.limits)
-
     def parse(self, lines: Sequence[bytes], flags: np.ndarray | None = None) -> ParsedBatch:
         """Parse a batch; the order of the valid calls is the order of the lines.
 

@@ -22,6 +22,7 @@ from shared.errors import EtlApiError, StateConflictError, UnitBudgetExceeded
 from shared.etl_client import Destination, EtlClient
 from shared.limits import Limits
 from shared.page_reader import line_cap_for
+from shared.prefilter import needs_reference_path
 from shared.recipe import Recipe
 from shared.state_store import TypeState
 from shared.windows import Window
@@ -96,18 +97,17 @@ class WindowFiles:
         """
         with self.files, self.dead_letters:
             # Two read-ahead threads: one fetches the next ETL page while the other splits the
-            # current one into batches and screens them (the prefilter, one C++ regex pass that
-            # releases the GIL; for CSV and Parquet also the decode of the calls), so neither the
-            # network nor the screen stalls the column building here. At most one page and one
-            # batch wait (about 6 MB at 1.4 KB per call).
+            # current one into batches and runs the prefilter (one C++ regex pass that releases
+            # the GIL), so neither the network nor the screen stalls the decoding here. At most
+            # one page and one batch wait (about 6 MB at 1.4 KB per call).
             pages = prefetch(
                 etl.pages(self.call_type, self.window.start, self.window.end,
                           line_cap=line_cap_for(self.recipe.max_call_bytes), deadline=deadline),
                 depth=1, name="fetch",
             )
-            screen = self.parser.screen
+            limits = self.parser.limits
             screened = (
-                (lines, set_aside, screen(lines) if len(lines) else None)
+                (lines, set_aside, needs_reference_path(lines, limits) if len(lines) else None)
                 for lines, set_aside in rebatch_pages(pages)
             )
             for lines, set_aside, flags in prefetch(screened, depth=1, name="screen"):

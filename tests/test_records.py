@@ -102,16 +102,12 @@ def parse(
     # The export hands the parsers LineBlocks (a page's buffer), the tests also plain lists.
     inputs: list[Sequence[bytes]] = [lines, LineBlock.from_lines(lines)]
     assert CallParser(call_type, mode, limits, window).parse(inputs[-1]) == reference  # type: ignore[arg-type]
-    # As the export runs them: the batch screened first (on its read-ahead thread), then parsed.
-    rows = CallParser(call_type, mode, limits, window)  # type: ignore[arg-type]
-    assert rows.parse(inputs[-1], rows.screen(inputs[-1])) == reference
-    if mode == "columns":  # the Arrow fast path must agree too, screened ahead or not
+    if mode == "columns":  # the Arrow fast path must agree too
         for given in inputs:
-            parser = ColumnarParser(call_type, limits, window)
-            for columnar in (parser.parse(given), parser.parse(given, parser.screen(given))):
-                assert columnar.rejected == reference.rejected
-                assert (columnar.count, columnar.input_bytes) == (reference.count, reference.input_bytes)
-                assert columnar.arrow.to_pydict() == dict(zip(COLUMNS[call_type], reference.columns, strict=True))
+            columnar = ColumnarParser(call_type, limits, window).parse(given)
+            assert columnar.rejected == reference.rejected
+            assert (columnar.count, columnar.input_bytes) == (reference.count, reference.input_bytes)
+            assert columnar.arrow.to_pydict() == dict(zip(COLUMNS[call_type], reference.columns, strict=True))
     return fast
 
 
@@ -1042,8 +1038,7 @@ def test_a_hostile_page_gives_every_parser_the_reference_answer_line_by_line(dat
         for parser in (CallParser(call_type, mode, limits), ColumnarParser(call_type, limits)):
             if mode == "json" and isinstance(parser, ColumnarParser):
                 continue
-            # The batches screened ahead as the export does (the prefilter, and the decode).
-            got = [parser.parse(block), *(parser.parse(b, parser.screen(b)) for b in rebatch([block], size))]
+            got = [parser.parse(block), *(parser.parse(b) for b in rebatch([block], size))]
             whole, batches = got[0], got[1:]
             assert whole.rejected == reference.rejected
             assert [r for b in batches for r in b.rejected] == reference.rejected
@@ -1154,7 +1149,6 @@ def test_sdk_shaped_calls_stay_on_the_vectorised_route_and_match_the_reference(d
     parser = ColumnarParser(call_type)
     spy = _RowParserSpy(parser)
     assert parser.parse(block).count == len(lines)
-    assert parser.parse(block, parser.screen(block)).count == len(lines)
     assert spy.lines == 0  # extra fields, numbers, big orders: all on the vectorised route
 
 
