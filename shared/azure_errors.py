@@ -1,4 +1,5 @@
-"""Azure SDK errors -> the exporter's errors, in one place for blob and table storage.
+"""Azure SDK errors -> the exporter's errors, in one place for blob and table storage (and the
+Key Vault reads of secret references, :func:`vault_call`).
 
 The rule (docs/guarantees.md, "Permanent errors"):
 
@@ -39,7 +40,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from shared.errors import StorageConfigError, StorageError, StoragePermissionError
+from shared.errors import SecretUnresolved, StorageConfigError, StorageError, StoragePermissionError
 
 _T = TypeVar("_T")
 
@@ -151,3 +152,22 @@ def classify(
             "run `python -m shared.cli check` and see docs/operations.md"
         )
     return StorageError(f"{service} storage failed: HTTP {status} {code}".strip())
+
+
+def vault_call(fn: Callable[[], _T], *, reference: str) -> _T:
+    """One Key Vault read of the secret ``reference`` (``@kv:NAME``); a failure is one line naming
+    the reference and the fix (:class:`SecretUnresolved`), never the SDK's text (it may quote a URL)."""
+    try:
+        return fn()
+    except ResourceNotFoundError:
+        raise SecretUnresolved(f"{reference}: no such secret in the Key Vault (KEY_VAULT_URL): create it or "
+                               "fix the reference") from None
+    except ClientAuthenticationError:
+        raise SecretUnresolved(f"{reference}: the app could not sign in to the Key Vault: check its managed "
+                               "identity") from None
+    except HttpResponseError as exc:
+        raise SecretUnresolved(f"{reference}: the Key Vault answered HTTP {exc.status_code or '?'}: check that the "
+                               "app's identity has 'Key Vault Secrets User' on the vault") from None
+    except Exception as exc:  # unreachable vault, TLS
+        raise SecretUnresolved(f"{reference}: the Key Vault could not be read ({type(exc).__name__}): check "
+                               "KEY_VAULT_URL and that the vault is reachable") from None

@@ -73,8 +73,9 @@ def rebatch_pages(
 _DONE = object()
 
 
-def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
+def prefetch(items: Iterable[T], depth: int = 2, name: str = "prefetch") -> Iterator[T]:
     """Iterate ``items`` in a background thread, up to ``depth`` ahead (network overlaps parsing).
+    ``name``: the thread's (what it does, for profiles and per-thread CPU figures).
 
     Exceptions are re-raised in the consumer at the position they happened. Closing the returned
     generator early stops the producer at its next item.
@@ -100,7 +101,7 @@ def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
     # The producer runs in a copy of this context, so what it logs (an ETL retry, a repeated
     # call) carries the run's and the destination's ids like the rest of the run.
     context = contextvars.copy_context()
-    thread = threading.Thread(target=context.run, args=(produce,), name="prefetch", daemon=True)
+    thread = threading.Thread(target=context.run, args=(produce,), name=name, daemon=True)
     thread.start()
     try:
         while True:

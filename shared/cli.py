@@ -1,10 +1,14 @@
 """Command line for operators and local runs.
 
-    python -m shared.cli run [--now RFC3339]   one timer tick at that instant; prints what it wrote
-    python -m shared.cli status                per type: last position, last window, lag, SAS expiry
-    python -m shared.cli check                 one line per check with pass/fail and the fix
-    python -m shared.cli verify [--deep] [--against-etl] [--since T] [--until T] [--backfill ID]
-                                               audit the files, manifests and positions
+    python -m shared.cli run [--now RFC3339]   one timer tick at that instant, every enabled destination
+                                               (default first); prints what it wrote
+    python -m shared.cli status [NAME]         per destination and type: last position, last window, lag,
+                                               pending claim, SAS expiry
+    python -m shared.cli check [NAME]          per destination, one line per check with pass/fail and the fix
+    python -m shared.cli destinations add NAME SETTING=VALUE ...   add or replace a named destination
+    python -m shared.cli destinations list|enable NAME|disable NAME|remove NAME
+    python -m shared.cli verify [--deep] [--against-etl] [--since T] [--until T] [--backfill ID] [--destination NAME]
+                                               audit the files, manifests and positions of one sequence
     python -m shared.cli backfill --start T1 --end T2 [--types t,...] [--id ID]
                                                export a closed range again as its own sequence
     python -m shared.cli rejected list [--since T]     the quarantined calls by reason, type, window
@@ -12,8 +16,9 @@
 
 Settings come from the environment, over the ``Values`` of ./local.settings.json when present (as
 ``func`` does); ``--settings PATH`` reads another file (which must exist), ``--no-settings`` none.
-Exit status: 0 success, 1 the run or a check failed (or verify found a problem), 2 bad settings or
-usage.
+Exit status: 0 success, 1 the run (of any destination) or a check failed (or verify found a problem),
+2 bad settings or usage.
+Destinations: shared/destinations.py; secret references in them: shared/secret_refs.py.
 
 Everything the commands print goes through a redacting writer (:class:`shared.redact.RedactingWriter`
 on stdout and stderr, log lines included), so no token or SAS signature is ever shown.
@@ -29,21 +34,31 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from shared.backfill import Definition, UsageError, derived_id, parse_id, parse_range, parse_types
 from shared.backfill_run import definitions, drive, progress_of, recipe_of, record, recorded
 from shared.blob_store import sas_expiry
 from shared.calltypes import CALL_TYPES
-from shared.checks import run_checks, sas_expiry_warning, settings_failure
+from shared.checks import Check, run_checks, sas_expiry_warning, settings_failure
 from shared.clients import build_clients, close_clients
+from shared.destination_runs import DestinationRun, destinations_to_run, run_destinations
+from shared.destinations import (
+    DestinationStore,
+    NamedDestination,
+    add_destination,
+    get_destination,
+    load_destinations,
+    open_store,
+    remove_destination,
+    set_enabled,
+)
 from shared.errors import ExportError, SettingsError, StateConflictError
 from shared.etl_client import Destination
-from shared.export import run_export
 from shared.pinning import pinned_for_backfill
-from shared.redact import RedactingWriter, install_log_redaction
+from shared.redact import RedactingWriter, install_log_redaction, redact_text, redact_url
 from shared.replay import rejected_files, tally
-from shared.sequence import DEFAULT_DESTINATION
+from shared.sequence import DEFAULT_DESTINATION, LIVE_DEFAULT
 from shared.sequence import Sequence as ExportSequence
 from shared.settings import Settings, load_local_settings
 from shared.summary import RunSummary
@@ -64,17 +79,31 @@ def _parser() -> argparse.ArgumentParser:
                        help="read no settings file: the environment only")
     p.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG")
     sub = p.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="do what one timer tick does")
+    run = sub.add_parser("run", help="do what one timer tick does, for every enabled destination")
     run.add_argument("--now", help="the tick's instant, RFC 3339 (default: now)")
-    sub.add_parser("status", help="where each type's export stands, and the backfills")
-    sub.add_parser("check", help="check settings, ETL API, SAS and state table")
-    audit = sub.add_parser("verify", help="audit the destination: positions, metadata, manifests, foreign blobs")
+    status = sub.add_parser("status", help="where each destination's and type's export stands")
+    status.add_argument("name", nargs="?", help="one destination (default: every one)")
+    check = sub.add_parser("check", help="check settings, ETL API, SAS and state table of each destination")
+    check.add_argument("name", nargs="?", help="one destination (default: every one)")
+    dest = sub.add_parser("destinations", help="named destinations (DESTINATIONS_TABLE)")
+    ops = dest.add_subparsers(dest="op", required=True)
+    add = ops.add_parser("add", help="add NAME, or replace its settings (never its state)")
+    add.add_argument("name")
+    add.add_argument("assignments", nargs="*", metavar="SETTING=VALUE",
+                     help="per-destination settings; secrets as @env:APP_SETTING or @kv:SECRET_NAME")
+    ops.add_parser("list", help="every destination and its settings (secrets as their references)")
+    for op, what in (("enable", "schedule NAME again"), ("disable", "stop scheduling NAME (state and files stay)"),
+                     ("remove", "delete NAME's row (state and files stay)")):
+        ops.add_parser(op, help=what).add_argument("name")
+    audit = sub.add_parser("verify", help="audit one sequence: positions, metadata, manifests, foreign blobs")
     audit.add_argument("--deep", action="store_true", help="re-read every file: SHA-256 and row count")
     audit.add_argument("--against-etl", action="store_true",
                        help="read each manifested window again from the ETL API and compare the messageIds")
     audit.add_argument("--since", help="only windows starting at or after this RFC 3339 time")
     audit.add_argument("--until", help="only windows starting before this RFC 3339 time")
     audit.add_argument("--backfill", metavar="ID", help="audit the backfill ID (its folder _backfill/ID/)")
+    audit.add_argument("--destination", metavar="NAME", default=DEFAULT_DESTINATION,
+                       help="the destination (default: default, the app settings')")
     fill = sub.add_parser("backfill", help="export a closed range again into _backfill/ID/ (resumable)")
     fill.add_argument("--start", required=True, help="first window's start, RFC 3339 on a 10-minute boundary")
     fill.add_argument("--end", required=True, help="last window's end (closed: end + SETTLE_SECONDS <= now)")
@@ -103,26 +132,33 @@ def missing_settings_file(path: Path) -> str:
             "or --no-settings for the environment only)")
 
 
-def load_settings(path: Path | None, *, read_file: bool = True) -> Settings:
-    """The settings: the environment over ``path`` (which must exist), or over ./local.settings.json
-    when it exists (``path`` None), or the environment alone (``read_file`` False)."""
+def load_env(path: Path | None, *, read_file: bool = True) -> dict[str, str]:
+    """The app settings: the environment over ``path`` (which must exist), or over
+    ./local.settings.json when it exists (``path`` None), or the environment alone (``read_file``
+    False). ``@env:`` references of destinations read them too."""
     if not read_file:
-        return Settings.from_env(dict(os.environ))
+        return dict(os.environ)
     if path is not None:
         if not path.is_file():
             raise SettingsError(missing_settings_file(path))
-        return Settings.from_env(load_local_settings(path, os.environ))
+        return load_local_settings(path, os.environ)
+    return load_local_settings(DEFAULT_SETTINGS, os.environ)
+
+
+def load_settings(path: Path | None, *, read_file: bool = True) -> Settings:
+    """The settings of :func:`load_env`'s app settings."""
+    env = load_env(path, read_file=read_file)
     try:
-        return Settings.from_env(load_local_settings(DEFAULT_SETTINGS, os.environ))
+        return Settings.from_env(env)
     except SettingsError as exc:
-        if DEFAULT_SETTINGS.is_file():
+        if not read_file or path is not None or DEFAULT_SETTINGS.is_file():
             raise
         raise SettingsError(f"{exc} {NO_DEFAULT_HINT}") from None
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
-    out = RedactingWriter(out or sys.stdout)
-    err = RedactingWriter(sys.stderr)
+    out = cast(TextIO, RedactingWriter(out or sys.stdout))
+    err = cast(TextIO, RedactingWriter(sys.stderr))
     args = _parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -135,6 +171,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         print(f"error: {missing_settings_file(args.settings)}", file=err)
         return EXIT_USAGE
     try:
+        env = load_env(args.settings, read_file=not args.no_settings)
         settings = load_settings(args.settings, read_file=not args.no_settings)
     except SettingsError as exc:
         if args.command == "check":  # check reports it as its first (failed) check
@@ -142,8 +179,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             return EXIT_FAILED
         print(f"error: {exc}", file=err)
         return EXIT_USAGE
+    if args.command == "destinations":
+        return destinations_command(args, settings, out, err)
     if args.command == "check":
-        return EXIT_OK if run_checks(settings, out) else EXIT_FAILED
+        return check_command(settings, env, args.name, out)
     configure_azure_monitor(settings.appinsights_connection_string)
     try:
         now = parse_rfc3339(args.now) if getattr(args, "now", None) else datetime.now(UTC)
@@ -151,11 +190,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         print(f"error: --now {args.now!r} is not an RFC 3339 time", file=err)
         return EXIT_USAGE
     if args.command == "verify":
-        try:
-            options = verify_options(args)
-        except ValueError as exc:
-            print(f"error: {exc}", file=err)
-            return EXIT_USAGE
+        return verify_command(settings, env, args, out, err)
     if args.command in ("backfill", "rejected"):
         try:
             return backfill_commands(args, settings, now, out, err)
@@ -165,61 +200,163 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         except ExportError as exc:
             print(f"error: {exc}", file=err)
             return EXIT_FAILED
+    if args.command == "run":
+        return run_command(settings, env, now, out, err)
+    return status_command(settings, env, args.name, now, out, err)
+
+
+def _selected(settings: Settings, env: dict[str, str], name: str | None, *, quick: bool = False,
+              ) -> tuple[list[NamedDestination], str | None]:
+    """The destinations ``status`` or ``check`` covers (``name`` alone, or every one, disabled
+    ones too) and an error that kept any from being read (an unknown name, the destinations table
+    unreachable). ``quick``: one retry for the table, as ``check`` does for every store."""
+    table_kwargs = {"retry_total": 1} if quick else None
+    if name is not None:
+        try:
+            return [get_destination(settings, name, env=env, table_kwargs=table_kwargs)], None
+        except ExportError as exc:
+            return [], str(exc)
     try:
-        clients = build_clients(settings)
+        return load_destinations(settings, include_disabled=True, env=env, table_kwargs=table_kwargs), None
+    except ExportError as exc:
+        return [NamedDestination(DEFAULT_DESTINATION, LIVE_DEFAULT, True, settings)], \
+            f"destinations table {settings.destinations_table}: {exc}"
+
+
+def _only_default(destinations: list[NamedDestination]) -> bool:
+    return [d.name for d in destinations] == [DEFAULT_DESTINATION]
+
+
+def run_command(settings: Settings, env: dict[str, str], now: datetime, out: TextIO, err: TextIO) -> int:
+    """Every due unit of every enabled destination, inline, ``default`` first; exit 1 if any failed."""
+    loaded = destinations_to_run(settings, env=env)
+    alone = _only_default(loaded[0]) and loaded[1] is None  # today's output, unchanged
+
+    def head(dest: NamedDestination) -> None:
+        if not alone:
+            print(f"== destination {dest.name}", file=out)
+
+    def show(run: DestinationRun) -> None:
+        if run.summary is not None:
+            print_summary(run.summary, out)
+
+    runs = run_destinations(settings, now, env=env, before=head, after=show, loaded=loaded)
+    for run in runs:
+        if not run.ok:
+            # Alone, the default's error reads as it always did (without "destination default: ").
+            line = run.failure()
+            print(f"error: {line.removeprefix(f'destination {DEFAULT_DESTINATION}: ') if alone else line}", file=err)
+    return EXIT_OK if all(r.ok for r in runs) else EXIT_FAILED
+
+
+def status_command(settings: Settings, env: dict[str, str], name: str | None, now: datetime, out: TextIO,
+                   err: TextIO) -> int:
+    """Every destination (disabled ones too, marked) or ``name``: lag and pending claims per type.
+    A disabled destination's problem is shown without failing the command, unless it was named."""
+    destinations, table_error = _selected(settings, env, name)
+    alone = _only_default(destinations) and table_error is None
+    failed = [table_error] if table_error else []
+    for i, dest in enumerate(destinations):
+        if i:
+            print("", file=out)
+
+        def problem(message: str, dest: NamedDestination = dest) -> None:
+            if dest.enabled or name is not None:
+                failed.append(message)
+            else:
+                print(f"destination {dest.name} (disabled): {message.removeprefix(f'destination {dest.name}: ')}",
+                      file=out)
+
+        if dest.settings is None:
+            if dest.enabled or name is not None:
+                print(f"destination {dest.name}: not runnable", file=out)
+            problem(dest.error or dest.name)
+            continue
+        try:
+            clients = build_clients(dest.settings)
+        except ExportError as exc:
+            problem(str(exc) if alone else f"destination {dest.name}: {exc}")
+            continue
+        try:
+            print_status(dest.settings, clients, now, out, dest=dest)
+        except ExportError as exc:
+            problem(str(exc) if alone else f"destination {dest.name}: {exc}")
+        finally:
+            close_clients(clients)
+    queue_status(settings, out)
+    for line in failed:
+        print(f"error: {line}", file=err)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def queue_status(settings: Settings, out: TextIO) -> None:
+    """The work queue's depth, under the destinations' status: filled in with the queue
+    (issue #13, plan/queue/work); nothing to show while runs are inline."""
+
+
+def check_command(settings: Settings, env: dict[str, str], name: str | None, out: TextIO) -> int:
+    """``check`` of every destination (disabled ones too, whose failures do not fail the command)
+    or of ``name``; a header per destination when there is more than ``default``."""
+    destinations, table_error = _selected(settings, env, name, quick=True)
+    alone = _only_default(destinations) and table_error is None and name is None
+    ok = table_error is None
+    if table_error:
+        print(Check("destinations", False, redact_text(table_error)).line(), file=out)
+    for i, dest in enumerate(destinations):
+        if not alone:
+            if i:
+                print("", file=out)
+            print(f"== destination {dest.name}{'' if dest.enabled else ' (disabled)'}", file=out)
+        counts = dest.enabled or name is not None  # a disabled one is shown, and fails only when named
+        if dest.settings is None:
+            settings_failure(dest.error or "not runnable", out)
+            ok = ok and not counts
+            continue
+        ok = (run_checks(dest.settings, out) or not counts) and ok
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def destinations_command(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
+    try:
+        store = open_store(settings)
     except ExportError as exc:
         print(f"error: {exc}", file=err)
         return EXIT_FAILED
     try:
-        if args.command == "verify":
-            return run_verify(settings, clients, out, **options)
-        if args.command == "run":
-            summary = run_export(settings, clients, now)
-            print_summary(summary, out)
-            if not summary.ok:
-                print(f"error: {summary.error or _failures(summary)}", file=err)
-                return EXIT_FAILED
-            return EXIT_OK
-        return print_status(settings, clients, now, out)
+        if args.op == "add":
+            new = add_destination(settings, args.name, args.assignments, store=store)
+            print(f"destination {args.name} {'added' if new else 'replaced (its state stays)'}; "
+                  f"check it with: python -m shared.cli check {args.name}", file=out)
+        elif args.op == "list":
+            print_destinations(settings, store, out)
+        elif args.op in ("enable", "disable"):
+            set_enabled(args.name, args.op == "enable", store=store)
+            print(f"destination {args.name} {args.op}d", file=out)
+        else:
+            remove_destination(args.name, store=store)
+            print(f"destination {args.name} removed (its state and files stay; adding it again goes on "
+                  "from them)", file=out)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_USAGE
     except ExportError as exc:
         print(f"error: {exc}", file=err)
         return EXIT_FAILED
     finally:
-        close_clients(clients)
+        store.close()
+    return EXIT_OK
 
 
-def verify_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The verify command's options, or ValueError saying which one is wrong."""
-    bounds: dict[str, datetime | None] = {}
-    for flag in ("since", "until"):
-        raw = getattr(args, flag)
-        try:
-            bounds[flag] = parse_rfc3339(raw) if raw else None
-        except ValueError:
-            raise ValueError(f"--{flag} {raw!r} is not an RFC 3339 time, e.g. 2026-11-28T12:00:00Z") from None
-    try:
-        sequence = ExportSequence(DEFAULT_DESTINATION, args.backfill)
-    except ValueError as exc:
-        raise ValueError(f"--backfill: {exc}") from None
-    return {"sequence": sequence, "deep": args.deep, "against_etl": args.against_etl, **bounds}
-
-
-def run_verify(settings: Settings, clients, out: TextIO, *, sequence: ExportSequence,  # type: ignore[no-untyped-def]
-               deep: bool, against_etl: bool, since: datetime | None, until: datetime | None) -> int:
-    """Audit one sequence: one line per problem, a summary line; 1 on any problem."""
-    pin = clients.state.get_pin(sequence.destination)
-    dest = Destination(pin.integration_id, pin.action_id) if pin else clients.etl.destination()
-    folder = sequence.folder(settings.blob_path)
-    result = verify(clients.blobs, clients.state, dest, sequence, folder,
-                    lambda problem: print(problem.line(), file=out, flush=True), deep=deep,
-                    etl=clients.etl if against_etl else None, since=since, until=until,
-                    max_call_bytes=settings.max_call_bytes)
-    print(result.summary(sequence.label(), folder), file=out)
-    return EXIT_OK if result.ok else EXIT_FAILED
-
-
-def _failures(summary: RunSummary) -> str:
-    return "; ".join(f"{u.call_type} {format_rfc3339(u.window.start)}: {u.error}" for u in summary.failures)
+def print_destinations(settings: Settings, store: DestinationStore, out: TextIO) -> None:
+    """One line per destination: name, enabled, settings as stored (secrets are references there)."""
+    rows = [["name", "enabled", "settings"],
+            [DEFAULT_DESTINATION, "yes", f"(the app settings) -> {settings.destination_label}"]]
+    for row in store.rows():
+        shown = " ".join(f"{k}={redact_url(v) if k.endswith(('_URL', '_ENDPOINT')) else v}"
+                         for k, v in sorted(row.values.items()))
+        rows.append([row.name, "yes" if row.enabled else "no",
+                     shown + (f" (unreadable: {row.error})" if row.error else "")])
+    _table(rows, out)
 
 
 def _table(rows: list[list[str]], out: TextIO) -> None:
@@ -249,12 +386,15 @@ def print_summary(summary: RunSummary, out: TextIO) -> None:
           file=out)
 
 
-def print_status(settings: Settings, clients, now: datetime, out: TextIO) -> int:  # type: ignore[no-untyped-def]
-    dest = pinned_destination(clients.state, clients.etl.destination(), out)
+def print_status(settings: Settings, clients, now: datetime, out: TextIO,  # type: ignore[no-untyped-def]
+                 dest: NamedDestination | None = None) -> int:
+    named = dest or NamedDestination(DEFAULT_DESTINATION, LIVE_DEFAULT, True, settings)
+    pinned = pinned_destination(clients.state, clients.etl.destination(), out, name=named.name)
+    key = named.sequence.state_key(pinned.integration_id, pinned.action_id)
     rows = [["type", "last position", "last window exported", "lag", "pending"]]
     ahead: list[str] = []
     for call_type in CALL_TYPES:
-        state = clients.state.get(dest.key, call_type)
+        state = clients.state.get(key, call_type)
         if state is None:
             rows.append([call_type, "-", "- (not started)", "-", ""])
             continue
@@ -266,7 +406,9 @@ def print_status(settings: Settings, clients, now: datetime, out: TextIO) -> int
         pending = (f"window {format_rfc3339(state.pending_start)} from position {state.pending_position}"
                    if state.pending_start else "")
         rows.append([call_type, str(state.position), last_window, _duration(lag), pending])
-    print(f"destination {dest.key} -> {settings.destination_label}", file=out)
+    title = pinned.key if named.name == DEFAULT_DESTINATION else f"{named.name} {pinned.key}"
+    print(f"destination {title}{'' if named.enabled else ' (disabled)'} -> {settings.destination_label}",
+          file=out)
     _table(rows, out)
     if ahead:
         print(f"WARNING: {', '.join(ahead)} stand(s) past this clock ({format_rfc3339(now)}, negative lag): "
@@ -280,8 +422,73 @@ def print_status(settings: Settings, clients, now: datetime, out: TextIO) -> int
               + (f" - WARNING: {warning}" if warning else ""), file=out)
     elif settings.blob_sas_url:
         print("SAS has no expiry in the URL (a stored access policy sets it)", file=out)
-    print_backfills(clients, dest.key, out)
+    if named.name == DEFAULT_DESTINATION:  # backfills are of the default destination
+        print_backfills(clients, pinned.key, out)
     return EXIT_OK
+
+
+def verify_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The verify command's options, or ValueError saying which one is wrong."""
+    bounds: dict[str, datetime | None] = {}
+    for flag in ("since", "until"):
+        raw = getattr(args, flag)
+        try:
+            bounds[flag] = parse_rfc3339(raw) if raw else None
+        except ValueError:
+            raise ValueError(f"--{flag} {raw!r} is not an RFC 3339 time, e.g. 2026-11-28T12:00:00Z") from None
+    try:
+        sequence = ExportSequence(args.destination, args.backfill)
+    except ValueError as exc:
+        raise ValueError(f"--backfill/--destination: {exc}") from None
+    return {"sequence": sequence, "deep": args.deep, "against_etl": args.against_etl, **bounds}
+
+
+def verify_command(settings: Settings, env: dict[str, str], args: argparse.Namespace, out: TextIO,
+                   err: TextIO) -> int:
+    """``verify``: the options checked, the destination's settings read, one sequence audited."""
+    try:
+        options = verify_options(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_USAGE
+    try:
+        named = get_destination(settings, args.destination, env=env)
+    except ExportError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_USAGE if isinstance(exc, SettingsError) else EXIT_FAILED
+    if named.settings is None:
+        print(f"error: destination {named.name}: {named.error}", file=err)
+        return EXIT_FAILED
+    try:
+        clients = build_clients(named.settings)
+    except ExportError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_FAILED
+    try:
+        return run_verify(named.settings, clients, out, **options)
+    except ExportError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_FAILED
+    finally:
+        close_clients(clients)
+
+
+def run_verify(settings: Settings, clients, out: TextIO, *, sequence: ExportSequence,  # type: ignore[no-untyped-def]
+               deep: bool, against_etl: bool, since: datetime | None, until: datetime | None) -> int:
+    """Audit one sequence: one line per problem, a summary line; 1 on any problem."""
+    pin = clients.state.get_pin(sequence.destination)
+    dest = Destination(pin.integration_id, pin.action_id) if pin else clients.etl.destination()
+    folder = sequence.folder(settings.blob_path)
+    result = verify(clients.blobs, clients.state, dest, sequence, folder,
+                    lambda problem: print(problem.line(), file=out, flush=True), deep=deep,
+                    etl=clients.etl if against_etl else None, since=since, until=until,
+                    max_call_bytes=settings.max_call_bytes)
+    print(result.summary(sequence.label(), folder), file=out)
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def _failures(summary: RunSummary) -> str:
+    return "; ".join(f"{u.call_type} {format_rfc3339(u.window.start)}: {u.error}" for u in summary.failures)
 
 
 def print_backfills(clients, dest_key: str, out: TextIO) -> None:  # type: ignore[no-untyped-def]
@@ -451,9 +658,10 @@ def derived_replay_id(since: datetime | None, until: datetime | None, types: tup
     return f"replay-{stamp}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
-def pinned_destination(store, remote: Destination, out: TextIO) -> Destination:  # type: ignore[no-untyped-def]
-    """The destination whose rows ``status`` shows: the pinned one, with a line when the ETL API differs."""
-    pin = store.get_pin(DEFAULT_DESTINATION)
+def pinned_destination(store, remote: Destination, out: TextIO,  # type: ignore[no-untyped-def]
+                       name: str = DEFAULT_DESTINATION) -> Destination:
+    """The ids whose rows ``status`` shows: the pinned ones, with a line when the ETL API differs."""
+    pin = store.get_pin(name)
     if pin is None:
         return remote
     if pin.key != remote.key:

@@ -50,6 +50,11 @@ class SettingsError(ExportError):
     """A setting is missing or malformed. The message names the setting and the fix."""
 
 
+class SecretUnresolved(SettingsError):
+    """A destination's secret reference (``@env:``/``@kv:``) did not resolve: the message names the
+    reference and the fix, never a value (shared/secret_refs.py)."""
+
+
 class EtlApiError(ExportError):
     """The ETL API refused a request for good (400, 401, 403) or broke its contract."""
 

@@ -202,8 +202,3 @@ def _int(value: str | None) -> int:
         return int(value or 0)
     except ValueError:
         return 0
-
-
-def chain_for(blobs: BlobStore, state: StateStore, dest: Destination, state_key: str, folder: str) -> ManifestChain:
-    return ManifestChain(blobs.at_path(folder), state, dest, state_key)
-

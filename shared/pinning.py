@@ -8,6 +8,9 @@ the ids in a pin row named after the destination (``default`` until named destin
 every later run checks the answer against it: a difference stops the run with a permanent error
 before anything is read or written.
 
+Each named destination has its own pin (RowKey its name, shared/destinations.py); only ``default``
+can have rows from before the pin, so only its first run looks at existing rows.
+
 Deployments from before the pin have rows keyed by the ids and no pin: the first run adopts the ids
 it is given when rows exist for them (nothing is exported again), and refuses when the table only
 holds rows of other ids (the answer changed at the same moment as the upgrade).
@@ -49,8 +52,10 @@ def pin_destination(
     its export starts (it may raise to write nothing, e.g. while the ETL API has not closed it)."""
     pin = store.get_pin(name)
     if pin is None:
-        # Only the rows of the live default export were ever keyed without a pin.
-        keys = {k for k in store.destination_keys() if (parsed := parse_state_key(k)) and parsed[1] == Sequence()}
+        # Only the rows of the live default export were ever keyed without a pin: a named
+        # destination has none to adopt, and the default's rows say nothing about its ids.
+        keys = {k for k in store.destination_keys() if (parsed := parse_state_key(k)) and parsed[1] == Sequence()
+                } if name == DEFAULT_DESTINATION else set()
         others = sorted(keys - {remote.key})
         if others and remote.key not in keys:
             raise StateConflictError(

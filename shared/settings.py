@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from shared.errors import SettingsError
@@ -43,50 +44,65 @@ class Setting:
     minimum: int | None = None
     maximum: int | None = None
     choices: tuple[str, ...] = ()
+    #: Describes one destination (a destination row may set it); False: app-wide, app settings only.
+    per_destination: bool = False
 
 
 _MiB = 1024 * 1024
 
 #: Every app setting the exporter reads (the Bicep and local.settings.sample.json set the same).
 SETTINGS: tuple[Setting, ...] = (
-    Setting("ETL_API_ENDPOINT", str, required=True, help="ETL API base URL (https; http only on loopback)"),
-    Setting("ETL_API_TOKEN", str, required=True, secret=True, help="bearer token for the ETL API"),
-    Setting("EXPORT_FORMAT", str, required=True, choices=FORMATS, help="file format"),
-    Setting("BLOB_SAS_URL", str, secret=True, help="container SAS URL with permissions r c w l"),
-    Setting("BLOB_ACCOUNT_URL", str, help="instead of a SAS: the account URL, reached with managed identity"),
-    Setting("BLOB_CONTAINER", str, help="the destination container, with BLOB_ACCOUNT_URL"),
-    Setting("BLOB_PATH", str, "", help="folder inside the container"),
+    Setting("ETL_API_ENDPOINT", str, required=True, help="ETL API base URL (https; http only on loopback)",
+            per_destination=True),
+    Setting("ETL_API_TOKEN", str, required=True, secret=True, help="bearer token for the ETL API",
+            per_destination=True),
+    Setting("EXPORT_FORMAT", str, required=True, choices=FORMATS, help="file format", per_destination=True),
+    Setting("BLOB_SAS_URL", str, secret=True, help="container SAS URL with permissions r c w l", per_destination=True),
+    Setting("BLOB_ACCOUNT_URL", str, help="instead of a SAS: the account URL, reached with managed identity",
+            per_destination=True),
+    Setting("BLOB_CONTAINER", str, help="the destination container, with BLOB_ACCOUNT_URL", per_destination=True),
+    Setting("BLOB_PATH", str, "", help="folder inside the container", per_destination=True),
     Setting("AzureWebJobsStorage", str, required=True, secret=True,
             help="the app's storage account (the positions table lives here)"),
     Setting("STATE_TABLE", str, "exporterpositions", help="table holding positions and claims"),
+    Setting("DESTINATIONS_TABLE", str, "exporterdestinations",
+            help="table holding the named destinations (in AzureWebJobsStorage)"),
+    Setting("KEY_VAULT_URL", str, help="the Key Vault that @kv:NAME references in destination rows read"),
     Setting("EXPORT_SCHEDULE", str, DEFAULT_SCHEDULE, help="NCRONTAB schedule of the timer, with seconds"),
     Setting("VERIFY_SCHEDULE", str, "", help="NCRONTAB schedule of the daily verify timer; empty: off"),
-    Setting("EXPORT_START", str, help="RFC 3339 start of the first window for a new destination"),
+    Setting("EXPORT_START", str, help="RFC 3339 start of the first window for a new destination", per_destination=True),
     Setting("SETTLE_SECONDS", int, 60, minimum=0, maximum=86_400,
-            help="a window is exported only when end + SETTLE_SECONDS <= now"),
-    Setting("MAX_WINDOWS_PER_RUN", int, 36, minimum=1, maximum=10_000, help="catch-up bound per tick"),
+            help="a window is exported only when end + SETTLE_SECONDS <= now", per_destination=True),
+    Setting("MAX_WINDOWS_PER_RUN", int, 36, minimum=1, maximum=10_000, help="catch-up bound per tick",
+            per_destination=True),
     Setting("RUN_BUDGET_SECONDS", int, 480, minimum=10, maximum=86_400, help="no new window starts after this"),
     Setting("MAX_FILE_BYTES", int, 256 * _MiB, minimum=1024, maximum=190 * 1024**4,
-            help="size cap per file, bytes before compression"),
-    Setting("MAX_FILE_ROWS", int, 1_000_000, minimum=1, maximum=2_000_000_000, help="row cap per file"),
-    Setting("EXPORT_COMPRESSION", str, "none", choices=("none", "gzip"), help="gzip for csv and json"),
-    Setting("PARQUET_COMPRESSION", str, "snappy", choices=("snappy", "zstd", "none"), help="Parquet codec"),
-    Setting("CSV_ESCAPE_FORMULAS", bool, False, help="prefix ' to CSV cells starting with = + - @"),
+            help="size cap per file, bytes before compression", per_destination=True),
+    Setting("MAX_FILE_ROWS", int, 1_000_000, minimum=1, maximum=2_000_000_000, help="row cap per file",
+            per_destination=True),
+    Setting("EXPORT_COMPRESSION", str, "none", choices=("none", "gzip"), help="gzip for csv and json",
+            per_destination=True),
+    Setting("PARQUET_COMPRESSION", str, "snappy", choices=("snappy", "zstd", "none"), help="Parquet codec",
+            per_destination=True),
+    Setting("CSV_ESCAPE_FORMULAS", bool, False, help="prefix ' to CSV cells starting with = + - @",
+            per_destination=True),
     Setting("MAX_CALL_BYTES", int, 65536, minimum=256, maximum=16 * _MiB,
-            help="lines larger than this are dead-lettered"),
+            help="lines larger than this are dead-lettered", per_destination=True),
     Setting("MAX_PAGE_BYTES", int, 64 * _MiB, minimum=_MiB, maximum=1024**3,
-            help="most bytes one ETL API page may inflate to"),
+            help="most bytes one ETL API page may inflate to", per_destination=True),
     Setting("ETL_PAGE_TIMEOUT_SECONDS", int, 60, minimum=1, maximum=3600,
-            help="most time one ETL API request may take in total"),
+            help="most time one ETL API request may take in total", per_destination=True),
     Setting("UNIT_BUDGET_SECONDS", int, 100, minimum=1, maximum=86_400,
             help="most time one (window, type) may take"),
     Setting("MAX_PAGES_PER_WINDOW", int, 10_000, minimum=1, maximum=1_000_000,
-            help="most ETL API pages of one (window, type)"),
+            help="most ETL API pages of one (window, type)", per_destination=True),
     Setting("APPLICATIONINSIGHTS_CONNECTION_STRING", str, secret=True,
             help="enables OpenTelemetry export to Application Insights"),
 )
 SETTING: dict[str, Setting] = {s.name: s for s in SETTINGS}
 ALL_SETTINGS: tuple[str, ...] = tuple(SETTING)
+#: The settings a destination row may hold (shared/destinations.py); the rest are the app's.
+PER_DESTINATION: tuple[str, ...] = tuple(s.name for s in SETTINGS if s.per_destination)
 
 
 def _hidden(value: str) -> str:
@@ -107,6 +123,8 @@ class Settings:
     storage_connection: str = field(repr=False)
     table_service_uri: str
     state_table: str
+    destinations_table: str
+    key_vault_url: str
     export_start: datetime | None
     settle_seconds: int
     max_windows_per_run: int
@@ -157,6 +175,18 @@ class Settings:
         """Read and validate the settings (``os.environ`` by default). Raises SettingsError."""
         env = os.environ if env is None else env
         return _parse(env)
+
+    def for_destination(self, values: Mapping[str, str]) -> Settings:
+        """These app settings with the per-destination ones taken from ``values`` (a destination
+        row, its secret references resolved), validated exactly as :meth:`from_env` validates
+        them. A per-destination setting ``values`` lacks takes its documented default, never this
+        app's value (a destination must not inherit another's endpoint, token or container).
+        Raises SettingsError; ``values`` must hold per-destination settings only."""
+        others = sorted(set(values) - set(PER_DESTINATION))
+        if others:
+            raise SettingsError(f"{others[0]} is an app-wide setting: set it in the app settings, not in a "
+                                "destination")
+        return replace(self, **_destination_fields(values))
 
 
 def _get(env: Mapping[str, str], name: str) -> str:
@@ -281,23 +311,43 @@ def _storage(env: Mapping[str, str]) -> tuple[str, str]:
     )
 
 
+def _raw(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    return "" if value.startswith("@Microsoft.KeyVault(") else value  # a reference, not the secret
+
+
 def _register_secrets(env: Mapping[str, str]) -> None:
     """Register every secret value before anything is validated, so that no message (a settings
     error included) and nothing shown later can carry one (:mod:`shared.redact`)."""
-
-    def raw(name: str) -> str:
-        value = env.get(name, "").strip()
-        return "" if value.startswith("@Microsoft.KeyVault(") else value  # a reference, not the secret
-
-    register_secret(raw("ETL_API_TOKEN"))
+    register_secret(_raw(env, "ETL_API_TOKEN"))
     for name in ("ETL_API_ENDPOINT", "BLOB_SAS_URL", "BLOB_ACCOUNT_URL",
-                 "AzureWebJobsStorage__tableServiceUri"):
-        register_url(raw(name))
-    register_connection_string(raw("AzureWebJobsStorage"))
+                 "AzureWebJobsStorage__tableServiceUri", "KEY_VAULT_URL"):
+        register_url(_raw(env, name))
+    register_connection_string(_raw(env, "AzureWebJobsStorage"))
 
 
 def _parse(env: Mapping[str, str]) -> Settings:
     _register_secrets(env)
+    destination = _destination_fields(env)
+    connection, table_uri = _storage(env)
+    return Settings(
+        **destination,
+        storage_connection=connection,
+        table_service_uri=table_uri,
+        state_table=_table_name(env, "STATE_TABLE"),
+        destinations_table=_table_name(env, "DESTINATIONS_TABLE"),
+        key_vault_url=_key_vault_url(env),
+        run_budget_seconds=_int(env, "RUN_BUDGET_SECONDS"),
+        unit_budget_seconds=_int(env, "UNIT_BUDGET_SECONDS"),
+        export_schedule=export_schedule(env),
+        verify_schedule=verify_schedule(env),
+        appinsights_connection_string=_get(env, "APPLICATIONINSIGHTS_CONNECTION_STRING"),
+    )
+
+
+def _destination_fields(env: Mapping[str, str]) -> dict[str, Any]:
+    """The :class:`Settings` fields of the per-destination settings (:data:`PER_DESTINATION`)."""
+    _register_secrets({k: v for k, v in env.items() if k in PER_DESTINATION})
     endpoint = _http_url(
         "ETL_API_ENDPOINT",
         _required(env, "ETL_API_ENDPOINT", "the ETL API base URL, e.g. https://etl.example.com"),
@@ -331,7 +381,6 @@ def _parse(env: Mapping[str, str]) -> Settings:
             "BLOB_SAS_URL is not set: set it to a container SAS URL with read, create, write "
             "and list permissions (or use BLOB_ACCOUNT_URL + BLOB_CONTAINER with managed identity)"
         )
-    connection, table_uri = _storage(env)
     start_raw = _get(env, "EXPORT_START")
     export_start = None
     if start_raw:
@@ -346,42 +395,46 @@ def _parse(env: Mapping[str, str]) -> Settings:
         raise SettingsError(
             "EXPORT_COMPRESSION=gzip applies to csv and json; for parquet use PARQUET_COMPRESSION"
         )
-    table = _get(env, "STATE_TABLE") or str(SETTING["STATE_TABLE"].default)
+    return {
+        "etl_api_endpoint": endpoint,
+        "etl_api_token": token,
+        "export_format": export_format,
+        "blob_sas_url": sas,
+        "blob_account_url": account_url.rstrip("/"),
+        "blob_container": container,
+        "blob_path": _blob_path(_get(env, "BLOB_PATH")),
+        "export_start": export_start,
+        "settle_seconds": _int(env, "SETTLE_SECONDS"),
+        "max_windows_per_run": _int(env, "MAX_WINDOWS_PER_RUN"),
+        "max_file_bytes": _int(env, "MAX_FILE_BYTES"),
+        "max_file_rows": _int(env, "MAX_FILE_ROWS"),
+        "gzip": compression == "gzip",
+        "parquet_compression": _choice(env, "PARQUET_COMPRESSION"),
+        "csv_escape_formulas": _bool(env, "CSV_ESCAPE_FORMULAS"),
+        "max_call_bytes": _int(env, "MAX_CALL_BYTES"),
+        "max_page_bytes": _int(env, "MAX_PAGE_BYTES"),
+        "etl_page_timeout_seconds": _int(env, "ETL_PAGE_TIMEOUT_SECONDS"),
+        "max_pages_per_window": _int(env, "MAX_PAGES_PER_WINDOW"),
+    }
+
+
+def _table_name(env: Mapping[str, str], name: str) -> str:
+    table = _get(env, name) or str(SETTING[name].default)
     if not (3 <= len(table) <= 63 and table.isalnum() and table[0].isalpha()):
         raise SettingsError(
-            f"STATE_TABLE={table!r} is not a valid table name (3-63 letters and digits, "
+            f"{name}={table!r} is not a valid table name (3-63 letters and digits, "
             "starting with a letter)"
         )
-    settings = Settings(
-        etl_api_endpoint=endpoint,
-        etl_api_token=token,
-        export_format=export_format,
-        blob_sas_url=sas,
-        blob_account_url=account_url.rstrip("/"),
-        blob_container=container,
-        blob_path=_blob_path(_get(env, "BLOB_PATH")),
-        storage_connection=connection,
-        table_service_uri=table_uri,
-        state_table=table,
-        export_start=export_start,
-        settle_seconds=_int(env, "SETTLE_SECONDS"),
-        max_windows_per_run=_int(env, "MAX_WINDOWS_PER_RUN"),
-        run_budget_seconds=_int(env, "RUN_BUDGET_SECONDS"),
-        max_file_bytes=_int(env, "MAX_FILE_BYTES"),
-        max_file_rows=_int(env, "MAX_FILE_ROWS"),
-        gzip=compression == "gzip",
-        parquet_compression=_choice(env, "PARQUET_COMPRESSION"),
-        csv_escape_formulas=_bool(env, "CSV_ESCAPE_FORMULAS"),
-        max_call_bytes=_int(env, "MAX_CALL_BYTES"),
-        max_page_bytes=_int(env, "MAX_PAGE_BYTES"),
-        etl_page_timeout_seconds=_int(env, "ETL_PAGE_TIMEOUT_SECONDS"),
-        unit_budget_seconds=_int(env, "UNIT_BUDGET_SECONDS"),
-        max_pages_per_window=_int(env, "MAX_PAGES_PER_WINDOW"),
-        export_schedule=export_schedule(env),
-        verify_schedule=verify_schedule(env),
-        appinsights_connection_string=_get(env, "APPLICATIONINSIGHTS_CONNECTION_STRING"),
-    )
-    return settings
+    return table
+
+
+def _key_vault_url(env: Mapping[str, str]) -> str:
+    raw = _get(env, "KEY_VAULT_URL")
+    if not raw:
+        return ""
+    if urlsplit(_http_url("KEY_VAULT_URL", raw)).scheme != "https":
+        raise SettingsError("KEY_VAULT_URL must use https, e.g. https://<vault>.vault.azure.net/")
+    return raw.rstrip("/") + "/"
 
 
 #: A daily verify at 03:30 UTC: the example the settings' errors and the docs give.

@@ -104,14 +104,14 @@ class WindowFiles:
             pages = prefetch(
                 etl.pages(self.call_type, self.window.start, self.window.end,
                           line_cap=line_cap_for(self.recipe.max_call_bytes), deadline=deadline),
-                depth=1,
+                depth=1, name="fetch",
             )
             limits = self.parser.limits
             screened = (
                 (lines, set_aside, needs_reference_path(lines, limits) if len(lines) else None)
                 for lines, set_aside in rebatch_pages(pages)
             )
-            for lines, set_aside, flags in prefetch(screened, depth=1):
+            for lines, set_aside, flags in prefetch(screened, depth=1, name="screen"):
                 if set_aside:
                     self.dead_letters.add(set_aside)
                 if len(lines):

@@ -1,7 +1,8 @@
 """The timer trigger: parse the tick, hand off to :func:`run_tick`, raise on failure.
 
 The only module that imports azure.functions; ``run_tick`` is the same code the CLI's ``run``
-executes.
+executes: every enabled destination in turn, ``default`` first (shared/destination_runs.py), one
+destination's failure never stopping the others.
 
 The schedule is ``EXPORT_SCHEDULE`` as read when the app loads, or its documented default
 (``0 */10 * * * *``): binding ``%EXPORT_SCHEDULE%`` instead would leave an app without the setting
@@ -18,22 +19,22 @@ from datetime import UTC, datetime
 import azure.functions as func
 
 from shared.checks import log_sas_expiry
-from shared.clients import build_clients, close_clients
+from shared.destination_runs import DestinationsFailed, TickOutcome, run_destinations
+from shared.destinations import NamedDestination
 from shared.errors import ExportError, UnexpectedError
-from shared.export import run_export
 from shared.redact import install_log_redaction, untrusted
 from shared.settings import Settings, export_schedule
-from shared.summary import RunFailed, RunSummary
 from shared.telemetry import configure_azure_monitor, quiet_sdk_loggers
 
 log = logging.getLogger(__name__)
 export_blueprint = func.Blueprint()
 
 
-def run_tick(now: datetime, settings: Settings | None = None) -> RunSummary:
-    """One tick: read settings, export what is due at ``now``.
+def run_tick(now: datetime, settings: Settings | None = None) -> TickOutcome:
+    """One tick: read settings, export what is due at ``now`` for every enabled destination.
 
-    Raises SettingsError for bad settings and RunFailed when the run did not finish cleanly, so
+    Raises SettingsError for bad app settings and RunFailed (:class:`DestinationsFailed`, naming
+    each failed destination) when any destination did not finish cleanly, so
     the Functions host records the invocation as failed (and Application Insights shows it).
     Logs a WARNING when the SAS expires within 14 days (or has expired). Any other exception is
     logged (scrubbed) and raised as :class:`UnexpectedError`: what reaches the host never holds
@@ -55,18 +56,18 @@ def unexpected(exc: Exception) -> UnexpectedError:
     return UnexpectedError(f"unexpected {type(exc).__name__}: {untrusted(str(exc), 500)}")
 
 
-def _tick(now: datetime, settings: Settings | None) -> RunSummary:
+def _tick(now: datetime, settings: Settings | None) -> TickOutcome:
     settings = settings or Settings.from_env()
     configure_azure_monitor(settings.appinsights_connection_string)
-    log_sas_expiry(settings.blob_sas_url, now, log)
-    clients = build_clients(settings)
-    try:
-        summary = run_export(settings, clients, now)
-    finally:
-        close_clients(clients)
-    if not summary.ok:
-        raise RunFailed(summary)
-    return summary
+
+    def before(dest: NamedDestination) -> None:
+        if dest.settings is not None:
+            log_sas_expiry(dest.settings.blob_sas_url, now, log)
+
+    outcome = TickOutcome(run_destinations(settings, now, before=before))
+    if not outcome.ok:
+        raise DestinationsFailed(outcome)
+    return outcome
 
 
 @export_blueprint.timer_trigger(

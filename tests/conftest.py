@@ -86,6 +86,7 @@ class Harness:
             "BLOB_PATH": "exports/segment",
             "AzureWebJobsStorage": azurite.connection_string,
             "STATE_TABLE": table,
+            "DESTINATIONS_TABLE": f"d{table}",  # a test's named destinations are its own
             "SETTLE_SECONDS": "60",
         }
 

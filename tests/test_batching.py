@@ -86,6 +86,14 @@ def test_prefetch_hands_on_items_in_order_and_reraises_where_it_failed() -> None
     assert got == [1, 2]
 
 
+def test_prefetch_runs_the_producer_on_a_thread_of_the_given_name() -> None:
+    def items():  # type: ignore[no-untyped-def]
+        yield threading.current_thread().name
+
+    assert list(prefetch(items(), depth=1, name="screen")) == ["screen"]
+    assert list(prefetch(items())) == ["prefetch"]
+
+
 def test_prefetch_closed_early_stops_its_thread() -> None:
     produced = []
 

@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 
 from shared.file_audit import read_back
 from tests.support.calls import make_call, make_window_calls
+from tests.test_destinations import add, env_of, ok
+from tests.test_destinations import others as others
 
 W0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 START = {"EXPORT_START": "2026-11-28T12:00:00Z"}
@@ -199,3 +201,17 @@ def test_after_a_move_the_new_folder_is_audited_from_where_the_export_moved_in(h
     assert moved["previous"]["name"] == f"exports/old/_manifests/{KEY}.20261128T1200Z.json"
     assert moved["types"]["track"]["files"][0]["position"] == 2
     assert _verify(harness)[:2] == (0, [])
+
+
+def test_a_named_destination_is_audited_in_its_own_place(harness, others):
+    env = env_of(others)
+    ok(add(harness, others["eu"], env))
+    others["eu"].source.add(make_window_calls(W0, per_type={"track": 3}, seed=4))
+    ok(harness.cli("run", "--now", "2026-11-28T12:11:01Z", extra_env=env))
+    proc = harness.cli("verify", "--destination", "eu", extra_env=env)
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    assert "verify eu in eu/segment: 1 manifest(s), 1 data file(s)" in proc.stdout and "no problem" in proc.stdout
+    _container(harness).delete_blob(f"eu/segment/{KEY}.1.track.json")
+    proc = harness.cli("verify", "--destination", "eu", extra_env=env)
+    assert proc.returncode == 1 and f"missing: eu/segment/{KEY}.1.track.json" in proc.stdout
+    assert harness.cli("verify", "--destination", "nope", extra_env=env).returncode == 2

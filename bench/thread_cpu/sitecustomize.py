@@ -35,3 +35,35 @@ if _OUT:
             _seconds["MainThread"] += time.thread_time()
             with open(_OUT, "w") as f:
                 json.dump(dict(_seconds), f)
+
+# Diagnostics for what a thread waits on (bench/README.md, "Where the time goes"):
+# BENCH_WAITS=1 adds, per thread, the wall seconds spent blocked in a queue's get or put (the
+# read-ahead hand-over) and in a future's result (row groups, uploads, the finisher) as
+# "wait get|put|result <thread>"; BENCH_SWITCH_INTERVAL sets the interpreter's switch interval.
+if _OUT and os.environ.get("BENCH_WAITS"):
+    import concurrent.futures
+    import queue
+    from collections.abc import Callable
+    from typing import Any
+
+    def _timed(kind: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(self: Any, *args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                key = f"wait {kind} {re.sub(r'_[0-9]+$', '', threading.current_thread().name)}"
+                with _lock:
+                    _seconds[key] += time.perf_counter() - start
+
+        return timed
+
+    queue.Queue.get = _timed("get", queue.Queue.get)  # type: ignore[method-assign]
+    queue.Queue.put = _timed("put", queue.Queue.put)  # type: ignore[method-assign]
+    concurrent.futures.Future.result = _timed("result", concurrent.futures.Future.result)  # type: ignore[method-assign]
+
+_SWITCH = os.environ.get("BENCH_SWITCH_INTERVAL")
+if _SWITCH:
+    import sys
+
+    sys.setswitchinterval(float(_SWITCH))

@@ -145,6 +145,8 @@ var exporterSettings = {
   'AzureWebJobsStorage__tableServiceUri': storage.properties.primaryEndpoints.table
   'AzureWebJobsStorage__credential': 'managedidentity'
   'STATE_TABLE': stateTableName
+  'DESTINATIONS_TABLE': 'exporterdestinations'
+  'KEY_VAULT_URL': 'https://${keyVaultName}${environment().suffixes.keyvaultDns}/'
   'EXPORT_SCHEDULE': exportSchedule
   'VERIFY_SCHEDULE': verifySchedule
   'EXPORT_START': exportStart
