@@ -1,7 +1,9 @@
 """Command line for operators and local runs.
 
     python -m shared.cli run [--now RFC3339]   one timer tick at that instant; prints what it wrote
-    python -m shared.cli status                per type: last position, last window, lag, SAS expiry
+    python -m shared.cli plan [--now RFC3339]  what the timer does in queue mode: enqueue due work items
+    python -m shared.cli work [--processes K] [--idle-exit S]  K local workers drain the work queue
+    python -m shared.cli status                per type: last position, last window, lag, SAS expiry, queue
     python -m shared.cli check                 one line per check with pass/fail and the fix
 
 Settings come from the environment, over the ``Values`` of ./local.settings.json when present (as
@@ -36,6 +38,7 @@ from shared.settings import Settings, load_local_settings
 from shared.summary import RunSummary
 from shared.telemetry import configure_azure_monitor, quiet_sdk_loggers
 from shared.windows import format_rfc3339, parse_rfc3339
+from shared.work_cli import cmd_plan, cmd_work, print_queue
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -52,9 +55,21 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="do what one timer tick does")
     run.add_argument("--now", help="the tick's instant, RFC 3339 (default: now)")
+    plan = sub.add_parser("plan", help="enqueue one work item per due (destination, type) without one")
+    plan.add_argument("--now", help="the plan's instant, RFC 3339 (default: now)")
+    work = sub.add_parser("work", help="run local worker processes on the work queue until it is empty")
+    work.add_argument("--processes", type=_positive, default=1, help="worker processes (default: 1)")
+    work.add_argument("--idle-exit", type=float, default=10.0, metavar="SECONDS",
+                      help="exit once the queue was empty this long (default: 10)")
     sub.add_parser("status", help="where each type's export stands")
     sub.add_parser("check", help="check settings, ETL API, SAS and state table")
     return p
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 64")
+    return int(text)
 
 
 DEFAULT_SETTINGS = Path("local.settings.json")
@@ -113,6 +128,14 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except ValueError:
         print(f"error: --now {args.now!r} is not an RFC 3339 time", file=err)
         return EXIT_USAGE
+    if args.command in ("plan", "work"):
+        try:
+            if args.command == "plan":
+                return cmd_plan(settings, now, out, err)
+            return cmd_work(settings, args.processes, args.idle_exit, out, err, args.verbose)
+        except ExportError as exc:
+            print(f"error: {exc}", file=err)
+            return EXIT_FAILED
     try:
         clients = build_clients(settings)
     except ExportError as exc:
@@ -196,6 +219,7 @@ def print_status(settings: Settings, clients, now: datetime, out: TextIO) -> int
               + (f" - WARNING: {warning}" if warning else ""), file=out)
     elif settings.blob_sas_url:
         print("SAS has no expiry in the URL (a stored access policy sets it)", file=out)
+    print_queue(settings, out)
     return EXIT_OK
 
 

@@ -87,7 +87,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("EXPORT_MODE", str, "inline", choices=("inline", "queue"),
             help="what the timer does: inline runs every due unit in the tick; queue plans them on EXPORT_QUEUE"),
     Setting("EXPORT_QUEUE", str, "export-units", help="the work queue in AzureWebJobsStorage (poison: <name>-poison)"),
-    Setting("WORK_LEASE_SECONDS", int, 60, minimum=5, maximum=600,
+    Setting("WORK_LEASE_SECONDS", int, 60, minimum=2, maximum=600,
             help="how long a work item stays invisible while its unit runs (renewed)"),
 )
 SETTING: dict[str, Setting] = {s.name: s for s in SETTINGS}

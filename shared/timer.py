@@ -1,7 +1,9 @@
-"""The timer trigger: parse the tick, hand off to :func:`run_tick`, raise on failure.
+"""The triggers: the timer (parse the tick, hand off to :func:`run_tick`, raise on failure) and
+the work queue (one message to :func:`shared.worker.handle`).
 
 The only module that imports azure.functions; ``run_tick`` is the same code the CLI's ``run``
-executes.
+executes (EXPORT_MODE=inline, the default) or its ``plan`` (EXPORT_MODE=queue), and the queue
+trigger runs the handler of the CLI's ``work``.
 
 The schedule is ``EXPORT_SCHEDULE`` as read when the app loads, or its documented default
 (``0 */10 * * * *``): binding ``%EXPORT_SCHEDULE%`` instead would leave an app without the setting
@@ -13,6 +15,7 @@ applies at once.
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import UTC, datetime
 
 import azure.functions as func
@@ -21,10 +24,13 @@ from shared.checks import log_sas_expiry
 from shared.clients import build_clients, close_clients
 from shared.errors import ExportError, UnexpectedError
 from shared.export import run_export
+from shared.planning import plan
 from shared.redact import install_log_redaction, untrusted
 from shared.settings import Settings, export_schedule
 from shared.summary import RunFailed, RunSummary
 from shared.telemetry import configure_azure_monitor, quiet_sdk_loggers
+from shared.work_queue import WorkQueue
+from shared.worker import handle
 
 log = logging.getLogger(__name__)
 export_blueprint = func.Blueprint()
@@ -59,6 +65,8 @@ def _tick(now: datetime, settings: Settings | None) -> RunSummary:
     settings = settings or Settings.from_env()
     configure_azure_monitor(settings.appinsights_connection_string)
     log_sas_expiry(settings.blob_sas_url, now, log)
+    if settings.export_mode == "queue":
+        return _plan_tick(settings, now)
     clients = build_clients(settings)
     try:
         summary = run_export(settings, clients, now)
@@ -67,6 +75,43 @@ def _tick(now: datetime, settings: Settings | None) -> RunSummary:
     if not summary.ok:
         raise RunFailed(summary)
     return summary
+
+
+def _plan_tick(settings: Settings, now: datetime) -> RunSummary:
+    """Queue mode: the tick is a plan; its summary has no unit (the queue trigger runs them)."""
+    result = plan(settings, now)
+    summary = RunSummary(run_id=uuid.uuid4().hex, destination=None, now=now)
+    if not result.ok:
+        summary.error = "; ".join(f"destination {name}: {error}" for name, error in result.errors)
+        raise RunFailed(summary)
+    log.info("planned %d work item(s) on %s", len(result.items), settings.export_queue)
+    return summary
+
+
+def run_item(text: str, dequeue_count: int = 1) -> None:
+    """One work item from the queue trigger. Raises (scrubbed) so the host retries it and, after
+    maxDequeueCount, moves it to the poison queue (docs/design.md, "Plan, queue, work")."""
+    install_log_redaction()
+    quiet_sdk_loggers()
+    try:
+        settings = Settings.from_env()
+        configure_azure_monitor(settings.appinsights_connection_string)
+        queue = WorkQueue.of(settings)
+        try:
+            outcome = handle(text, settings, queue=queue)
+        finally:
+            queue.close()
+    except ExportError as exc:
+        log.error("work item failed (delivery %d): %s", dequeue_count, exc)
+        raise
+    except Exception as exc:
+        raise unexpected(exc) from None
+    log.info("work item %s: %s", outcome.item.label(), outcome.status)
+
+
+@export_blueprint.queue_trigger(arg_name="msg", queue_name="%EXPORT_QUEUE%", connection="AzureWebJobsStorage")
+def export_unit(msg: func.QueueMessage) -> None:
+    run_item(msg.get_body().decode("utf-8", errors="replace"), msg.dequeue_count or 1)
 
 
 @export_blueprint.timer_trigger(

@@ -1,0 +1,198 @@
+"""Plan, queue, work in one process and through the Functions entry points: the planner's items,
+the handler's chain, what a stale, duplicate, ahead or poison message does, lease renewal and a
+killed worker's message (real Azurite queue and table, real emulators)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared.calltypes import CALL_TYPES
+from shared.planning import plan
+from shared.windows import WINDOW, format_rfc3339, latest_due_end
+from shared.work_item import BadWorkItem, WorkItem
+from shared.work_queue import WorkQueue
+from shared.worker import handle
+from tests.support.work import Fleet
+
+W0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+NOW = W0 + 3 * WINDOW + timedelta(seconds=61)  # windows 12:00, 12:10, 12:20 due
+END = W0 + 3 * WINDOW
+
+
+@pytest.fixture
+def fleet(azurite, tmp_path):
+    f = Fleet(azurite, tmp_path, ["default", "prod-us"], W0, windows=3)
+    yield f
+    f.close()
+
+
+@pytest.fixture
+def queue(fleet):
+    q = WorkQueue.of(fleet.app)
+    q.ensure()
+    yield q
+    q.close()
+
+
+def drain(fleet, queue, *, destinations=None, limit=200):
+    """Handle messages in this process until the queue is empty; the outcomes."""
+    outcomes = []
+    for _ in range(limit):
+        message = queue.receive(30)
+        if message is None:
+            return outcomes
+        outcomes.append(handle(message.content, fleet.app, queue=queue,
+                               destinations=destinations if destinations is not None else fleet.planned()))
+        queue.delete(message)
+    raise AssertionError("the queue did not drain")
+
+
+def test_a_plan_sends_one_item_per_due_destination_and_type_and_the_chains_drain_the_backlog(fleet, queue):
+    planned = plan(fleet.app, NOW, destinations=fleet.planned(), queue=queue)
+    assert planned.ok
+    assert sorted((i.destination, i.call_type, i.window_start) for i in planned.items) == sorted(
+        (d, t, W0) for d in ("default", "prod-us") for t in CALL_TYPES)
+    assert planned.depth is not None and planned.depth.messages == 12
+    # a second plan while the chains are live sends nothing (at most one live item per (destination, type))
+    assert plan(fleet.app, NOW, destinations=fleet.planned(), queue=queue).items == []
+    outcomes = drain(fleet, queue)
+    assert len(outcomes) == 36  # 2 destinations x 6 types x 3 windows, each once
+    for name in fleet.dests:
+        fleet.check(name, END)
+    # every chain ended at its horizon and released its marker: the next plan plans nothing until due
+    assert plan(fleet.app, NOW, destinations=fleet.planned(), queue=queue).items == []
+    later = plan(fleet.app, NOW + WINDOW, destinations=fleet.planned(), queue=queue)
+    assert {(i.destination, i.window_start) for i in later.items} == {(d, END) for d in fleet.dests}
+
+
+def test_duplicate_and_stale_messages_are_dropped_and_never_repeat_a_file(fleet, queue):
+    planned = plan(fleet.app, NOW, destinations=fleet.planned(), queue=queue)
+    for item in planned.items:
+        queue.send(item.to_text())  # every message twice
+    outcomes = drain(fleet, queue)
+    assert sum(o.status == "dropped" for o in outcomes) == 12  # one of each pair
+    # a message of an ended chain, delivered late, is dropped too
+    late = handle(planned.items[0].to_text(), fleet.app, queue=queue, destinations=fleet.planned())
+    assert late.status == "dropped"
+    for name in fleet.dests:
+        fleet.check(name, END)
+
+
+def test_an_item_behind_or_ahead_of_the_state_row_goes_on_from_the_row_and_skips_nothing(fleet, queue):
+    from shared.work_markers import MarkerStore
+    from shared.planning import marker_store
+
+    markers: MarkerStore = marker_store(fleet.app)
+    ahead = WorkItem("default", "track", W0 + 2 * WINDOW, NOW, "ahead1")  # the row is not started: W0
+    fleet_rows = fleet.rows("default")
+    assert fleet_rows == {}
+    assert markers.start(ahead, time.time())
+    first = handle(ahead.to_text(), fleet.app, queue=queue, destinations=fleet.planned())
+    assert first.window == W0  # the row's window, not the item's
+    drain(fleet, queue)
+    assert fleet.rows("default")["track"].window_end == END
+    markers.store.service.close()
+
+
+def test_a_destination_no_longer_planned_gets_no_unit_from_its_queued_item(fleet, queue):
+    plan(fleet.app, NOW, destinations=fleet.planned(), queue=queue)
+    only_default = [d for d in fleet.planned() if d[0] == "default"]
+    outcomes = drain(fleet, queue, destinations=only_default)
+    assert {o.status for o in outcomes if o.item.destination == "prod-us"} == {"dropped"}
+    assert fleet.blob_names("prod-us") == set()
+    fleet.check("default", END)
+
+
+def test_an_unreadable_message_raises_a_permanent_error_for_the_poison_queue(fleet, queue):
+    with pytest.raises(BadWorkItem) as bad:
+        handle("not a work item", fleet.app, queue=queue, destinations=fleet.planned())
+    assert not bad.value.transient
+
+
+def test_the_lease_is_renewed_while_a_long_unit_runs_and_a_dead_workers_message_comes_back(fleet, queue):
+    from emulator.faults import Fault
+
+    dest = fleet.dests["default"]
+    only = [dest.planned]
+    plan(fleet.app, W0 + WINDOW + timedelta(seconds=61), destinations=only, queue=queue)
+    # the track unit's ETL page takes 2.5 leases (lease 3 s: renewed every second)
+    dest.etl.add_fault(Fault("delay", call_type="track", delay=7.5))
+    lease = fleet.app.work_lease_seconds
+    taken = []
+    for _ in range(6):
+        message = queue.receive(lease)
+        if WorkItem.from_text(message.content).call_type == "track":
+            break
+        taken.append(message)  # other types: held (invisible) while we work on track
+    import threading
+
+    box = [message]
+    seen_again = []
+    done = threading.Event()
+
+    def watch():  # another "instance" polling while the unit runs
+        while not done.is_set():
+            got = queue.receive(1)
+            if got is not None and WorkItem.from_text(got.content).call_type == "track":
+                seen_again.append(got)
+            time.sleep(0.3)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+
+    def renew():
+        box[0] = queue.renew(box[0], lease)
+
+    try:
+        outcome = handle(message.content, fleet.app, queue=queue, destinations=only, renew=renew)
+    finally:
+        done.set()
+        watcher.join()
+    queue.delete(box[0])
+    assert outcome.status == "exported"
+    assert seen_again == [], "the message was delivered again while its unit ran"
+
+    # a worker that dies with a message in hand: the message comes back once its lease lapsed
+    dead = queue.receive(lease)
+    assert dead is not None
+    deadline = time.monotonic() + 4 * lease
+    back = None
+    while back is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        got = queue.receive(lease)  # others (their leases lapsed too) are passed over
+        back = got if got is not None and got.id == dead.id else None
+    assert back is not None and back.dequeue_count == dead.dequeue_count + 1
+
+
+def test_in_queue_mode_the_timer_plans_and_the_queue_trigger_runs_the_units(fleet, queue, monkeypatch):
+    import azure.functions as func
+    from azure.functions.timer import TimerRequest
+
+    from tests.test_function_app import _functions
+
+    functions = {f.get_function_name(): f.get_user_function() for f in _functions()}
+    dest = fleet.dests["default"]
+    due_now = datetime.now(UTC).replace(second=0, microsecond=0)
+    for name, value in {**dest.env, "EXPORT_START": format_rfc3339(latest_due_end(due_now, 60) - WINDOW)}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("APPLICATIONINSIGHTS_CONNECTION_STRING", raising=False)
+    functions["export_calls"](TimerRequest(past_due=False))
+    assert fleet.blob_names("default") == set()  # the tick only planned
+    assert queue.depth().messages == len(CALL_TYPES)
+    for _ in range(20):
+        message = queue.receive(30)
+        if message is None:
+            break
+        functions["export_unit"](func.QueueMessage(body=message.content.encode()))
+        queue.delete(message)
+    rows = fleet.rows("default")
+    assert {r.window_end for r in rows.values()} == {latest_due_end(due_now, 60)}
+    assert all(r.pending_start is None for r in rows.values())
+    # an unreadable message fails the invocation (the host retries it, then poisons it)
+    with pytest.raises(BadWorkItem):
+        functions["export_unit"](func.QueueMessage(body=b"garbage"))
