@@ -219,7 +219,8 @@ def print_status(settings: Settings, clients, now: datetime, out: TextIO) -> int
               + (f" - WARNING: {warning}" if warning else ""), file=out)
     elif settings.blob_sas_url:
         print("SAS has no expiry in the URL (a stored access policy sets it)", file=out)
-    print_queue(settings, out)
+    if settings.export_mode == "queue":  # inline: no queue, status as before
+        print_queue(settings, out)
     return EXIT_OK
 
 

@@ -54,15 +54,14 @@ def queue_line(depth: QueueDepth) -> str:
 
 
 def print_queue(settings: Settings, out: TextIO) -> None:
-    """The queue line of ``status`` (the work queue of EXPORT_MODE=queue; empty in inline mode)."""
+    """The queue line of ``status`` in queue mode."""
     try:
         queue = WorkQueue.of(settings)
     except ExportError as exc:
         print(f"queue {settings.export_queue}: not read ({exc})", file=out)
         return
     try:
-        print(queue_line(queue.depth()) + ("" if settings.export_mode == "queue" else " (EXPORT_MODE=inline)"),
-              file=out)
+        print(queue_line(queue.depth()), file=out)
     except ExportError as exc:
         print(f"queue {settings.export_queue}: not read ({exc})", file=out)
     finally:

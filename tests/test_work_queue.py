@@ -4,8 +4,6 @@ killed worker's message (real Azurite queue and table, real emulators)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -84,8 +82,8 @@ def test_duplicate_and_stale_messages_are_dropped_and_never_repeat_a_file(fleet,
 
 
 def test_an_item_behind_or_ahead_of_the_state_row_goes_on_from_the_row_and_skips_nothing(fleet, queue):
-    from shared.work_markers import MarkerStore
     from shared.planning import marker_store
+    from shared.work_markers import MarkerStore
 
     markers: MarkerStore = marker_store(fleet.app)
     ahead = WorkItem("default", "track", W0 + 2 * WINDOW, NOW, "ahead1")  # the row is not started: W0
@@ -196,3 +194,34 @@ def test_in_queue_mode_the_timer_plans_and_the_queue_trigger_runs_the_units(flee
     # an unreadable message fails the invocation (the host retries it, then poisons it)
     with pytest.raises(BadWorkItem):
         functions["export_unit"](func.QueueMessage(body=b"garbage"))
+
+
+def test_the_plan_and_work_commands_export_what_run_would_and_work_exits_once_the_queue_is_idle(harness):
+    from tests.support.calls import make_window_calls
+    from tests.support.invariants import check_container, ids_of
+
+    calls = make_window_calls(W0, per_type={"track": 4, "alias": 1}, seed=3)
+    calls += make_window_calls(W0 + WINDOW, per_type={"track": 2}, seed=4)
+    harness.source.add(calls)
+    harness.env.update({"EXPORT_START": "2026-11-28T12:00:00Z", "EXPORT_QUEUE": "q" + harness.table[1:],
+                        "WORK_LEASE_SECONDS": "3"})
+    planned = harness.cli("plan", "--now", "2026-11-28T12:21:01Z")
+    assert planned.returncode == 0, planned.stderr
+    lines = planned.stdout.splitlines()
+    assert sum(ln.startswith("enqueued default ") for ln in lines) == len(CALL_TYPES)
+    assert "enqueued default track 2026-11-28T12:00:00Z (horizon 2026-11-28T12:21:01Z)" in lines
+    worked = harness.cli("work", "--processes", "2", "--idle-exit", "1")
+    assert worked.returncode == 0, worked.stderr
+    assert "2 of 2 worker(s) finished" in worked.stdout
+    check_container(harness.blobs(), expected_ids=ids_of(calls), expected_rejected=0)
+    status = harness.cli("status", extra_env={"EXPORT_MODE": "queue"})
+    assert status.returncode == 0, status.stderr
+    assert f"queue {harness.env['EXPORT_QUEUE']}: 0 message(s), oldest visible 0s; poison 0" in status.stdout
+
+
+@pytest.mark.parametrize("args", [["work", "--processes", "0"], ["work", "--processes", "two"],
+                                  ["plan", "--now", "soon"]])
+def test_bad_work_and_plan_arguments_are_usage_errors(harness, args):
+    proc = harness.cli(*args)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith(("usage:", "error:", "python -m shared.cli"))
