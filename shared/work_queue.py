@@ -10,6 +10,7 @@ passed ``maxDequeueCount`` (host.json; :data:`MAX_DEQUEUE_COUNT` here, kept equa
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,13 +26,21 @@ from azure.storage.queue import (
 )
 
 from shared.azure_errors import error_code, storage_call
-from shared.errors import SettingsError, StoragePermissionError
+from shared.errors import ExportError, SettingsError, StoragePermissionError
 from shared.settings import Settings
 from shared.state_store import AZURITE_CONNECTION_STRING, CONNECTION_TIMEOUT, READ_TIMEOUT, RETRY_TOTAL
+
+log = logging.getLogger(__name__)
 
 #: host.json ``extensions.queues.maxDequeueCount``: the delivery after this many goes to poison.
 MAX_DEQUEUE_COUNT = 5
 POISON_SUFFIX = "-poison"
+
+
+class LeaseLapsed(ExportError):
+    """The pop receipt we hold is stale: the message became visible and was taken again."""
+
+    transient = True
 
 
 @dataclass(frozen=True)
@@ -98,12 +107,29 @@ class WorkQueue:
 
     def renew(self, message: QueueMessage, lease_seconds: int) -> QueueMessage:
         """Keep ``message`` invisible for another ``lease_seconds``; the returned message holds the new
-        pop receipt (the old one no longer deletes it)."""
-        return self._call(lambda: self.queue.update_message(message, visibility_timeout=lease_seconds))
+        pop receipt (the old one no longer deletes it). :class:`LeaseLapsed` when it is not ours any more."""
+        return self._call(lambda: self._raw(lambda: self.queue.update_message(
+            message, visibility_timeout=lease_seconds)))
 
-    def delete(self, message: QueueMessage) -> None:
-        with contextlib.suppress(ResourceNotFoundError):  # gone already (its lease lapsed and it was taken)
-            self._call(lambda: self.queue.delete_message(message))
+    @staticmethod
+    def _raw(fn: Any) -> Any:
+        try:
+            return fn()
+        except HttpResponseError as exc:
+            if error_code(exc) == "PopReceiptMismatch":
+                raise LeaseLapsed("the message's lease lapsed and another worker took it") from None
+            raise
+
+    def delete(self, message: QueueMessage) -> bool:
+        """Delete a message we hold; False when it is not ours any more (its lease lapsed and another
+        worker took it, or it is gone): that worker's handling is the one that counts."""
+        try:
+            self._call(lambda: self._raw(lambda: self.queue.delete_message(message)))
+        except (ResourceNotFoundError, LeaseLapsed):
+            log.warning("work item %s: its lease lapsed before it was deleted; another delivery handles it",
+                        message.id)
+            return False
+        return True
 
     def to_poison(self, message: QueueMessage) -> None:
         """What the Functions host does after ``maxDequeueCount``: copy to the poison queue, delete."""

@@ -19,6 +19,7 @@ import multiprocessing
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from shared.errors import ExportError
 from shared.planned import PlannedDestination
@@ -77,43 +78,56 @@ def worker_loop(settings: Settings, idle_exit: float, destinations: Destinations
         queue.ensure()
         empty_since: float | None = None
         while True:
-            message = queue.receive(lease)
-            if message is None:
-                if queue.depth().messages:
-                    empty_since = None
-                else:
-                    empty_since = empty_since or time.monotonic()
-                    if time.monotonic() - empty_since >= idle_exit:
-                        return handled
-                time.sleep(POLL_SECONDS)
-                continue
-            empty_since = None
-            if message.dequeue_count is not None and message.dequeue_count > MAX_DEQUEUE_COUNT:
-                log.error("work item %s was delivered %d times: moved to %s", message.id, message.dequeue_count,
-                          queue.poison_name)
-                queue.to_poison(message)
-                continue
-            box = [message]
-
-            def renew(box: list = box) -> None:  # type: ignore[type-arg]
-                box[0] = queue.renew(box[0], lease)
-
             try:
-                listed = destinations(settings) if destinations is not None else None
-                handle(str(message.content), settings, queue=queue, destinations=listed, renew=renew)
-            except Exception as exc:
-                shown = str(exc) if isinstance(exc, ExportError) else f"unexpected {type(exc).__name__}: {exc}"
-                if (message.dequeue_count or 0) >= MAX_DEQUEUE_COUNT:
-                    log.error("work item %s failed %d times, moved to %s: %s", message.id, message.dequeue_count,
-                              queue.poison_name, shown)
-                    queue.to_poison(box[0])
-                else:
-                    log.warning("work item %s failed (delivery %s), retried in %ss: %s", message.id,
-                                message.dequeue_count, RETRY_DELAY_SECONDS, shown)
-                    with contextlib.suppress(Exception):  # its lease lapses anyway
-                        queue.renew(box[0], RETRY_DELAY_SECONDS)
-                continue
-            queue.delete(box[0])
-            handled += 1
+                message = queue.receive(lease)
+                if message is None:
+                    if queue.depth().messages:
+                        empty_since = None
+                    else:
+                        empty_since = empty_since or time.monotonic()
+                        if time.monotonic() - empty_since >= idle_exit:
+                            return handled
+                    time.sleep(POLL_SECONDS)
+                    continue
+                empty_since = None
+                if _take(queue, message, settings, destinations, handle):
+                    handled += 1
+            except ExportError as exc:
+                if not exc.transient:
+                    raise
+                log.warning("the work queue failed, trying again: %s", exc)
+                time.sleep(1)
     finally:
         queue.close()
+
+
+def _take(queue: WorkQueue, message: Any, settings: Settings, destinations: Destinations,
+          handle: Callable[..., Any]) -> bool:
+    """Handle one message with the host's semantics; True when it was handled and deleted."""
+    lease = settings.work_lease_seconds
+    if message.dequeue_count is not None and message.dequeue_count > MAX_DEQUEUE_COUNT:
+        log.error("work item %s was delivered %d times: moved to %s", message.id, message.dequeue_count,
+                  queue.poison_name)
+        queue.to_poison(message)
+        return False
+    box = [message]
+
+    def renew() -> None:
+        box[0] = queue.renew(box[0], lease)
+
+    try:
+        listed = destinations(settings) if destinations is not None else None
+        handle(str(message.content), settings, queue=queue, destinations=listed, renew=renew)
+    except Exception as exc:
+        shown = str(exc) if isinstance(exc, ExportError) else f"unexpected {type(exc).__name__}: {exc}"
+        if (message.dequeue_count or 0) >= MAX_DEQUEUE_COUNT:
+            log.error("work item %s failed %d times, moved to %s: %s", message.id, message.dequeue_count,
+                      queue.poison_name, shown)
+            queue.to_poison(box[0])
+        else:
+            log.warning("work item %s failed (delivery %s), retried in %ss: %s", message.id,
+                        message.dequeue_count, RETRY_DELAY_SECONDS, shown)
+            with contextlib.suppress(ExportError):  # not ours any more: its lease lapses anyway
+                queue.renew(box[0], RETRY_DELAY_SECONDS)
+        return False
+    return queue.delete(box[0])

@@ -15,6 +15,7 @@ from shared.windows import WINDOW, format_rfc3339, latest_due_end
 from shared.work_item import BadWorkItem, WorkItem
 from shared.work_queue import WorkQueue
 from shared.worker import handle
+from tests.support.runs import FAST_ETL
 from tests.support.work import Fleet
 
 W0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -45,7 +46,8 @@ def drain(fleet, queue, *, destinations=None, limit=200):
         if message is None:
             return outcomes
         outcomes.append(handle(message.content, fleet.app, queue=queue,
-                               destinations=destinations if destinations is not None else fleet.planned()))
+                               destinations=destinations if destinations is not None else fleet.planned(),
+                               clients_kwargs={"etl_kwargs": FAST_ETL}))
         queue.delete(message)
     raise AssertionError("the queue did not drain")
 
@@ -225,3 +227,37 @@ def test_bad_work_and_plan_arguments_are_usage_errors(harness, args):
     proc = harness.cli(*args)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith(("usage:", "error:", "python -m shared.cli"))
+
+
+def test_host_json_queue_settings_are_the_ones_work_emulates():
+    import json
+    from pathlib import Path
+
+    from shared.work_queue import MAX_DEQUEUE_COUNT
+    from shared.work_runner import RETRY_DELAY_SECONDS
+
+    host = json.loads((Path(__file__).resolve().parent.parent / "host.json").read_text())
+    queues = host["extensions"]["queues"]
+    assert queues["maxDequeueCount"] == MAX_DEQUEUE_COUNT
+    assert queues["messageEncoding"] == "base64"  # what WorkQueue sends
+    h, m, s = (int(x) for x in queues["visibilityTimeout"].split(":"))
+    assert h * 3600 + m * 60 + s == RETRY_DELAY_SECONDS
+
+
+def test_a_transient_unit_failure_completes_its_item_moves_nothing_and_the_next_plan_plans_it_again(fleet, queue):
+    from emulator.faults import Fault
+
+    dest = fleet.dests["default"]
+    only = [dest.planned]
+    plan(fleet.app, W0 + WINDOW + timedelta(seconds=61), destinations=only, queue=queue)
+    dest.etl.add_fault(Fault("status", call_type="track", status=503, times=1000))
+    outcomes = drain(fleet, queue, destinations=only)
+    (track,) = [o for o in outcomes if o.item.call_type == "track"]
+    assert track.status == "failed" and track.sent is None
+    assert fleet.rows("default")["track"].window_end == W0  # nothing advanced past what did not land
+    assert queue.depth().messages == 0  # completed, not retried by the host, never poisoned
+    dest.etl.clear_faults()
+    again = plan(fleet.app, W0 + WINDOW + timedelta(seconds=61), destinations=only, queue=queue)
+    assert [(i.call_type, i.window_start) for i in again.items] == [("track", W0)]
+    drain(fleet, queue, destinations=only)
+    assert fleet.rows("default")["track"].window_end == W0 + WINDOW
