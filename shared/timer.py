@@ -121,5 +121,6 @@ def export_calls(timer: func.TimerRequest) -> None:
     if timer.past_due:
         log.info("the timer is past due; exporting every window that is due now")
     summary = run_tick(datetime.now(UTC))
-    log.info("exported %d call(s) in %d file(s), %d rejected", summary.rows, len(summary.files),
-             summary.rejected)
+    if summary.destination is not None:  # inline; a plan logged what it enqueued
+        log.info("exported %d call(s) in %d file(s), %d rejected", summary.rows, len(summary.files),
+                 summary.rejected)

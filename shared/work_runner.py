@@ -57,9 +57,27 @@ def work(settings: Settings, processes: int, idle_exit: float, *, destinations: 
 
 def _process_main(settings: Settings, idle_exit: float, destinations: Destinations, index: int,
                   log_level: int) -> None:
-    from shared.redact import install_log_redaction
+    import sys
 
-    logging.basicConfig(level=log_level, format=f"%(asctime)s %(levelname)s work-{index} %(name)s: %(message)s")
+    from shared.redact import (
+        RedactingWriter,
+        install_log_redaction,
+        register_connection_string,
+        register_secret,
+        register_url,
+    )
+
+    # A spawned process starts with an empty redaction registry: the settings came pickled, not
+    # parsed here. Register their secrets before anything can be logged, and scrub what it prints.
+    register_secret(settings.etl_api_token)
+    for url in (settings.etl_api_endpoint, settings.blob_sas_url, settings.blob_account_url,
+                settings.table_service_uri, settings.queue_service_uri):
+        register_url(url)
+    register_connection_string(settings.storage_connection)
+    sys.stdout = RedactingWriter(sys.stdout)
+    sys.stderr = RedactingWriter(sys.stderr)
+    logging.basicConfig(level=log_level, format=f"%(asctime)s %(levelname)s work-{index} %(name)s: %(message)s",
+                        stream=sys.stderr)
     install_log_redaction()
     from shared.telemetry import quiet_sdk_loggers
 

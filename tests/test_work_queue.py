@@ -261,3 +261,25 @@ def test_a_transient_unit_failure_completes_its_item_moves_nothing_and_the_next_
     assert [(i.call_type, i.window_start) for i in again.items] == [("track", W0)]
     drain(fleet, queue, destinations=only)
     assert fleet.rows("default")["track"].window_end == W0 + WINDOW
+
+
+def test_a_refused_token_poisons_the_item_after_the_host_retries_and_no_output_holds_the_token(harness):
+    from tests.support.leaks import assert_no_leak
+
+    harness.source.add([])
+    harness.env.update({"EXPORT_START": "2026-11-28T12:00:00Z", "EXPORT_QUEUE": "q" + harness.table[1:],
+                        "WORK_LEASE_SECONDS": "3"})
+    planned = harness.cli("plan", "--now", "2026-11-28T12:11:01Z")
+    assert planned.returncode == 0, planned.stderr
+    wrong = "a-wrong-token-0123456789abcdef"
+    worked = harness.cli("work", "--processes", "2", "--idle-exit", "1", extra_env={"ETL_API_TOKEN": wrong})
+    assert worked.returncode == 0, worked.stderr
+    assert "moved to" in worked.stderr and "ETL_API_TOKEN" in worked.stderr
+    assert_no_leak([worked.stdout, worked.stderr], [wrong])
+    status = harness.cli("status", extra_env={"EXPORT_MODE": "queue"})
+    assert f"poison {len(CALL_TYPES)} - WARNING" in status.stdout
+    assert harness.blobs() == {}
+    # the plan itself refuses the wrong token in one line, naming the setting, not the value
+    refused = harness.cli("plan", "--now", "2026-11-28T12:11:01Z", extra_env={"ETL_API_TOKEN": wrong})
+    assert refused.returncode == 1 and "ETL_API_TOKEN" in refused.stderr
+    assert_no_leak([refused.stdout, refused.stderr], [wrong])
