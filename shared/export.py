@@ -146,12 +146,15 @@ def _positions(settings: Settings, clients: Clients, now: datetime, summary: Run
 
 
 def positions(settings: Settings, clients: Clients, now: datetime, sequence: Sequence = LIVE_DEFAULT,
-              call_types: tuple[str, ...] = CALL_TYPES) -> tuple[Destination, dict[str, TypeState]]:
+              call_types: tuple[str, ...] = CALL_TYPES, *, ensure_table: bool = True,
+              ) -> tuple[Destination, dict[str, TypeState]]:
     """The pinned destination and the state row of each of ``call_types`` (created at the
-    destination's start if new): what a run, a plan and a work item start from."""
+    destination's start if new): what a run, a plan and a work item start from. A work item
+    skips creating the table (``ensure_table`` False): the plan that sent it did."""
     remote = clients.etl.destination()
     store = clients.state
-    store.ensure_table()
+    if ensure_table:
+        store.ensure_table()
     # The rows are keyed by the ids pinned on first use, never by the answer of the day; a new pin
     # records the start before any row, so a row created by a later run starts at the same instant.
     here = Recipe.of(settings)

@@ -47,11 +47,13 @@ class PlanResult:
         return not self.errors
 
 
-def marker_store(settings: Settings) -> MarkerStore:
-    """The markers, in the app's STATE_TABLE (created if absent)."""
+def marker_store(settings: Settings, *, ensure_table: bool = True) -> MarkerStore:
+    """The markers, in the app's STATE_TABLE (created if absent, unless ``ensure_table`` is False:
+    a worker's, whose plan created it)."""
     store = StateStore(make_table_service(settings.storage_connection, settings.table_service_uri),
                        settings.state_table)
-    store.ensure_table()
+    if ensure_table:
+        store.ensure_table()
     return MarkerStore(store)
 
 

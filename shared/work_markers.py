@@ -93,26 +93,34 @@ class MarkerStore:
             return False
         return True
 
-    def advance(self, item: WorkItem, following: WorkItem, wall: float) -> bool:
-        """Move the chain from ``item`` to ``following``; False when ``item`` is not its current
-        message any more (a duplicate did it first, or a plan replaced the chain)."""
-        for _ in range(3):  # a touch may change the ETag between our read and our write
-            marker = self.get(item.key)
+    def advance(self, item: WorkItem, following: WorkItem, wall: float, known: Marker | None = None,
+                ) -> Marker | None:
+        """Move the chain from ``item`` to ``following``: the marker written, or None when ``item``
+        is not its current message any more (a duplicate did it first, or a plan replaced it).
+        ``known``: the marker as last read or written (saves a read when its ETag still holds)."""
+        marker = known
+        for _ in range(3):  # a heartbeat may change the ETag between our read and our write
+            if marker is None:
+                marker = self.get(item.key)
             if marker is None or not marker.holds(item):
-                return False
+                return None
             try:
-                self._replace(marker, following, wall)
-                return True
+                return self._replace(marker, following, wall)
             except (ResourceModifiedError, ResourceNotFoundError):
-                continue
-        return False
+                marker = None
+        return None
 
-    def touch(self, item: WorkItem, wall: float) -> bool:
-        """Record that ``item``'s chain is alive (its unit runs); False if it is not the live one."""
-        return self.advance(item, item, wall)
+    def touch(self, item: WorkItem, wall: float, known: Marker | None = None) -> Marker | None:
+        """Record that ``item``'s chain is alive (its unit runs); None if it is not the live one."""
+        return self.advance(item, item, wall, known)
 
-    def release(self, item: WorkItem) -> bool:
+    def release(self, item: WorkItem, known: Marker | None = None) -> bool:
         """End ``item``'s chain (nothing more is due at its horizon, or it waits for the next plan)."""
+        if known is not None and known.holds(item):
+            with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):
+                self.store._call(lambda: self.store.table.delete_entity(
+                    MARKERS_PARTITION, item.key, etag=known.etag, match_condition=MatchConditions.IfNotModified))
+                return True
         marker = self.get(item.key)
         if marker is None or not marker.holds(item):
             return False
@@ -122,8 +130,10 @@ class MarkerStore:
             return True
         return False
 
-    def _replace(self, marker: Marker, item: WorkItem, wall: float) -> None:
-        self.store._call(lambda: self.store.table.update_entity(
+    def _replace(self, marker: Marker, item: WorkItem, wall: float) -> Marker:
+        meta = self.store._call(lambda: self.store.table.update_entity(
             _entity(item, wall), mode=UpdateMode.REPLACE, etag=marker.etag,
             match_condition=MatchConditions.IfNotModified))
+        return Marker(marker.key, item.chain, format_rfc3339(item.window_start), format_rfc3339(item.horizon),
+                      float(wall), meta.get("etag", ""))
 

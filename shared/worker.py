@@ -46,7 +46,7 @@ from shared.telemetry import unit_duration, units_in_flight
 from shared.unit import Next
 from shared.windows import Window, format_rfc3339
 from shared.work_item import WorkItem
-from shared.work_markers import MarkerStore
+from shared.work_markers import Marker, MarkerStore
 from shared.work_queue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def handle(text: str, settings: Settings, *, queue: WorkQueue,
            wall: Callable[[], float] = time.time, clients_kwargs: dict | None = None) -> Outcome:  # type: ignore[type-arg]
     """Handle one message (its text); see the module's doc. Raises for a permanent error."""
     item = WorkItem.from_text(text)
-    markers = marker_store(settings)
+    markers = marker_store(settings, ensure_table=False)  # the plan that sent the item made the table
     try:
         return _handle(item, settings, queue, markers, destinations, renew, wall, clients_kwargs or {})
     finally:
@@ -83,17 +83,20 @@ def _handle(item: WorkItem, settings: Settings, queue: WorkQueue, markers: Marke
     found = {name: (seq, s) for name, seq, s in (planned_destinations(settings) if destinations is None
                                                   else destinations)}
     if item.destination not in found:
-        markers.release(item)
+        markers.release(item, marker)
         log.info("%s: the destination is not planned any more (disabled or removed): dropped", item.label())
         return Outcome(item, "dropped")
     sequence, dest_settings = found[item.destination]
     clients = build_clients(dest_settings, **clients_kwargs)
     try:
-        with _heartbeat(markers, item, renew, wall, settings.work_lease_seconds) as beat:
+        with _heartbeat(markers, item, marker, renew, wall, settings.work_lease_seconds) as beat:
+            if beat.marker is None:
+                return Outcome(item, "dropped")  # a duplicate or a plan moved the chain since our read
             try:
-                dest, states = positions(dest_settings, clients, item.horizon, sequence, (item.call_type,))
+                dest, states = positions(dest_settings, clients, item.horizon, sequence, (item.call_type,),
+                                         ensure_table=False)
             except WindowNotClosed as exc:
-                markers.release(beat.item)
+                markers.release(item, beat.marker)
                 log.info("%s: %s", item.label(), exc)
                 return Outcome(item, UnitStatus.NOT_CLOSED.value)
             state = states[item.call_type]
@@ -103,15 +106,14 @@ def _handle(item: WorkItem, settings: Settings, queue: WorkQueue, markers: Marke
                 log.info("%s: the state row stands at %s; the chain goes on from there", item.label(),
                          format_rfc3339(state.window_end))
                 if not item.due(state.window_end, dest_settings.settle_seconds):
-                    markers.release(item)
+                    markers.release(item, beat.marker)
                     return Outcome(item, "done")
-                if not markers.advance(item, item.at(state.window_end), wall()):
+                if not beat.move(item.at(state.window_end)):
                     return Outcome(item, "dropped")
-                beat.item = item.at(state.window_end)
-            if not beat.item.due(beat.item.window_start, dest_settings.settle_seconds):
-                markers.release(beat.item)
-                return Outcome(item, "done")
             current = beat.item
+            if not current.due(current.window_start, dest_settings.settle_seconds):
+                markers.release(current, beat.marker)
+                return Outcome(item, "done")
             window = Window.starting(current.window_start)
             started = time.monotonic()
             outcome = "failed"
@@ -125,44 +127,67 @@ def _handle(item: WorkItem, settings: Settings, queue: WorkQueue, markers: Marke
                 unit_duration.record(time.monotonic() - started, {**attrs, "outcome": outcome})
     finally:
         close_clients(clients)
+    known = beat.marker
     if step.next is Next.NEXT_WINDOW:
         assert step.state is not None
         return Outcome(item, outcome, current.window_start,
-                       _go_on(current, step.state.window_end, dest_settings, queue, markers, wall))
+                       _go_on(current, step.state.window_end, dest_settings, queue, markers, wall, known))
     if step.result.status is UnitStatus.BUSY:
-        markers.touch(current, wall())
+        markers.touch(current, wall(), known)
         queue.send(current.to_text(), delay_seconds=settings.work_lease_seconds)
         log.info("%s: another instance holds its claim; the item comes back in one lease", current.label())
         return Outcome(item, outcome, current.window_start, current)
     # not closed, or a transient failure: the next plan plans it again
-    markers.release(current)
+    markers.release(current, known)
     return Outcome(item, outcome, current.window_start)
 
 
 def _go_on(current: WorkItem, next_start: datetime, dest_settings: Settings, queue: WorkQueue,
-           markers: MarkerStore, wall: Callable[[], float]) -> WorkItem | None:
+           markers: MarkerStore, wall: Callable[[], float], known: Marker | None) -> WorkItem | None:
     """After a commit: the chain's next item (sent), or None (released: nothing more due at the horizon)."""
     if not current.due(next_start, dest_settings.settle_seconds):
-        markers.release(current)
+        markers.release(current, known)
         return None
     following = current.at(next_start)
-    if not markers.advance(current, following, wall()):
+    if markers.advance(current, following, wall(), known) is None:
         return None  # a duplicate of this item moved the chain first, or a plan replaced it
     queue.send(following.to_text())
     return following
 
 
 class _Beat:
-    def __init__(self, item: WorkItem) -> None:
+    """The item the unit runs for and its marker as last written (shared with the heartbeat)."""
+
+    def __init__(self, markers: MarkerStore, item: WorkItem, marker: Marker | None,
+                 wall: Callable[[], float]) -> None:
+        self.markers = markers
         self.item = item
+        self.marker = marker
+        self.wall = wall
+        self.lock = threading.Lock()
+
+    def move(self, following: WorkItem) -> bool:
+        """Re-point the chain (and the heartbeat) to ``following``."""
+        with self.lock:
+            moved = self.markers.advance(self.item, following, self.wall(), self.marker)
+            if moved is None:
+                return False
+            self.item, self.marker = following, moved
+            return True
+
+    def touch(self) -> None:
+        with self.lock:
+            touched = self.markers.touch(self.item, self.wall(), self.marker)
+            if touched is not None:
+                self.marker = touched
 
 
 @contextmanager
-def _heartbeat(markers: MarkerStore, item: WorkItem, renew: Callable[[], None] | None,
+def _heartbeat(markers: MarkerStore, item: WorkItem, marker: Marker, renew: Callable[[], None] | None,
                wall: Callable[[], float], lease_seconds: int) -> Iterator[_Beat]:
-    """Touch the marker (and renew the message) every third of a lease until the block ends."""
-    beat = _Beat(item)
-    markers.touch(item, wall())
+    """Touch the marker now and (renewing the message too) every third of a lease until the block
+    ends. ``beat.marker`` is None when the first touch found the chain moved on."""
+    beat = _Beat(markers, item, markers.touch(item, wall(), marker), wall)
     stop = threading.Event()
 
     def loop() -> None:
@@ -170,7 +195,7 @@ def _heartbeat(markers: MarkerStore, item: WorkItem, renew: Callable[[], None] |
             try:
                 if renew is not None:
                     renew()
-                markers.touch(beat.item, wall())
+                beat.touch()
             except Exception as exc:  # the next beat tries again; the unit goes on
                 log.warning("%s: heartbeat failed: %s", beat.item.label(), exc)
 
