@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 
 #: host.json ``extensions.queues.visibilityTimeout``: how long a failed message waits to be retried.
 RETRY_DELAY_SECONDS = 2
-#: How often an idle process looks at the queue.
-POLL_SECONDS = 0.25
+#: How often an idle process looks at the queue: from the first to the last, doubling while it
+#: stays empty (as the host backs off to host.json ``maxPollingInterval``, 2 s).
+POLL_SECONDS = (0.05, 1.0)
 
 Destinations = Callable[[Settings], list[PlannedDestination]] | None
 
@@ -95,6 +96,7 @@ def worker_loop(settings: Settings, idle_exit: float, destinations: Destinations
     try:
         queue.ensure()
         empty_since: float | None = None
+        pause = POLL_SECONDS[0]
         while True:
             try:
                 message = queue.receive(lease)
@@ -105,9 +107,10 @@ def worker_loop(settings: Settings, idle_exit: float, destinations: Destinations
                         empty_since = empty_since or time.monotonic()
                         if time.monotonic() - empty_since >= idle_exit:
                             return handled
-                    time.sleep(POLL_SECONDS)
+                    time.sleep(pause)
+                    pause = min(pause * 2, POLL_SECONDS[1])
                     continue
-                empty_since = None
+                empty_since, pause = None, POLL_SECONDS[0]
                 if _take(queue, message, settings, destinations, handle):
                     handled += 1
             except ExportError as exc:
