@@ -27,7 +27,7 @@ from shared.planned import PlannedDestination, planned_destinations
 from shared.planner import due_items
 from shared.settings import Settings
 from shared.state_store import StateStore, make_table_service
-from shared.telemetry import record_queue_depth
+from shared.telemetry import bind_log_context, record_queue_depth, reset_log_context
 from shared.work_item import WorkItem
 from shared.work_markers import MarkerStore
 from shared.work_queue import QueueDepth, WorkQueue
@@ -92,9 +92,11 @@ def plan(settings: Settings, now: datetime, *, destinations: list[PlannedDestina
 def _plan_destination(name, sequence, dest_settings, now, settings, queue, markers, wall, result,  # type: ignore[no-untyped-def]
                       clients_kwargs) -> None:
     clients = build_clients(dest_settings, **clients_kwargs)
+    context = bind_log_context(destination=name)  # positions adds the ids; all undone here
     try:
         _, states = positions(dest_settings, clients, now, sequence)
     finally:
+        reset_log_context(context)
         close_clients(clients)
     marks = {t: markers.get(f"{name}~{t}") for t in states}
     for due in due_items(states, marks, now, dest_settings.settle_seconds, wall(), settings.work_lease_seconds):

@@ -42,7 +42,7 @@ from shared.planned import PlannedDestination, planned_destinations
 from shared.planning import marker_store
 from shared.settings import Settings
 from shared.summary import UnitStatus
-from shared.telemetry import unit_duration, units_in_flight
+from shared.telemetry import bind_log_context, reset_log_context, unit_duration, units_in_flight
 from shared.unit import Next
 from shared.windows import Window, format_rfc3339
 from shared.work_item import WorkItem
@@ -68,9 +68,12 @@ def handle(text: str, settings: Settings, *, queue: WorkQueue,
     """Handle one message (its text); see the module's doc. Raises for a permanent error."""
     item = WorkItem.from_text(text)
     markers = marker_store(settings, ensure_table=False)  # the plan that sent the item made the table
+    # The item's ids on its log records (positions adds the destination's), undone when it ends.
+    context = bind_log_context(run_id=item.chain, destination=item.destination, type=item.call_type)
     try:
         return _handle(item, settings, queue, markers, destinations, renew, wall, clients_kwargs or {})
     finally:
+        reset_log_context(context)
         markers.store.service.close()
 
 

@@ -476,14 +476,16 @@ def test_a_plan_records_the_queue_gauges_and_each_work_item_its_duration_lag_and
     try:
         planned = plan(fleet.app, NOW, destinations=fleet.planned(), queue=queue)
         points = otel.points()
-        (depth,) = points["exporter.queue.depth"]
-        assert dict(depth.attributes) == {"queue": fleet.queue} and depth.value == len(planned.items) == 6
-        (poison,) = points["exporter.queue.poison"]
-        assert poison.value == 0
-        (oldest,) = points["exporter.queue.oldest_age_seconds"]
-        assert oldest.value >= 0
-        lags = {(p.attributes["destination"], p.attributes["type"]): p.value for p in points["exporter.lag_seconds"]}
-        assert lags == {("prod-us", t): (NOW - W0).total_seconds() for t in CALL_TYPES}
+        def ours(name):
+            (point,) = [p for p in points[name] if p.attributes.get("queue") == fleet.queue]
+            return point
+
+        assert ours("exporter.queue.depth").value == len(planned.items) == 6
+        assert ours("exporter.queue.poison").value == 0
+        assert ours("exporter.queue.oldest_age_seconds").value >= 0
+        lags = {p.attributes["type"]: p.value for p in points["exporter.lag_seconds"]
+                if p.attributes.get("destination") == "prod-us"}  # a gauge keeps other tests' points
+        assert lags == {t: (NOW - W0).total_seconds() for t in CALL_TYPES}
         while (message := queue.receive(30)) is not None:
             handle(message.content, fleet.app, queue=queue, destinations=fleet.planned())
             queue.delete(message)
@@ -493,7 +495,8 @@ def test_a_plan_records_the_queue_gauges_and_each_work_item_its_duration_lag_and
         assert {(p.attributes["destination"], p.attributes["type"], p.attributes["outcome"]) for p in durations} \
             == {("prod-us", t, o) for t, o in [("track", "exported"), ("identify", "exported"), ("page", "exported"),
                                                ("screen", "empty"), ("alias", "empty"), ("group", "empty")]}
-        assert {p.value for p in points["exporter.units_in_flight"]} == {0}
+        assert {p.value for p in points["exporter.units_in_flight"]
+                if p.attributes.get("destination") == "prod-us"} == {0}
     finally:
         queue.close()
         fleet.close()

@@ -283,3 +283,13 @@ def test_a_refused_token_poisons_the_item_after_the_host_retries_and_no_output_h
     refused = harness.cli("plan", "--now", "2026-11-28T12:11:01Z", extra_env={"ETL_API_TOKEN": wrong})
     assert refused.returncode == 1 and "ETL_API_TOKEN" in refused.stderr
     assert_no_leak([refused.stdout, refused.stderr], [wrong])
+
+
+def test_a_plan_and_a_work_item_leave_no_log_context_behind(fleet, queue):
+    from shared import telemetry
+
+    plan(fleet.app, NOW, destinations=fleet.planned(), queue=queue)
+    assert telemetry.current_log_context() == {}
+    message = queue.receive(30)
+    handle(message.content, fleet.app, queue=queue, destinations=fleet.planned())
+    assert telemetry.current_log_context() == {}
