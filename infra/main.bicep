@@ -90,6 +90,10 @@ param parquetCompression string = 'snappy'
 @description('Escape spreadsheet formulas in CSV cells (CSV_ESCAPE_FORMULAS).')
 param csvEscapeFormulas bool = false
 
+@allowed(['queue', 'inline'])
+@description('EXPORT_MODE: queue (the timer plans units on the export-units queue and the queue trigger runs them on every instance) or inline (the timer runs every due unit itself, as before).')
+param exportMode string = 'queue'
+
 @description('Write with the app\'s managed identity to destinationStorageAccountName/destinationContainer instead of the SAS URL.')
 param useManagedIdentityDestination bool = false
 
@@ -230,6 +234,7 @@ module exporterApp 'app/function.bicep' = {
     exportCompression: exportCompression
     parquetCompression: parquetCompression
     csvEscapeFormulas: csvEscapeFormulas
+    exportMode: exportMode
     useManagedIdentityDestination: useManagedIdentityDestination
     destinationBlobEndpoint: useManagedIdentityDestination ? destinationAccount.outputs.blobEndpoint : ''
     destinationContainer: useManagedIdentityDestination ? destinationAccount.outputs.containerName : ''

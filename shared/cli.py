@@ -13,6 +13,8 @@
                                                export a closed range again as its own sequence
     python -m shared.cli rejected list [--since T]     the quarantined calls by reason, type, window
     python -m shared.cli rejected replay [--since T]   export the ones that pass today, as a replay
+    python -m shared.cli plan [--now RFC3339]  what the timer does in queue mode: enqueue due work items
+    python -m shared.cli work [--processes K] [--idle-exit S]  K local workers drain the work queue
 
 Settings come from the environment, over the ``Values`` of ./local.settings.json when present (as
 ``func`` does); ``--settings PATH`` reads another file (which must exist), ``--no-settings`` none.
@@ -65,6 +67,7 @@ from shared.summary import RunSummary
 from shared.telemetry import configure_azure_monitor, quiet_sdk_loggers
 from shared.verify import verify
 from shared.windows import WINDOW, floor_window, format_rfc3339, parse_rfc3339
+from shared.work_cli import cmd_plan, cmd_work, print_queue
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -120,7 +123,19 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--types", help="comma-separated call types (default: all)")
     replay.add_argument("--id", help="the replay's id (default: derived from --since, --until and --types)")
     replay.add_argument("--now", help="the clock, RFC 3339 (default: now)")
+    plan = sub.add_parser("plan", help="enqueue one work item per due (destination, type) without one")
+    plan.add_argument("--now", help="the plan's instant, RFC 3339 (default: now)")
+    work = sub.add_parser("work", help="run local worker processes on the work queue until it is empty")
+    work.add_argument("--processes", type=_positive, default=1, help="worker processes (default: 1)")
+    work.add_argument("--idle-exit", type=float, default=10.0, metavar="SECONDS",
+                      help="exit once the queue was empty this long (default: 10)")
     return p
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to 64")
+    return int(text)
 
 
 DEFAULT_SETTINGS = Path("local.settings.json")
@@ -191,6 +206,14 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return EXIT_USAGE
     if args.command == "verify":
         return verify_command(settings, env, args, out, err)
+    if args.command in ("plan", "work"):
+        try:
+            if args.command == "plan":
+                return cmd_plan(settings, now, out, err)
+            return cmd_work(settings, args.processes, args.idle_exit, out, err, args.verbose)
+        except ExportError as exc:
+            print(f"error: {exc}", file=err)
+            return EXIT_FAILED
     if args.command in ("backfill", "rejected"):
         try:
             return backfill_commands(args, settings, now, out, err)
@@ -290,8 +313,11 @@ def status_command(settings: Settings, env: dict[str, str], name: str | None, no
 
 
 def queue_status(settings: Settings, out: TextIO) -> None:
-    """The work queue's depth, under the destinations' status: filled in with the queue
-    (issue #13, plan/queue/work); nothing to show while runs are inline."""
+    """The work queue's depth, under the destinations' status (EXPORT_MODE=queue; inline runs
+    have no queue)."""
+    if settings.export_mode == "queue":
+        print("", file=out)
+        print_queue(settings, out)
 
 
 def check_command(settings: Settings, env: dict[str, str], name: str | None, out: TextIO) -> int:

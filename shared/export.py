@@ -166,15 +166,26 @@ def _run(settings: Settings, clients: Clients, now: datetime, summary: RunSummar
                     land(step)
         finisher.wait()
     if scope is None:
-        record_export_lag(now, {t: s.window_end for t, s in states.items()})
+        record_export_lag(now, {t: s.window_end for t, s in states.items()}, destination=sequence.destination)
 
 
 def _positions(settings: Settings, clients: Clients, now: datetime, summary: RunSummary,
                sequence: Sequence) -> tuple[Destination, dict[str, TypeState]]:
-    """The pinned destination and each type's state row (created at the destination's start if new)."""
+    dest, states = positions(settings, clients, now, sequence)
+    summary.destination = dest
+    return dest, states
+
+
+def positions(settings: Settings, clients: Clients, now: datetime, sequence: Sequence = LIVE_DEFAULT,
+              call_types: tuple[str, ...] = CALL_TYPES, *, ensure_table: bool = True,
+              ) -> tuple[Destination, dict[str, TypeState]]:
+    """The pinned destination and the state row of each of ``call_types`` (created at the
+    destination's start if new): what a run, a plan and a work item start from. A work item
+    skips creating the table (``ensure_table`` False): the plan that sent it did."""
     remote = clients.etl.destination()
     store = clients.state
-    store.ensure_table()
+    if ensure_table:
+        store.ensure_table()
     # The rows are keyed by the ids pinned on first use, never by the answer of the day; a new pin
     # records the start before any row, so a row created by a later run starts at the same instant.
     here = Recipe.of(settings)
@@ -182,16 +193,15 @@ def _positions(settings: Settings, clients: Clients, now: datetime, summary: Run
     pin = pin_destination(store, remote, container=here.container, blob_path=here.blob_path, start=start,
                           name=sequence.destination)
     dest = Destination(pin.integration_id, pin.action_id)
-    summary.destination = dest
     annotate_destination(dest.integration_id, dest.action_id)
     key = sequence.state_key(dest.integration_id, dest.action_id)
-    found = {t: store.get(key, t) for t in CALL_TYPES}
+    found = {t: store.get(key, t) for t in call_types}
     states: dict[str, TypeState] = {}
     for t, state in found.items():
         # EXPORT_START first (a type started over), then the pin's start; pins of earlier versions
         # have none: the window due now, as those versions did.
         states[t] = state or store.create(key, t, settings.export_start or pin.start or start())
-    record_export_lag(now, {t: s.window_end for t, s in states.items()})
+    record_export_lag(now, {t: s.window_end for t, s in states.items()}, destination=sequence.destination)
     return dest, states
 
 
@@ -207,6 +217,20 @@ def _backfill_positions(clients: Clients, summary: RunSummary, sequence: Sequenc
     annotate_destination(dest.integration_id, dest.action_id)
     key = sequence.state_key(dest.integration_id, dest.action_id)
     return dest, {t: store.get(key, t) or store.create(key, t, scope.start) for t in scope.types}
+
+
+def run_unit(settings: Settings, clients: Clients, dest: Destination, state: TypeState, window: Window,
+             run_id: str) -> Step:
+    """One (window, type) from its claim to its state commit, on this thread (a work item's unit:
+    the run overlaps a unit's tail with the next unit instead). The Step says how it ended:
+    NEXT_WINDOW with the committed state, or STOP (busy, not closed, failed). A permanent error
+    raises, as in a run."""
+    unit = Unit(settings, clients, dest, state, window, run_id)
+    step = unit.start()
+    if step.next is not Next.FINISH:
+        return step
+    with unit:  # abandoned if its tail raises
+        return unit.finish()
 
 
 def _plan(states: dict[str, TypeState], now: datetime, settings: Settings) -> list[Window]:

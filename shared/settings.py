@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -98,6 +99,11 @@ SETTINGS: tuple[Setting, ...] = (
             help="most ETL API pages of one (window, type)", per_destination=True),
     Setting("APPLICATIONINSIGHTS_CONNECTION_STRING", str, secret=True,
             help="enables OpenTelemetry export to Application Insights"),
+    Setting("EXPORT_MODE", str, "inline", choices=("inline", "queue"),
+            help="what the timer does: inline runs every due unit in the tick; queue plans them on EXPORT_QUEUE"),
+    Setting("EXPORT_QUEUE", str, "export-units", help="the work queue in AzureWebJobsStorage (poison: <name>-poison)"),
+    Setting("WORK_LEASE_SECONDS", int, 60, minimum=2, maximum=600,
+            help="how long a work item stays invisible while its unit runs (renewed)"),
 )
 SETTING: dict[str, Setting] = {s.name: s for s in SETTINGS}
 ALL_SETTINGS: tuple[str, ...] = tuple(SETTING)
@@ -142,6 +148,10 @@ class Settings:
     export_schedule: str
     verify_schedule: str
     appinsights_connection_string: str = field(repr=False)
+    export_mode: str = "inline"
+    export_queue: str = "export-units"
+    work_lease_seconds: int = 60
+    queue_service_uri: str = ""  # identity-based AzureWebJobsStorage: the queue endpoint
 
     def __repr__(self) -> str:  # secrets stay out, the rest helps support
         return (
@@ -158,7 +168,9 @@ class Settings:
             f"etl_page_timeout_seconds={self.etl_page_timeout_seconds}, "
             f"unit_budget_seconds={self.unit_budget_seconds}, "
             f"max_pages_per_window={self.max_pages_per_window}), "
-            f"export_schedule={self.export_schedule!r}, verify_schedule={self.verify_schedule!r})"
+            f"export_schedule={self.export_schedule!r}, verify_schedule={self.verify_schedule!r}, "
+            f"export_mode={self.export_mode!r}, "
+            f"export_queue={self.export_queue!r}, work_lease_seconds={self.work_lease_seconds})"
         )
 
     __str__ = __repr__
@@ -321,7 +333,7 @@ def _register_secrets(env: Mapping[str, str]) -> None:
     error included) and nothing shown later can carry one (:mod:`shared.redact`)."""
     register_secret(_raw(env, "ETL_API_TOKEN"))
     for name in ("ETL_API_ENDPOINT", "BLOB_SAS_URL", "BLOB_ACCOUNT_URL",
-                 "AzureWebJobsStorage__tableServiceUri", "KEY_VAULT_URL"):
+                 "AzureWebJobsStorage__tableServiceUri", "AzureWebJobsStorage__queueServiceUri", "KEY_VAULT_URL"):
         register_url(_raw(env, name))
     register_connection_string(_raw(env, "AzureWebJobsStorage"))
 
@@ -342,6 +354,10 @@ def _parse(env: Mapping[str, str]) -> Settings:
         export_schedule=export_schedule(env),
         verify_schedule=verify_schedule(env),
         appinsights_connection_string=_get(env, "APPLICATIONINSIGHTS_CONNECTION_STRING"),
+        export_mode=_choice(env, "EXPORT_MODE"),
+        export_queue=_queue_name(_get(env, "EXPORT_QUEUE") or str(SETTING["EXPORT_QUEUE"].default)),
+        work_lease_seconds=_int(env, "WORK_LEASE_SECONDS"),
+        queue_service_uri=_queue_uri(env, table_uri),
     )
 
 
@@ -439,6 +455,28 @@ def _key_vault_url(env: Mapping[str, str]) -> str:
 
 #: A daily verify at 03:30 UTC: the example the settings' errors and the docs give.
 DAILY_VERIFY = "0 30 3 * * *"
+def _queue_name(name: str) -> str:
+    """A queue name whose poison queue (``<name>-poison``) is valid too (3-63 characters in all)."""
+    if not (3 <= len(name) <= 56 and re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name)):
+        raise SettingsError(
+            f"EXPORT_QUEUE={name[:70]!r} is not a valid queue name: use 3-56 of a-z, 0-9 and single '-' "
+            "(starting and ending with a letter or digit; the poison queue adds '-poison')"
+        )
+    return name
+
+
+def _queue_uri(env: Mapping[str, str], table_uri: str) -> str:
+    """The queue endpoint of an identity-based AzureWebJobsStorage ('' with a connection string)."""
+    if not table_uri:
+        return ""
+    uri = _get(env, "AzureWebJobsStorage__queueServiceUri")
+    account = _get(env, "AzureWebJobsStorage__accountName")
+    if not uri and account:
+        uri = f"https://{account}.queue.core.windows.net"
+    if not uri:
+        return ""  # the work queue says so when it is used (an inline deployment needs none)
+    return _http_url("AzureWebJobsStorage__queueServiceUri", uri)
+
 
 _CRON_FIELDS = (
     ("second", 0, 59, ()),

@@ -12,9 +12,14 @@ What is emitted (docs/operations.md says how to read it):
 
 - spans ``export.run`` (one per run) and its children ``export.window`` (one per window and type);
 - metrics ``exporter.calls``, ``exporter.files``, ``exporter.bytes``, ``exporter.rejected_calls``
-  (counters, dimension ``type``), ``exporter.lag_seconds`` (gauge, dimension ``type``),
+  (counters, dimension ``type``), ``exporter.lag_seconds`` (gauge, dimensions ``type`` and
+  ``destination``),
   ``exporter.run_duration_seconds`` (histogram, dimension ``outcome``), ``exporter.failed_runs``,
   ``exporter.manifests`` (counter), ``exporter.verify.problems`` (gauge, dimension ``kind``);
+- the work queue's (docs/design.md, "Plan, queue, work"): ``exporter.queue.depth``,
+  ``exporter.queue.oldest_age_seconds``, ``exporter.queue.poison`` (gauges, dimension ``queue``,
+  recorded by each plan), ``exporter.units_in_flight`` (up-down counter),
+  ``exporter.unit_duration_seconds`` (histogram, dimensions ``destination``, ``type``, ``outcome``);
 - log records from the ``shared`` loggers, carrying ``run_id``, ``integration_id`` and
   ``action_id`` as attributes (custom dimensions) while a run is under way.
 
@@ -76,16 +81,45 @@ verify_problems = _meter.create_gauge(
     "exporter.verify.problems", unit="{problem}",
     description="Problems the last verify found, by kind (0 when healthy)",
 )
+queue_depth = _meter.create_gauge(
+    "exporter.queue.depth", unit="{message}",
+    description="Messages in the work queue (visible and invisible), by queue; recorded at each plan",
+)
+queue_oldest_age = _meter.create_gauge(
+    "exporter.queue.oldest_age_seconds", unit="s",
+    description="Age of the oldest visible message in the work queue, by queue; recorded at each plan",
+)
+queue_poison = _meter.create_gauge(
+    "exporter.queue.poison", unit="{message}",
+    description="Messages in the poison queue, by queue (the work queue's name); recorded at each plan",
+)
+units_in_flight = _meter.create_up_down_counter(
+    "exporter.units_in_flight", unit="{unit}", description="Work items whose unit is running now"
+)
+unit_duration = _meter.create_histogram(
+    "exporter.unit_duration_seconds", unit="s",
+    description="Duration of one work item's unit, by destination, type and outcome",
+)
 
 
-def record_export_lag(now: datetime, window_ends: Mapping[str, datetime]) -> None:
-    """Set the lag gauge per type: ``now`` minus the end of the type's last exported window.
+def record_export_lag(now: datetime, window_ends: Mapping[str, datetime], destination: str = "default") -> None:
+    """Set the lag gauge per destination and type: ``now`` minus the end of the type's last
+    exported window.
 
-    Called when a run has read the state (so a run that then fails still reports a growing lag,
-    which is what the lag alert watches) and again when it ends.
+    Called when a run (or a plan) has read the state (so a run that then fails still reports a
+    growing lag, which is what the lag alert watches) and again when it ends.
     """
     for call_type, window_end in window_ends.items():
-        export_lag.set(max(0.0, (now - window_end).total_seconds()), {"type": call_type})
+        export_lag.set(max(0.0, (now - window_end).total_seconds()),
+                       {"type": call_type, "destination": destination})
+
+
+def record_queue_depth(queue: str, messages: int, oldest_age_seconds: float, poison: int) -> None:
+    """The work queue's gauges (``queue`` attribute: the work queue's name)."""
+    attrs = {"queue": queue}
+    queue_depth.set(messages, attrs)
+    queue_oldest_age.set(oldest_age_seconds, attrs)
+    queue_poison.set(poison, attrs)
 
 
 # --- span attributes: one naming rule, ``exporter.<name>`` ---------------------------------------

@@ -1,6 +1,7 @@
-"""The Functions entry point: one timer function on EXPORT_SCHEDULE (its default when unset), whose
-body runs the same export as the CLI against Azurite and the emulator, and fails the invocation
-when the run fails."""
+"""The Functions entry point: a timer function on EXPORT_SCHEDULE (its default when unset), whose
+body runs the same export as the CLI against Azurite and the emulator (EXPORT_MODE=inline, the
+default) and fails the invocation when the run fails; and a queue trigger on %EXPORT_QUEUE%
+(tests/test_work_queue.py runs its body)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ def _functions():
 
 
 def _the_function():
-    (function,) = _functions()
+    """The timer function."""
+    (function,) = [f for f in _functions() if f.get_function_name() == "export_calls"]
     return function
 
 
@@ -40,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 #: What the Python worker does when the host loads the app: import function_app, index it.
 INDEX_APP = (
     "import json, function_app\n"
-    "(function,) = function_app.app.get_functions()\n"
+    "(function,) = [f for f in function_app.app.get_functions() if f.get_function_name() == 'export_calls']\n"
     "print(json.dumps([b.get_dict_repr()['schedule'] for b in function.get_bindings()]))\n"
 )
 
@@ -55,7 +57,16 @@ def index_app(**settings: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=120)
 
 
-def test_the_app_has_exactly_one_function_a_timer_on_the_export_schedule_setting():
+def test_the_app_has_a_timer_and_a_queue_trigger_on_the_export_queue_setting():
+    assert sorted(f.get_function_name() for f in _functions()) == ["export_calls", "export_unit"]
+    (queue,) = [f for f in _functions() if f.get_function_name() == "export_unit"]
+    (binding,) = queue.get_bindings()
+    spec = binding.get_dict_repr()
+    assert binding.type == "queueTrigger"
+    assert spec["queueName"] == "%EXPORT_QUEUE%" and spec["connection"] == "AzureWebJobsStorage"
+
+
+def test_the_timer_is_on_the_export_schedule_setting():
     function = _the_function()
     bindings = function.get_bindings()
     assert len(bindings) == 1

@@ -102,8 +102,9 @@ def test_the_etl_client_does_not_read_settings() -> None:
 
 
 def test_only_the_storage_modules_see_azure_sdk_errors() -> None:
-    """Azure SDK errors are mapped to ours in shared/azure_errors.py; the stores may only see
-    the conditional-write outcomes (409, 412, 404) that their callers decide on."""
+    """Azure SDK errors are mapped to ours in shared/azure_errors.py; the stores (blobs, state rows,
+    destinations, work queue, work markers) may only see the conditional-write outcomes (409, 412, 404) that their
+    callers decide on."""
     seeing = set()
     for path in SHARED.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -113,5 +114,5 @@ def test_only_the_storage_modules_see_azure_sdk_errors() -> None:
                     names = {alias.name for alias in node.names}
                     assert names <= {"ResourceExistsError", "ResourceModifiedError", "ResourceNotFoundError",
                                      "HttpResponseError"}, f"{path.name} imports {sorted(names)}"
-    assert seeing <= {"shared.azure_errors", "shared.blob_store", "shared.state_store", "shared.destinations"}, \
-        sorted(seeing)
+    assert seeing <= {"shared.azure_errors", "shared.blob_store", "shared.state_store", "shared.destinations",
+                      "shared.work_queue", "shared.work_markers"}, sorted(seeing)

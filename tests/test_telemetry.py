@@ -513,3 +513,38 @@ def test_manifests_written_are_counted_and_the_verify_timer_sets_its_problems_ga
     summaries = [r for r in otel.logs.get_finished_logs() if "verify default in exports/segment" in str(
         r.log_record.body)]
     assert len(summaries) == 1 and "1 problem(s) (foreign 1)" in str(summaries[0].log_record.body)
+def test_a_plan_records_the_queue_gauges_and_each_work_item_its_duration_lag_and_flight(azurite, tmp_path, otel):
+    from shared.planning import plan
+    from shared.work_queue import WorkQueue
+    from shared.worker import handle
+    from tests.support.work import Fleet
+
+    fleet = Fleet(azurite, tmp_path, ["prod-us"], W0, windows=2)
+    queue = WorkQueue.of(fleet.app)
+    try:
+        planned = plan(fleet.app, NOW, destinations=fleet.planned(), queue=queue)
+        points = otel.points()
+        def ours(name):
+            (point,) = [p for p in points[name] if p.attributes.get("queue") == fleet.queue]
+            return point
+
+        assert ours("exporter.queue.depth").value == len(planned.items) == 6
+        assert ours("exporter.queue.poison").value == 0
+        assert ours("exporter.queue.oldest_age_seconds").value >= 0
+        lags = {p.attributes["type"]: p.value for p in points["exporter.lag_seconds"]
+                if p.attributes.get("destination") == "prod-us"}  # a gauge keeps other tests' points
+        assert lags == {t: (NOW - W0).total_seconds() for t in CALL_TYPES}
+        while (message := queue.receive(30)) is not None:
+            handle(message.content, fleet.app, queue=queue, destinations=fleet.planned())
+            queue.delete(message)
+        points = otel.points()
+        durations = points["exporter.unit_duration_seconds"]
+        assert sum(p.count for p in durations) == 12  # 6 types x 2 windows
+        assert {(p.attributes["destination"], p.attributes["type"], p.attributes["outcome"]) for p in durations} \
+            == {("prod-us", t, o) for t, o in [("track", "exported"), ("identify", "exported"), ("page", "exported"),
+                                               ("screen", "empty"), ("alias", "empty"), ("group", "empty")]}
+        assert {p.value for p in points["exporter.units_in_flight"]
+                if p.attributes.get("destination") == "prod-us"} == {0}
+    finally:
+        queue.close()
+        fleet.close()

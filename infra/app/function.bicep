@@ -41,6 +41,10 @@ param parquetCompression string = 'snappy'
 
 param csvEscapeFormulas bool = false
 
+// EXPORT_MODE, chosen in main.bicep (queue there: the timer plans, the queue trigger runs).
+@allowed(['queue', 'inline'])
+param exportMode string
+
 @description('Write with the app identity to BLOB_ACCOUNT_URL/BLOB_CONTAINER instead of the SAS URL.')
 param useManagedIdentityDestination bool = false
 
@@ -164,6 +168,9 @@ var exporterSettings = {
   'UNIT_BUDGET_SECONDS': '100'
   'MAX_PAGES_PER_WINDOW': '10000'
   'APPLICATIONINSIGHTS_CONNECTION_STRING': applicationInsights.properties.ConnectionString
+  'EXPORT_MODE': exportMode
+  'EXPORT_QUEUE': 'export-units'
+  'WORK_LEASE_SECONDS': '60'
 }
 
 // Platform settings the exporter does not read. Flex Consumption takes the

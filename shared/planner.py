@@ -1,0 +1,43 @@
+"""Which (destination, type) gets a work item at a plan: pure, from state rows and markers.
+
+A (destination, type) is planned when its next window (the state row's ``window_end``) is due at
+the plan's instant and it has no live work item: no marker, or a marker that was not touched for
+two leases (its message was lost or poisoned, or its worker died without the message coming back).
+At most one item per (destination, type): a destination with a huge backlog has one chain per
+type, like every other destination, so it cannot starve them (docs/design.md, "Plan, queue, work").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from shared.state_store import TypeState
+from shared.windows import WINDOW, latest_due_end
+from shared.work_markers import Marker
+
+
+@dataclass(frozen=True)
+class Due:
+    """One item to plan: the type's next window, and the stale marker it replaces (None: no marker)."""
+
+    call_type: str
+    window_start: datetime
+    replacing: Marker | None = None
+
+
+def due_items(states: Mapping[str, TypeState], markers: Mapping[str, Marker | None], now: datetime,
+              settle_seconds: int, wall: float, lease_seconds: int) -> list[Due]:
+    """The types of one destination to plan at ``now`` (``markers`` by type; ``wall`` is Unix time)."""
+    out: list[Due] = []
+    last_end = latest_due_end(now, settle_seconds)
+    for call_type, state in states.items():
+        if state.window_end + WINDOW > last_end:
+            continue  # nothing due yet
+        marker = markers.get(call_type)
+        if marker is None:
+            out.append(Due(call_type, state.window_end))
+        elif marker.stale(wall, lease_seconds):
+            out.append(Due(call_type, state.window_end, marker))
+    return out

@@ -1,0 +1,118 @@
+"""A plan: what the timer does in queue mode and ``python -m shared.cli plan`` prints.
+
+For every planned destination (shared/planned.py): read its positions (the pin and its type rows,
+created at the destination's start if new, as a run does), then for every type whose next window
+is due at ``now`` and that has no live work item (shared/planner.py), write the marker and send one
+message (shared/work_item.py) on EXPORT_QUEUE. The marker is written before the message: a
+message sent without its marker could start a second chain, a marker without its message (a
+crash in between) is planned again after two leases. Then record the queue's gauges.
+
+One destination's failure (its ETL API refuses the token, its state row is unreadable) is
+reported and the others are planned all the same.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from shared.clients import build_clients, close_clients
+from shared.errors import ExportError, WindowNotClosed
+from shared.export import positions
+from shared.planned import PlannedDestination, planned
+from shared.planner import due_items
+from shared.settings import Settings
+from shared.state_store import StateStore, make_table_service
+from shared.telemetry import bind_log_context, record_queue_depth, reset_log_context
+from shared.work_item import WorkItem
+from shared.work_markers import MarkerStore
+from shared.work_queue import QueueDepth, WorkQueue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PlanResult:
+    items: list[WorkItem] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (destination, one line)
+    waiting: list[tuple[str, str]] = field(default_factory=list)  # (destination, why nothing is due)
+    depth: QueueDepth | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def marker_store(settings: Settings, *, ensure_table: bool = True) -> MarkerStore:
+    """The markers, in the app's STATE_TABLE (created if absent, unless ``ensure_table`` is False:
+    a worker's, whose plan created it)."""
+    store = StateStore(make_table_service(settings.storage_connection, settings.table_service_uri),
+                       settings.state_table)
+    if ensure_table:
+        store.ensure_table()
+    return MarkerStore(store)
+
+
+def plan(settings: Settings, now: datetime, *, destinations: list[PlannedDestination] | None = None,
+         queue: WorkQueue | None = None, wall: Callable[[], float] = time.time,
+         clients_kwargs: dict | None = None) -> PlanResult:  # type: ignore[type-arg]
+    """Plan every due (destination, type) without a live item at ``now``; see the module's doc."""
+    result = PlanResult()
+    own_queue = queue is None
+    queue = queue or WorkQueue.of(settings)
+    markers = marker_store(settings)
+    try:
+        queue.ensure()
+        if destinations is None:
+            destinations, unplanned = planned(settings)
+            result.errors.extend(unplanned)
+            for name, error in unplanned:
+                log.error("destination %s was not planned: %s", name, error)
+        for name, sequence, dest_settings in destinations:
+            try:
+                _plan_destination(name, sequence, dest_settings, now, settings, queue, markers, wall, result,
+                                  clients_kwargs or {})
+            except WindowNotClosed as exc:
+                result.waiting.append((name, str(exc)))
+                log.info("destination %s: %s", name, exc)
+            except ExportError as exc:
+                result.errors.append((name, str(exc)))
+                log.error("destination %s was not planned: %s", name, exc)
+        result.depth = queue.depth()
+        record_queue_depth(result.depth.queue, result.depth.messages, result.depth.oldest_age_seconds,
+                           result.depth.poison)
+    finally:
+        markers.store.service.close()
+        if own_queue:
+            queue.close()
+    log.info("plan at %s: %d work item(s) sent", now.isoformat(), len(result.items))
+    return result
+
+
+def _plan_destination(name, sequence, dest_settings, now, settings, queue, markers, wall, result,  # type: ignore[no-untyped-def]
+                      clients_kwargs) -> None:
+    clients = build_clients(dest_settings, **clients_kwargs)
+    context = bind_log_context(destination=name)  # positions adds the ids; all undone here
+    try:
+        _, states = positions(dest_settings, clients, now, sequence)
+    finally:
+        reset_log_context(context)
+        close_clients(clients)
+    marks = {t: markers.get(f"{name}~{t}") for t in states}
+    for due in due_items(states, marks, now, dest_settings.settle_seconds, wall(), settings.work_lease_seconds):
+        item = WorkItem(name, due.call_type, due.window_start, now, uuid.uuid4().hex)
+        if not markers.start(item, wall(), due.replacing):
+            continue  # another plan got there first: its item is the live one
+        if due.replacing is not None:
+            log.warning("%s: its work item made no progress for two leases (lost, poisoned or its worker "
+                        "died): planned again", item.label())
+        try:
+            queue.send(item.to_text())
+        except ExportError:
+            markers.release(item)  # no message, no marker: the next plan plans it
+            raise
+        result.items.append(item)

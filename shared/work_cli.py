@@ -1,0 +1,68 @@
+"""The ``plan`` and ``work`` commands of :mod:`shared.cli` (and the queue line of ``status``)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import TextIO
+
+from shared.errors import ExportError
+from shared.planning import plan
+from shared.settings import Settings
+from shared.windows import format_rfc3339
+from shared.work_queue import QueueDepth, WorkQueue
+from shared.work_runner import work
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def cmd_plan(settings: Settings, now: datetime, out: TextIO, err: TextIO) -> int:
+    """Do what the timer does in queue mode; print one line per work item sent."""
+    result = plan(settings, now)
+    for item in result.items:
+        print(f"enqueued {item.destination} {item.call_type} {format_rfc3339(item.window_start)} "
+              f"(horizon {format_rfc3339(item.horizon)})", file=out)
+    for name, why in result.waiting:
+        print(f"waiting {name}: {why}", file=out)
+    print(f"{len(result.items)} work item(s) enqueued on {settings.export_queue}", file=out)
+    if result.depth is not None:
+        print(queue_line(result.depth), file=out)
+    for name, error in result.errors:
+        print(f"error: destination {name}: {error}", file=err)
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def cmd_work(settings: Settings, processes: int, idle_exit: float, out: TextIO, err: TextIO,
+             verbose: bool = False) -> int:
+    """Run ``processes`` worker processes until the queue was empty for ``idle_exit`` seconds."""
+    exits = work(settings, processes, idle_exit, log_level=logging.DEBUG if verbose else logging.INFO)
+    died = [e for e in exits if e.exitcode != 0]
+    for e in died:
+        print(f"error: worker {e.index} exited with status {e.exitcode}; its work item comes back within "
+              f"one lease ({settings.work_lease_seconds}s): run `work` again", file=err)
+    print(f"{len(exits) - len(died)} of {len(exits)} worker(s) finished: the queue was empty for {idle_exit:g}s",
+          file=out)
+    return EXIT_FAILED if died else EXIT_OK
+
+
+def queue_line(depth: QueueDepth) -> str:
+    line = (f"queue {depth.queue}: {depth.messages} message(s), oldest visible "
+            f"{depth.oldest_age_seconds:.0f}s; poison {depth.poison}")
+    if depth.poison:
+        line += f" - WARNING: read {depth.queue}-poison (docs/operations.md, 'The poison queue')"
+    return line
+
+
+def print_queue(settings: Settings, out: TextIO) -> None:
+    """The queue line of ``status`` in queue mode."""
+    try:
+        queue = WorkQueue.of(settings)
+    except ExportError as exc:
+        print(f"queue {settings.export_queue}: not read ({exc})", file=out)
+        return
+    try:
+        print(queue_line(queue.depth()), file=out)
+    except ExportError as exc:
+        print(f"queue {settings.export_queue}: not read ({exc})", file=out)
+    finally:
+        queue.close()

@@ -1,0 +1,101 @@
+"""A work item: the message on EXPORT_QUEUE that asks for one unit (pure, no I/O).
+
+    {"v": 1, "destination": "default", "type": "track", "window": "2026-11-28T12:00:00Z",
+     "horizon": "2026-11-28T12:31:00Z", "chain": "<hex>"}
+
+``window`` is the start of the (window, type) to export; ``horizon`` the instant of the plan that
+made the chain: the chain exports the windows due at that instant, no later ones (the next plan
+moves it). ``chain`` names the chain of items one plan started for one (destination, type); the
+marker of that (destination, type) (shared/work_markers.py) says which chain is live. A message
+is only a hint: the state row is the truth (docs/design.md, "Plan, queue, work").
+
+Text on the queue is JSON; the queue client base64-encodes it, as the Functions queue trigger
+expects by default (shared/work_queue.py).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from shared.calltypes import CALL_TYPES
+from shared.errors import ExportError
+from shared.sequence import check_name
+from shared.windows import WINDOW, floor_window, format_rfc3339, latest_due_end, parse_rfc3339
+
+VERSION = 1
+#: The most a message may hold (a valid one is ~200 bytes; the queue takes 64 KiB).
+MAX_TEXT = 2048
+
+
+class BadWorkItem(ExportError):
+    """A message this version cannot read: permanent (it ends in the poison queue; nothing is lost,
+    the next plan re-plans its (destination, type))."""
+
+    transient = False
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    destination: str
+    call_type: str
+    window_start: datetime
+    horizon: datetime
+    chain: str
+
+    def __post_init__(self) -> None:
+        check_name(self.destination)
+        if self.call_type not in CALL_TYPES:
+            raise ValueError(f"type {self.call_type!r} is not one of {', '.join(CALL_TYPES)}")
+        if floor_window(self.window_start) != self.window_start:
+            raise ValueError(f"window {format_rfc3339(self.window_start)} is not on a 10-minute boundary")
+        if not (self.chain and len(self.chain) <= 64 and self.chain.isascii() and self.chain.isalnum()):
+            raise ValueError("chain is not 1-64 ASCII letters and digits")
+
+    @property
+    def key(self) -> str:
+        """The (destination, type) this item is for, as the marker's RowKey."""
+        return f"{self.destination}~{self.call_type}"
+
+    def label(self) -> str:
+        return f"{self.destination} {self.call_type} {format_rfc3339(self.window_start)}"
+
+    def at(self, window_start: datetime) -> WorkItem:
+        """The same chain, pointed at another window."""
+        return WorkItem(self.destination, self.call_type, window_start, self.horizon, self.chain)
+
+    def to_text(self) -> str:
+        return json.dumps({
+            "v": VERSION, "destination": self.destination, "type": self.call_type,
+            "window": format_rfc3339(self.window_start), "horizon": format_rfc3339(self.horizon),
+            "chain": self.chain,
+        }, separators=(",", ":"))
+
+    @classmethod
+    def from_text(cls, text: str) -> WorkItem:
+        """Parse a message; :class:`BadWorkItem` (one line, no echo of more than 80 characters)."""
+        shown = repr(text[:80]) + ("..." if len(text) > 80 else "")
+        if len(text) > MAX_TEXT:
+            raise BadWorkItem(f"work item of {len(text)} characters is not one this exporter wrote "
+                              f"({shown}): delete it from the poison queue (docs/operations.md)")
+        try:
+            data = json.loads(text)
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            if data.get("v") != VERSION:
+                raise ValueError(f"version {data.get('v')!r}, this exporter reads {VERSION}")
+            fields = {k: data[k] for k in ("destination", "type", "window", "horizon", "chain")}
+            if not all(isinstance(v, str) for v in fields.values()):
+                raise ValueError("a field is not text")
+            return cls(fields["destination"], fields["type"], parse_rfc3339(fields["window"]),
+                       parse_rfc3339(fields["horizon"]), fields["chain"])
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
+            why = f"no {exc}" if isinstance(exc, KeyError) else str(exc)[:120]
+            raise BadWorkItem(f"work item {shown} is unreadable ({why}): it was not written by this version "
+                              "of the exporter; nothing was exported for it, the next plan re-plans its "
+                              "unit (docs/operations.md, 'The poison queue')") from None
+
+    def due(self, window_start: datetime, settle_seconds: int) -> bool:
+        """Whether the window starting at ``window_start`` is due at this chain's horizon."""
+        return window_start + WINDOW <= latest_due_end(self.horizon, settle_seconds)

@@ -1,0 +1,154 @@
+"""``python -m shared.cli work``: K local processes standing in for Functions instances.
+
+Each process takes one message at a time from EXPORT_QUEUE with the host's semantics: the
+message is invisible for WORK_LEASE_SECONDS while its unit runs and the lease is renewed (every
+third of a lease) until the handler returns; on success it is deleted; when the handler raises it
+becomes visible again after :data:`RETRY_DELAY_SECONDS` (host.json ``visibilityTimeout``), and a
+message whose dequeue count reached ``maxDequeueCount`` goes to the poison queue. A process that
+dies mid-unit leaves its message invisible until its lease lapses, then another takes it. Each
+process exits once the queue (visible and invisible messages) was empty for ``idle_exit`` seconds.
+
+The handler is :func:`shared.worker.handle`, the one the queue-triggered function calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from shared.errors import ExportError
+from shared.planned import PlannedDestination
+from shared.settings import Settings
+from shared.work_queue import MAX_DEQUEUE_COUNT, WorkQueue
+
+log = logging.getLogger(__name__)
+
+#: host.json ``extensions.queues.visibilityTimeout``: how long a failed message waits to be retried.
+RETRY_DELAY_SECONDS = 2
+#: How often an idle process looks at the queue: from the first to the last, doubling while it
+#: stays empty (as the host backs off to host.json ``maxPollingInterval``, 2 s).
+POLL_SECONDS = (0.05, 1.0)
+
+Destinations = Callable[[Settings], list[PlannedDestination]] | None
+
+
+@dataclass(frozen=True)
+class WorkerExit:
+    index: int
+    exitcode: int | None
+
+
+def work(settings: Settings, processes: int, idle_exit: float, *, destinations: Destinations = None,
+         log_level: int = logging.INFO) -> list[WorkerExit]:
+    """Run ``processes`` worker processes until each saw the queue empty for ``idle_exit`` seconds."""
+    context = multiprocessing.get_context("spawn")
+    procs = [context.Process(target=_process_main, args=(settings, idle_exit, destinations, i, log_level),
+                             name=f"work-{i}") for i in range(processes)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    return [WorkerExit(i, p.exitcode) for i, p in enumerate(procs)]
+
+
+def _process_main(settings: Settings, idle_exit: float, destinations: Destinations, index: int,
+                  log_level: int) -> None:
+    import sys
+
+    from shared.redact import (
+        RedactingWriter,
+        install_log_redaction,
+        register_connection_string,
+        register_secret,
+        register_url,
+    )
+
+    # A spawned process starts with an empty redaction registry: the settings came pickled, not
+    # parsed here. Register their secrets before anything can be logged, and scrub what it prints.
+    register_secret(settings.etl_api_token)
+    for url in (settings.etl_api_endpoint, settings.blob_sas_url, settings.blob_account_url,
+                settings.table_service_uri, settings.queue_service_uri):
+        register_url(url)
+    register_connection_string(settings.storage_connection)
+    sys.stdout = RedactingWriter(sys.stdout)
+    sys.stderr = RedactingWriter(sys.stderr)
+    logging.basicConfig(level=log_level, format=f"%(asctime)s %(levelname)s work-{index} %(name)s: %(message)s",
+                        stream=sys.stderr)
+    install_log_redaction()
+    from shared.telemetry import quiet_sdk_loggers
+
+    quiet_sdk_loggers()
+    worker_loop(settings, idle_exit, destinations)
+
+
+def worker_loop(settings: Settings, idle_exit: float, destinations: Destinations = None) -> int:
+    """Take and handle messages until the queue was empty for ``idle_exit`` seconds; the count handled."""
+    from shared.worker import handle
+
+    queue = WorkQueue.of(settings)
+    lease = settings.work_lease_seconds
+    handled = 0
+    try:
+        queue.ensure()
+        empty_since: float | None = None
+        pause = POLL_SECONDS[0]
+        while True:
+            try:
+                message = queue.receive(lease)
+                if message is None:
+                    if queue.depth().messages:
+                        empty_since = None
+                    else:
+                        empty_since = empty_since or time.monotonic()
+                        if time.monotonic() - empty_since >= idle_exit:
+                            return handled
+                    time.sleep(pause)
+                    pause = min(pause * 2, POLL_SECONDS[1])
+                    continue
+                empty_since, pause = None, POLL_SECONDS[0]
+                if _take(queue, message, settings, destinations, handle):
+                    handled += 1
+            except ExportError as exc:
+                if not exc.transient:
+                    raise
+                log.warning("the work queue failed, trying again: %s", exc)
+                time.sleep(1)
+    finally:
+        queue.close()
+
+
+def _take(queue: WorkQueue, message: Any, settings: Settings, destinations: Destinations,
+          handle: Callable[..., Any]) -> bool:
+    """Handle one message with the host's semantics; True when it was handled and deleted."""
+    lease = settings.work_lease_seconds
+    if message.dequeue_count is not None and message.dequeue_count > MAX_DEQUEUE_COUNT:
+        log.error("work item %s was delivered %d times: moved to %s", message.id, message.dequeue_count,
+                  queue.poison_name)
+        queue.to_poison(message)
+        return False
+    box = [message]
+
+    def renew() -> None:
+        box[0] = queue.renew(box[0], lease)
+
+    try:
+        listed = destinations(settings) if destinations is not None else None
+        handle(str(message.content), settings, queue=queue, destinations=listed, renew=renew)
+    except Exception as exc:
+        shown = str(exc) if isinstance(exc, ExportError) else f"unexpected {type(exc).__name__}: {exc}"
+        if (message.dequeue_count or 0) >= MAX_DEQUEUE_COUNT:
+            log.error("work item %s failed %d times, moved to %s: %s", message.id, message.dequeue_count,
+                      queue.poison_name, shown)
+            queue.to_poison(box[0])
+        else:
+            log.warning("work item %s failed (delivery %s), retried in %ss: %s", message.id,
+                        message.dequeue_count, RETRY_DELAY_SECONDS, shown)
+            with contextlib.suppress(ExportError):  # not ours any more: its lease lapses anyway
+                queue.renew(box[0], RETRY_DELAY_SECONDS)
+        return False
+    return queue.delete(box[0])
