@@ -1,5 +1,6 @@
-// ETL exporter: a timer-triggered Azure Functions app that exports calls from
-// the ETL API into a Blob container. See infra/README.md and docs/deploy.md.
+// ETL exporter: an Azure Functions app that exports calls from the ETL API into
+// Blob containers: a timer plans units onto a Storage queue, a queue trigger runs
+// them on as many Flex Consumption instances as the backlog needs. See infra/README.md and docs/deploy.md.
 targetScope = 'resourceGroup'
 
 @minLength(1)
@@ -113,7 +114,24 @@ param expireAfterDays int = 0
 @description('Destination account on which an earlier deployment put the lifecycle rule (azd fills it from the LIFECYCLE_RULE_ACCOUNT_NAME output). On that account the rule keeps being deployed, disabled when expireAfterDays is 0; empty = none.')
 param lifecycleRuleAccountName string = ''
 
-@description('Email notified by the alerts (export lag, failed runs, no successful run); empty = no action group.')
+@minValue(1)
+@maxValue(1000)
+@description('Most instances Flex Consumption may run at once (functionAppConfig.scaleAndConcurrency.maximumInstanceCount). Units in flight are at most 6 x destinations; instances needed = ceil(units in flight / units per instance). Sizing: infra/README.md.')
+param maximumInstanceCount int = 40
+
+@allowed([512, 2048, 4096])
+@description('Memory per instance in MB (CPU and network scale with it). A unit streams in under ~300 MB; see infra/README.md before running more units per instance.')
+param instanceMemoryMB int = 2048
+
+@minValue(0)
+@maxValue(32)
+@description('Queue messages one instance fetches at a time (host.json extensions.queues.batchSize, overridden by the app setting AzureFunctionsJobHost__extensions__queues__batchSize); 0 = keep host.json\'s value. Units per instance = batchSize + newBatchThreshold. Sizing: infra/README.md.')
+param queueBatchSize int = 0
+
+@description('NCRONTAB (six fields) of the scheduled verify (VERIFY_SCHEDULE), e.g. 0 30 3 * * * for 03:30 UTC daily; empty = off.')
+param verifySchedule string = ''
+
+@description('Email notified by the alerts (export lag, failed runs, no successful run, poison message, queue age, verify problems); empty = no action group.')
 param alertEmail string = ''
 
 @description('Key Vault purge protection (KEY_VAULT_PURGE_PROTECTION). Turn it on for production: a deleted vault can then only be recovered, not purged, until its retention ends. Irreversible. See docs/deploy.md.')
@@ -130,6 +148,11 @@ var tags = {
 var functionAppName = 'func-${resourceToken}'
 var deploymentContainerName = 'app-package-${take(functionAppName, 32)}'
 var stateTableName = 'exporterpositions'
+var destinationsTableName = 'exporterdestinations'
+var exportQueueName = 'export-units'
+// The Functions host moves a message that failed maxDequeueCount times to
+// '<queue>-poison' (a fixed rule, not a setting).
+var poisonQueueName = '${exportQueueName}-poison'
 // The rule is deployed when it deletes files, and kept deployed (disabled at 0
 // days) on an account that already has it: skipping it would leave the last
 // enabled rule deleting files. Never on another account with expireAfterDays 0,
@@ -144,6 +167,9 @@ module storage 'core/storage.bicep' = {
     tags: tags
     deploymentContainerName: deploymentContainerName
     stateTableName: stateTableName
+    destinationsTableName: destinationsTableName
+    exportQueueName: exportQueueName
+    poisonQueueName: poisonQueueName
   }
 }
 
@@ -223,6 +249,7 @@ module exporterApp 'app/function.bicep' = {
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     // keyVault.outputs: the app waits for the vault's role assignment
     keyVaultName: keyVault.outputs.name
+    keyVaultUri: keyVault.outputs.uri
     keyVaultReferenceIdentityId: keyVaultReferenceIdentity.outputs.id
     userPrincipalId: principalId
     etlApiEndpoint: etlApiEndpoint
@@ -230,7 +257,13 @@ module exporterApp 'app/function.bicep' = {
     blobPath: blobPath
     exportStart: exportStart
     stateTableName: stateTableName
+    destinationsTableName: destinationsTableName
+    exportQueueName: exportQueueName
     exportSchedule: exportSchedule
+    verifySchedule: verifySchedule
+    maximumInstanceCount: maximumInstanceCount
+    instanceMemoryMB: instanceMemoryMB
+    queueBatchSize: queueBatchSize
     exportCompression: exportCompression
     parquetCompression: parquetCompression
     csvEscapeFormulas: csvEscapeFormulas
@@ -281,6 +314,9 @@ output AZURE_FUNCTION_APP_PRINCIPAL_ID string = exporterApp.outputs.principalId
 output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
 output AZURE_STORAGE_TABLE_ENDPOINT string = storage.outputs.tableEndpoint
 output STATE_TABLE string = stateTableName
+output DESTINATIONS_TABLE string = destinationsTableName
+output EXPORT_QUEUE string = exportQueueName
+output EXPORT_POISON_QUEUE string = poisonQueueName
 output AZURE_APPLICATION_INSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
 output AZURE_LOG_ANALYTICS_WORKSPACE_NAME string = monitoring.outputs.logAnalyticsName
 output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
@@ -290,5 +326,8 @@ output AZURE_WORKBOOK_ID string = dashboard.outputs.workbookId
 output AZURE_LAG_ALERT_NAME string = dashboard.outputs.alertRuleName
 output AZURE_FAILED_RUNS_ALERT_NAME string = dashboard.outputs.failedRunsAlertName
 output AZURE_NO_SUCCESSFUL_RUN_ALERT_NAME string = dashboard.outputs.missingRunsAlertName
+output AZURE_POISON_ALERT_NAME string = dashboard.outputs.poisonAlertName
+output AZURE_QUEUE_AGE_ALERT_NAME string = dashboard.outputs.queueAgeAlertName
+output AZURE_VERIFY_ALERT_NAME string = dashboard.outputs.verifyAlertName
 // Remembered by azd and passed back as lifecycleRuleAccountName next time.
 output LIFECYCLE_RULE_ACCOUNT_NAME string = manageLifecycleRule ? destinationStorageAccountName : lifecycleRuleAccountName

@@ -404,11 +404,28 @@ def secret_modules() -> dict[str, Declaration]:
             if d.target == "core/keyvault-secret.bicep"}
 
 
-def test_the_system_assigned_identity_gets_no_key_vault_role():
+def test_the_system_assigned_identity_may_only_read_secrets_for_its_kv_references():
+    """The app reads the @kv:NAME references of its destinations at run time with
+    DefaultAzureCredential, which is its system-assigned identity: Key Vault Secrets User on the
+    vault, never more (no Officer, no Administrator). The app settings' Key Vault references still
+    resolve with the user-assigned identity granted before the app existed."""
     rbac = BicepFile.load("app/rbac.bicep")
-    for grant in rbac.resources_of_type("Microsoft.Authorization/roleAssignments"):
-        if "appPrincipalId" in grant.body:
-            assert "keyVault" not in grant.body and KEY_VAULT_SECRETS_USER not in grant.body
+    app_grants = [g for g in rbac.resources_of_type("Microsoft.Authorization/roleAssignments")
+                  if "principalId: appPrincipalId" in g.body]
+    vault_grants = [g for g in app_grants if prop(g.body, "scope") == "vault"]
+    assert len(vault_grants) == 1
+    (grant,) = vault_grants
+    assert not grant.condition
+    assert "roles.keyVaultSecretsUser" in prop(prop(grant.body, "properties"), "roleDefinitionId")
+    assert KEY_VAULT_SECRETS_USER in rbac.var("roles")
+    for other in app_grants:
+        assert "keyVaultSecretsOfficer" not in other.body
+    # ... and the app finds the vault through KEY_VAULT_URL, the vault's own URI
+    settings = app_settings()
+    assert settings["KEY_VAULT_URL"] == "keyVaultUri"
+    main = BicepFile.load("main.bicep")
+    assert _module_params(main.declaration("exporterApp"))["keyVaultUri"] == "keyVault.outputs.uri"
+    assert BicepFile.load("core/keyvault.bicep").outputs()["uri"] == "vault.properties.vaultUri"
 
 
 # --- azd hooks --------------------------------------------------------------------------------
@@ -771,3 +788,313 @@ def test_the_workbook_falls_back_to_the_application_insights_resource():
         # each query runs against the workbook's resource: the fallback when opened from Azure Monitor
         assert query.get("resourceType") == "microsoft.insights/components"
         assert not query.get("crossComponentResources")
+
+
+# --- scale out: queues, tables, roles, instance limits (issue 13) -------------------------------
+
+STORAGE_QUEUE_DATA_CONTRIBUTOR = "974c5e8b-45b9-4653-ba55-5f855dd0fb88"
+
+
+def _nested_resource(body: str, symbol: str, child_type: str) -> str:
+    """The body of ``resource <symbol> '<child_type>' = { ... }`` nested inside ``body``."""
+    match = re.search(rf"^\s*resource {symbol} '{re.escape(child_type)}' = ", body, re.M)
+    assert match, f"no nested resource {symbol} ({child_type})"
+    start = body.index("{", match.end() - 1)
+    return body[start:_matching(body, start)]
+
+
+def _storage_account() -> Declaration:
+    (account,) = BicepFile.load("core/storage.bicep").resources_of_type("Microsoft.Storage/storageAccounts")
+    return account
+
+
+def test_the_work_queue_and_its_poison_queue_exist_in_the_host_storage_account():
+    account = _storage_account()
+    queues = _nested_resource(account.body, "queueService", "queueServices")
+    assert bicep_string(prop(queues, "name")) == "default"
+    assert prop(_nested_resource(queues, "exportQueue", "queues"), "name") == "exportQueueName"
+    assert prop(_nested_resource(queues, "poisonQueue", "queues"), "name") == "poisonQueueName"
+
+    main = BicepFile.load("main.bicep")
+    assert bicep_string(main.var("exportQueueName")) == "export-units"
+    # the Functions host's rule: a message that failed maxDequeueCount times goes to <queue>-poison
+    assert main.var("poisonQueueName") == "'${exportQueueName}-poison'"
+    storage_params = _module_params(main.declaration("storage"))
+    assert storage_params["exportQueueName"] == "exportQueueName"
+    assert storage_params["poisonQueueName"] == "poisonQueueName"
+    # the app's EXPORT_QUEUE names that queue, and it is the one the host's connection reaches
+    assert _module_params(main.declaration("exporterApp"))["exportQueueName"] == "exportQueueName"
+    settings = app_settings()
+    assert settings["EXPORT_QUEUE"] == "exportQueueName"
+    assert settings["AzureWebJobsStorage__queueServiceUri"] == "storage.properties.primaryEndpoints.queue"
+    assert settings["AzureWebJobsStorage__accountName"] == "storage.name"
+    assert settings["AzureWebJobsStorage__credential"] == "'managedidentity'"
+    assert _module_params(main.declaration("exporterApp"))["storageAccountName"] == "storage.outputs.name"
+    assert main.outputs()["EXPORT_QUEUE"] == "exportQueueName"
+    assert main.outputs()["EXPORT_POISON_QUEUE"] == "poisonQueueName"
+
+
+def test_the_destinations_table_exists_and_is_the_apps_destinations_table():
+    tables = _nested_resource(_storage_account().body, "tableService", "tableServices")
+    assert prop(_nested_resource(tables, "destinationsTable", "tables"), "name") == "destinationsTableName"
+    assert prop(_nested_resource(tables, "stateTable", "tables"), "name") == "stateTableName"
+    main = BicepFile.load("main.bicep")
+    assert bicep_string(main.var("destinationsTableName")) == "exporterdestinations"
+    assert _module_params(main.declaration("storage"))["destinationsTableName"] == "destinationsTableName"
+    assert _module_params(main.declaration("exporterApp"))["destinationsTableName"] == "destinationsTableName"
+    assert app_settings()["DESTINATIONS_TABLE"] == "destinationsTableName"
+    assert main.outputs()["DESTINATIONS_TABLE"] == "destinationsTableName"
+
+
+def test_the_app_identity_can_run_the_queue_trigger_on_the_host_storage_account():
+    rbac = BicepFile.load("app/rbac.bicep")
+    assert STORAGE_QUEUE_DATA_CONTRIBUTOR in rbac.var("roles")
+    assert "roles.storageQueueDataContributor" in rbac.var("appStorageRoles")
+    (grant,) = [g for g in rbac.resources_of_type("Microsoft.Authorization/roleAssignments")
+                if g.name == "appStorage"]
+    assert prop(grant.body, "scope") == "storage"  # the account AzureWebJobsStorage__accountName names
+    assert "principalId: appPrincipalId" in grant.body
+    assert re.search(r"\[for roleId in appStorageRoles:", rbac.text)
+    function = BicepFile.load(FUNCTION)
+    assert _module_params(function.declaration("rbac"))["storageAccountName"] == "storage.name"
+    # the settings are written only once the roles exist, so the trigger works from its first start
+    (config,) = function.resources_of_type("Microsoft.Web/sites/config")
+    assert re.search(r"^\s*rbac\s*$", prop(config.body, "dependsOn"), re.M)
+
+
+def test_work_lease_and_verify_schedule_are_written_with_their_defaults():
+    settings = app_settings()
+    assert bicep_string(settings["WORK_LEASE_SECONDS"]) == "60"
+    assert settings["VERIFY_SCHEDULE"] == "verifySchedule"
+    function = BicepFile.load(FUNCTION).params()
+    main = BicepFile.load("main.bicep").params()
+    assert function["verifySchedule"].default == "''" and main["verifySchedule"].default == "''"  # off
+    assert _module_params(BicepFile.load("main.bicep").declaration("exporterApp"))["verifySchedule"] == (
+        "verifySchedule")
+    parameters = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    assert parameters["verifySchedule"]["value"] == "${VERIFY_SCHEDULE}"
+
+
+def test_flex_scale_limits_are_parameters_passed_to_function_app_config():
+    main = BicepFile.load("main.bicep")
+    params = main.params()
+    count = params["maximumInstanceCount"]
+    assert count.type == "int" and count.default == "40"
+    assert "@minValue(1)" in count.decorators and "@maxValue(1000)" in count.decorators
+    assert params["instanceMemoryMB"].default == "2048"
+    assert re.search(r"@allowed\(\[512, 2048, 4096\]\)", params["instanceMemoryMB"].decorators)
+    batch = params["queueBatchSize"]
+    assert batch.default == "0" and "@minValue(0)" in batch.decorators and "@maxValue(32)" in batch.decorators
+    app_params = _module_params(main.declaration("exporterApp"))
+    for name in ("maximumInstanceCount", "instanceMemoryMB", "queueBatchSize"):
+        assert app_params[name] == name
+
+    function = BicepFile.load(FUNCTION)
+    (app,) = function.resources_of_type("Microsoft.Web/sites")
+    scale = prop(prop(prop(app.body, "properties"), "functionAppConfig"), "scaleAndConcurrency")
+    assert prop(scale, "maximumInstanceCount") == "maximumInstanceCount"
+    assert prop(scale, "instanceMemoryMB") == "instanceMemoryMB"
+    # Flex's scaleAndConcurrency.triggers only configures HTTP: nothing there for a queue trigger
+    assert "triggers" not in re.sub(r"//.*", "", scale)
+
+    parameters = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    assert parameters["maximumInstanceCount"]["value"] == "${MAXIMUM_INSTANCE_COUNT=40}"
+    assert parameters["instanceMemoryMB"]["value"] == "${INSTANCE_MEMORY_MB=2048}"
+    assert parameters["queueBatchSize"]["value"] == "${QUEUE_BATCH_SIZE=0}"
+
+
+def test_per_instance_concurrency_overrides_host_json_only_when_set():
+    """0 leaves host.json's extensions.queues.batchSize alone; n > 0 writes the documented
+    app-setting override of that host.json path."""
+    platform = BicepFile.load(FUNCTION).var("platformSettings")
+    match = re.fullmatch(r"union\(\{.*\}, queueBatchSize > 0 \? \{(.*)\} : \{\}\)", platform, re.S)
+    assert match, platform
+    override = _object_entries("{" + match.group(1) + "}")
+    assert override == {"AzureFunctionsJobHost__extensions__queues__batchSize": "string(queueBatchSize)"}
+    # the path is the one host.json uses
+    host = json.loads((ROOT / "host.json").read_text(encoding="utf-8"))
+    queues = host.get("extensions", {}).get("queues")
+    if queues is not None:  # host.json's queue settings land with the work queue
+        assert "batchSize" in queues
+
+
+# --- the alerts of the scale-out and of verify ------------------------------------------------------
+
+#: Metric names fixed by issues 13 and 14 (shared/telemetry.py records them once those land).
+SCALE_OUT_METRICS = {
+    "exporter.queue.depth", "exporter.queue.oldest_age_seconds", "exporter.queue.poison",
+    "exporter.units_in_flight", "exporter.unit_duration_seconds", "exporter.lag_seconds",
+    "exporter.manifests", "exporter.verify.problems", "exporter.backfill.windows",
+}
+
+
+def _metric_names(query: str) -> set[str]:
+    return set(re.findall(r'"(exporter\.[a-z_.]+)"', query))
+
+
+def _alert(metric: str) -> tuple[Declaration, str]:
+    found = [(rule, alert_criterion(rule)) for _, rule in log_alerts()
+             if metric in _metric_names(bicep_string(prop(alert_criterion(rule), "query")))]
+    assert len(found) == 1, f"{len(found)} alerts over {metric}"
+    return found[0]
+
+
+def _dimensions(criterion: str) -> list[str]:
+    try:
+        dims = prop(criterion, "dimensions")
+    except AssertionError:
+        return []
+    return re.findall(r"name: '(\w+)'", dims)
+
+
+def test_a_poison_message_fires_an_alert():
+    rule, criterion = _alert("exporter.queue.poison")
+    assert "operator: 'GreaterThan'" in criterion and re.search(r"threshold: 0\s*$", criterion, re.M)
+    assert bicep_string(prop(criterion, "timeAggregation")) == "Maximum"
+    # the planner records the gauge once per tick (10 minutes): the window must hold a tick
+    assert bicep_string(prop(prop(rule.body, "properties"), "windowSize")) in ("PT15M", "PT30M", "PT1H")
+
+
+def test_lag_above_two_windows_fires_for_any_destination():
+    _, criterion = _alert("exporter.lag_seconds")
+    query = bicep_string(prop(criterion, "query"))
+    assert 'destination = tostring(customDimensions["destination"])' in query
+    assert _dimensions(criterion) == ["destination"]
+    dims = prop(criterion, "dimensions")
+    assert "operator: 'Include'" in dims and "'*'" in dims  # every destination, its own series
+    assert prop(criterion, "threshold") == "lagThresholdSeconds"
+    dashboard = BicepFile.load("app/dashboard.bicep")
+    assert dashboard.params()["lagThresholdSeconds"].default == "1200"  # two 10-minute windows
+    assert bicep_string(prop(criterion, "timeAggregation")) == "Maximum"
+
+
+def test_verify_problems_fire_an_alert_named_by_kind_and_held_for_a_day():
+    rule, criterion = _alert("exporter.verify.problems")
+    query = bicep_string(prop(criterion, "query"))
+    assert 'kind = tostring(customDimensions["kind"])' in query
+    assert _dimensions(criterion) == ["kind"]
+    assert "operator: 'GreaterThan'" in criterion and re.search(r"threshold: 0\s*$", criterion, re.M)
+    # a daily verify: the window spans a day so one run's result is seen
+    assert bicep_string(prop(prop(rule.body, "properties"), "windowSize")) == "PT24H"
+
+
+def test_the_oldest_queue_message_age_has_an_alert():
+    _, criterion = _alert("exporter.queue.oldest_age_seconds")
+    assert prop(criterion, "threshold") == "queueAgeThresholdSeconds"
+    assert BicepFile.load("app/dashboard.bicep").params()["queueAgeThresholdSeconds"].default == "1200"
+
+
+def test_every_alert_dimension_is_a_column_the_query_produces():
+    for _, rule in log_alerts():
+        criterion = alert_criterion(rule)
+        query = bicep_string(prop(criterion, "query"))
+        projects = [s for s in query.splitlines() if s.startswith("| project")]
+        for dimension in _dimensions(criterion):
+            assert any(re.search(rf"\b{dimension}\s*=", p) for p in projects), (rule.name, dimension)
+
+
+def test_alerts_and_workbook_use_only_metric_names_the_code_records_or_the_issues_fix():
+    recorded = set(re.findall(r'"(exporter\.[a-z_.]+)"', "".join(
+        p.read_text(encoding="utf-8") for p in (ROOT / "shared").rglob("*.py"))))
+    known = recorded | SCALE_OUT_METRICS
+    used: set[str] = set()
+    for _, rule in log_alerts():
+        used |= _metric_names(bicep_string(prop(alert_criterion(rule), "query")))
+    workbook = json.loads((INFRA / "workbook.json").read_text(encoding="utf-8"))
+    for item in workbook["items"]:
+        used |= _metric_names(item["content"].get("query", ""))
+        for parameter in item["content"].get("parameters", []):
+            used |= _metric_names(parameter.get("query", ""))
+    assert used <= known, f"unknown metric names: {sorted(used - known)}"
+    assert used >= SCALE_OUT_METRICS, f"not shown anywhere: {sorted(SCALE_OUT_METRICS - used)}"
+
+
+# --- the workbook's per-destination view ---------------------------------------------------------
+
+def _workbook() -> dict:
+    return json.loads((INFRA / "workbook.json").read_text(encoding="utf-8"))
+
+
+def _workbook_queries() -> dict[str, str]:
+    return {item["name"]: item["content"]["query"] for item in _workbook()["items"] if item["type"] == 3}
+
+
+def test_the_workbook_has_a_destination_parameter_filled_from_the_destination_dimension():
+    (parameters,) = [i for i in _workbook()["items"] if i["type"] == 9]
+    (destination,) = [p for p in parameters["content"]["parameters"] if p["name"] == "Destination"]
+    assert destination["type"] == 2 and destination["multiSelect"] is True
+    assert destination["quote"] == "'" and destination["defaultValue"] == "value::all"
+    assert 'tostring(customDimensions["destination"])' in destination["query"]
+    assert destination["resourceType"] == "microsoft.insights/components"
+    ids = [p["id"] for p in parameters["content"]["parameters"]]
+    assert len(set(ids)) == len(ids)
+
+
+def test_the_per_destination_view_shows_lag_per_type_units_and_outcomes_filtered_by_destination():
+    queries = _workbook_queries()
+    by_metric: dict[str, list[str]] = {}
+    for name, query in queries.items():
+        for metric in _metric_names(query):
+            by_metric.setdefault(metric, []).append(name)
+    filtered = [n for n, q in queries.items() if "{Destination}" in q]
+    assert len(filtered) >= 3
+    for name in filtered:
+        query = queries[name]
+        assert "destination in ({Destination})" in query, name
+        assert 'destination = tostring(customDimensions["destination"])' in query, name
+    lag = [n for n in filtered if "exporter.lag_seconds" in queries[n]]
+    assert any('customDimensions["type"]' in queries[n] for n in lag), "no lag per type"
+    units = [n for n in filtered if "exporter.unit_duration_seconds" in queries[n]]
+    assert any('customDimensions["outcome"]' in queries[n] for n in units), "no units by outcome"
+    # the queue and manifest/verify tiles exist
+    for metric in ("exporter.queue.depth", "exporter.queue.oldest_age_seconds", "exporter.queue.poison",
+                   "exporter.units_in_flight", "exporter.manifests", "exporter.verify.problems"):
+        assert by_metric.get(metric), f"no tile for {metric}"
+
+
+def test_every_workbook_query_reads_dimensions_as_custom_dimensions_and_has_a_time_filter():
+    for name, query in _workbook_queries().items():
+        for dim in re.findall(r"customDimensions\.(\w+)", query):
+            raise AssertionError(f"{name}: customDimensions.{dim}: use customDimensions[\"{dim}\"]")
+        first = query.split("\n", 1)[0].strip()
+        assert first in APP_INSIGHTS_TABLES or first.startswith("union "), name
+        assert "timestamp {TimeRange}" in query, f"{name} ignores the time range"
+
+
+# --- the preprovision hook's scale settings -------------------------------------------------------
+
+def test_preprovision_names_bad_scale_settings(tmp_path):
+    cases = [
+        ({"MAXIMUM_INSTANCE_COUNT": "0"}, "MAXIMUM_INSTANCE_COUNT must be a whole number from 1 to 1000"),
+        ({"MAXIMUM_INSTANCE_COUNT": "1001"}, "MAXIMUM_INSTANCE_COUNT must be a whole number from 1 to 1000"),
+        ({"MAXIMUM_INSTANCE_COUNT": "ten"}, "MAXIMUM_INSTANCE_COUNT must be a whole number from 1 to 1000"),
+        ({"QUEUE_BATCH_SIZE": "33"}, "QUEUE_BATCH_SIZE must be a whole number from 0 to 32"),
+        ({"INSTANCE_MEMORY_MB": "1024"}, "INSTANCE_MEMORY_MB must be 512, 2048 or 4096"),
+        ({"VERIFY_SCHEDULE": "0 3 * * *"}, "VERIFY_SCHEDULE must be six NCRONTAB fields"),
+    ]
+    for change, expected in cases:
+        result = run_hook("preprovision", {**AZD_SAS_ENV, **change}, tmp_path)
+        assert result.returncode == 1, change
+        lines = result.stderr.splitlines()
+        assert len(lines) == 2 and expected in lines[0], (change, result.stderr)
+    good = {"MAXIMUM_INSTANCE_COUNT": "100", "QUEUE_BATCH_SIZE": "0", "INSTANCE_MEMORY_MB": "4096",
+            "VERIFY_SCHEDULE": "0 30 3 * * *"}
+    result = run_hook("preprovision", {**AZD_SAS_ENV, **good}, tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(count=st.one_of(st.integers(min_value=-5, max_value=2000).map(str), ENV_TEXT),
+       schedule=ENV_TEXT)
+def test_preprovision_accepts_an_instance_count_iff_it_is_1_to_1000_and_a_schedule_iff_six_fields(
+        tmp_path, count, schedule):
+    canary = tmp_path / "ran"
+    env = {**AZD_SAS_ENV, "MAXIMUM_INSTANCE_COUNT": count,
+           "VERIFY_SCHEDULE": schedule + (f"$(touch {canary})" if schedule.strip() else "")}
+    result = run_hook("preprovision", env, tmp_path)
+    count_ok = count == "" or (count.isascii() and count.isdigit() and len(count) <= 4 and 1 <= int(count) <= 1000)
+    fields = [f for f in re.split(r"[ \t\n]+", env["VERIFY_SCHEDULE"]) if f]  # sh splits on IFS only
+    schedule_ok = env["VERIFY_SCHEDULE"] == "" or len(fields) == 6
+    assert result.returncode == (0 if count_ok and schedule_ok else 1), (count, schedule, result.stderr)
+    assert ("MAXIMUM_INSTANCE_COUNT" in result.stderr) == (not count_ok)
+    assert not canary.exists(), "the hook ran a value as a command"

@@ -14,6 +14,9 @@ param applicationInsightsName string
 @description('Vault holding the secrets etl-api-token and blob-sas-url (core/keyvault.bicep).')
 param keyVaultName string
 
+@description('URI of that vault (KEY_VAULT_URL): the app reads the @kv:NAME secret references of its destinations there, with its system-assigned identity.')
+param keyVaultUri string
+
 @description('Resource id of the user-assigned identity that already has Key Vault Secrets User on the vault (core/identity.bicep).')
 param keyVaultReferenceIdentityId string
 
@@ -29,9 +32,27 @@ param exportFormat string
 param blobPath string = ''
 param exportStart string = ''
 param stateTableName string = 'exporterpositions'
+param destinationsTableName string = 'exporterdestinations'
+param exportQueueName string = 'export-units'
 param exportSchedule string = '0 */10 * * * *'
 @description('NCRONTAB schedule of the daily verify timer (VERIFY_SCHEDULE), e.g. 0 30 3 * * *; empty: off.')
 param verifySchedule string = ''
+
+@description('NCRONTAB of the scheduled verify; empty = off.')
+param verifySchedule string = ''
+
+// --- scale (see infra/README.md, "Sizing") ---
+@minValue(1)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@allowed([512, 2048, 4096])
+param instanceMemoryMB int = 2048
+
+@minValue(0)
+@maxValue(32)
+@description('Overrides host.json extensions.queues.batchSize when > 0; 0 = host.json decides.')
+param queueBatchSize int = 0
 
 @allowed(['none', 'gzip'])
 param exportCompression string = 'none'
@@ -108,9 +129,13 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         }
       }
       scaleAndConcurrency: {
-        // One timer function; the host runs it as a singleton anyway.
-        maximumInstanceCount: 40
-        instanceMemoryMB: 2048
+        // The cap on scale-out: the queue trigger's instances (the timer runs
+        // as a singleton). Flex has no per-instance concurrency setting for
+        // queue triggers (scaleAndConcurrency.triggers only knows http): a
+        // queue-triggered instance runs up to batchSize + newBatchThreshold
+        // messages at once, both in host.json (queueBatchSize overrides the first).
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
       }
       runtime: {
         name: 'python'
@@ -149,8 +174,10 @@ var exporterSettings = {
   'AzureWebJobsStorage__tableServiceUri': storage.properties.primaryEndpoints.table
   'AzureWebJobsStorage__credential': 'managedidentity'
   'STATE_TABLE': stateTableName
-  'DESTINATIONS_TABLE': 'exporterdestinations'
-  'KEY_VAULT_URL': 'https://${keyVaultName}${environment().suffixes.keyvaultDns}/'
+  'DESTINATIONS_TABLE': destinationsTableName
+  'KEY_VAULT_URL': keyVaultUri
+  'EXPORT_QUEUE': exportQueueName
+  'WORK_LEASE_SECONDS': '60'
   'EXPORT_SCHEDULE': exportSchedule
   'VERIFY_SCHEDULE': verifySchedule
   'EXPORT_START': exportStart
@@ -169,14 +196,12 @@ var exporterSettings = {
   'MAX_PAGES_PER_WINDOW': '10000'
   'APPLICATIONINSIGHTS_CONNECTION_STRING': applicationInsights.properties.ConnectionString
   'EXPORT_MODE': exportMode
-  'EXPORT_QUEUE': 'export-units'
-  'WORK_LEASE_SECONDS': '60'
 }
 
 // Platform settings the exporter does not read. Flex Consumption takes the
 // runtime and version from functionAppConfig and rejects
 // FUNCTIONS_WORKER_RUNTIME / FUNCTIONS_EXTENSION_VERSION / WEBSITE_RUN_FROM_PACKAGE.
-var platformSettings = {
+var platformSettings = union({
   // Application Insights accepts Entra ID telemetry only: the host and the
   // OpenTelemetry exporter both sign in with the system-assigned identity.
   'APPLICATIONINSIGHTS_AUTHENTICATION_STRING': 'Authorization=AAD'
@@ -187,7 +212,11 @@ var platformSettings = {
   // linked. Not PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: that makes the worker
   // start a second Azure Monitor exporter beside the one in function_app.py.
   'PYTHON_ENABLE_OPENTELEMETRY': 'true'
-}
+}, queueBatchSize > 0 ? {
+  // A host.json value overridden by an app setting (AzureFunctionsJobHost__ + its
+  // path with __): the per-instance batch of the queue trigger, set at deployment.
+  'AzureFunctionsJobHost__extensions__queues__batchSize': string(queueBatchSize)
+} : {})
 
 resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   parent: app

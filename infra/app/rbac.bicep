@@ -1,7 +1,7 @@
 // Role assignments for the function app's system-assigned identity (and,
 // optionally, for the deploying user so they can run the CLI check and
-// rotate secrets). The identity that reads Key Vault secrets for the app's
-// Key Vault references is granted in core/keyvault.bicep.
+// rotate secrets). The user-assigned identity that resolves the app's Key Vault
+// references (@Microsoft.KeyVault(...) app settings) is granted in core/keyvault.bicep.
 
 param storageAccountName string
 param keyVaultName string
@@ -20,19 +20,32 @@ var roles = {
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
+  keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
 }
 
-// Host storage (blob leases for the timer, deployment package), queues used by
-// the host, and the position table.
+// Host storage (blob leases for the timer, deployment package); the work queue
+// EXPORT_QUEUE: the planner adds messages, the host's queue trigger (an
+// identity-based AzureWebJobsStorage connection) reads, updates and deletes them
+// and moves a failed one to <queue>-poison; `status` and the queue metrics read
+// both queues' depth. Storage Queue Data Contributor covers all of it, and lets
+// the host and the CLI create a queue that is missing. The narrower set, if your
+// policy asks for it: Storage Queue Data Reader + Storage Queue Data Message
+// Processor (what the queue trigger's documentation lists) + Storage Queue Data
+// Message Sender (the planner's adds, the move to poison); then no queue can be
+// created at run time, so both must exist (core/storage.bicep creates them).
+// The position and destination tables: Storage Table Data Contributor.
 var appStorageRoles = [
   roles.storageBlobDataOwner
   roles.storageQueueDataContributor
   roles.storageTableDataContributor
 ]
 
+// The deploying user runs the CLI against the app storage: check, status (queue
+// depth), plan, destinations add/list, the poison queue runbook.
 var userStorageRoles = [
   roles.storageBlobDataContributor
+  roles.storageQueueDataContributor
   roles.storageTableDataContributor
 ]
 
@@ -58,8 +71,21 @@ resource appStorage 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for 
   }
 }]
 
-// No Key Vault role for the system-assigned identity: the app's Key Vault
-// references resolve with the user-assigned identity, granted in core/keyvault.bicep.
+// Key Vault Secrets User (read secret values, nothing else) for the system-assigned
+// identity: the exporter reads the @kv:NAME references of its named destinations
+// from KEY_VAULT_URL at run time with DefaultAzureCredential, which is this
+// identity (it is given no client id). The app settings' Key Vault references do
+// not depend on it: they resolve with the user-assigned identity, granted before
+// the app existed (core/keyvault.bicep).
+resource appSecrets 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(vault.id, appPrincipalId, roles.keyVaultSecretsUser)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
 
 // Application Insights has local auth disabled: telemetry is sent with the identity.
 resource appTelemetry 'Microsoft.Authorization/roleAssignments@2022-04-01' = {

@@ -1,5 +1,6 @@
-// The function app's own storage account: host storage (timer locks), the Flex
-// deployment package and the exporter's position table. Identity access only.
+// The function app's own storage account (AzureWebJobsStorage): host storage
+// (timer locks), the Flex deployment package, the exporter's position and
+// destination tables, and the work queue with its poison queue. Identity access only.
 
 @description('Storage account name (3-24 lower-case letters and digits).')
 param name string
@@ -11,6 +12,15 @@ param deploymentContainerName string
 
 @description('Table holding per-type file positions (the app\'s STATE_TABLE).')
 param stateTableName string
+
+@description('Table holding the named destinations (the app\'s DESTINATIONS_TABLE).')
+param destinationsTableName string
+
+@description('Queue of export units (the app\'s EXPORT_QUEUE) that the queue trigger reads.')
+param exportQueueName string
+
+@description('Where the Functions host moves a message after maxDequeueCount failed attempts: always <queue>-poison.')
+param poisonQueueName string
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name
@@ -48,6 +58,28 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     // deployment be checked before the first timer run.
     resource stateTable 'tables' = {
       name: stateTableName
+    }
+
+    // Named destinations (`python -m shared.cli destinations add ...`). Holds
+    // settings and secret references (@env:/@kv:), never a secret value.
+    resource destinationsTable 'tables' = {
+      name: destinationsTableName
+    }
+  }
+
+  // The planner (timer) enqueues one message per due (destination, type, window);
+  // the queue trigger runs it. The host creates both queues on demand too; creating
+  // them here lets `status` and the alerts see them before the first tick, and
+  // makes the poison queue exist before anyone looks into it.
+  resource queueService 'queueServices' = {
+    name: 'default'
+
+    resource exportQueue 'queues' = {
+      name: exportQueueName
+    }
+
+    resource poisonQueue 'queues' = {
+      name: poisonQueueName
     }
   }
 }
