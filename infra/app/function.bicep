@@ -35,8 +35,6 @@ param stateTableName string = 'exporterpositions'
 param destinationsTableName string = 'exporterdestinations'
 param exportQueueName string = 'export-units'
 param exportSchedule string = '0 */10 * * * *'
-@description('NCRONTAB schedule of the daily verify timer (VERIFY_SCHEDULE), e.g. 0 30 3 * * *; empty: off.')
-param verifySchedule string = ''
 
 @description('NCRONTAB of the scheduled verify; empty = off.')
 param verifySchedule string = ''
