@@ -9,8 +9,10 @@ from __future__ import annotations
 import azure.functions as func
 
 from shared.redact import install_log_redaction
+from shared.settings import verify_schedule
 from shared.telemetry import configure_from_env, quiet_sdk_loggers
 from shared.timer import export_blueprint
+from shared.verify_timer import verify_blueprint
 
 install_log_redaction()
 configure_from_env()
@@ -18,3 +20,5 @@ quiet_sdk_loggers()
 
 app = func.FunctionApp()
 app.register_functions(export_blueprint)
+if schedule := verify_schedule():  # VERIFY_SCHEDULE: the daily audit, off by default
+    app.register_functions(verify_blueprint(schedule))

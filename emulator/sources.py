@@ -114,6 +114,19 @@ class StaticSource(Source):
                 self._rows.setdefault(ctype, []).append((ns, mid, raw))
                 self._dirty.add(ctype)
 
+    def remove(self, message_ids: Iterable[str]) -> int:
+        """Drop the calls with these messageIds (a window that changes after it was exported); how many."""
+        drop = set(message_ids)
+        removed = 0
+        with self._lock:
+            for ctype, rows in self._rows.items():
+                kept = [r for r in rows if r[1] not in drop]
+                removed += len(rows) - len(kept)
+                if len(kept) != len(rows):
+                    self._rows[ctype] = kept
+                    self._dirty.add(ctype)
+        return removed
+
     def _sorted(self, call_type: str):
         with self._lock:
             rows = self._rows.get(call_type)

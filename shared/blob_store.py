@@ -14,10 +14,11 @@ our errors in shared/azure_errors.py.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -95,6 +96,19 @@ class FileIdentity:
             and md.get("position") == str(self.position)
             and md.get("kind", "data") == self.kind
         )
+
+
+@dataclass(frozen=True)
+class ListedBlob:
+    """A blob as a listing or a properties read shows it: name, size, metadata (keys lower case)."""
+
+    name: str
+    size: int
+    metadata: dict[str, str]
+
+
+def _listed(props: Any) -> ListedBlob:
+    return ListedBlob(props.name, int(props.size), {k.lower(): v for k, v in (props.metadata or {}).items()})
 
 
 @dataclass(frozen=True)
@@ -221,6 +235,62 @@ class BlobStore:
                    "(or BLOB_ACCOUNT_URL/BLOB_CONTAINER) and BLOB_PATH")
             return None
         return dict(props.metadata or {})
+
+    # -- reading back (manifests, verify) -------------------------------------------------------
+    def listing(self, prefix: str) -> Iterator[ListedBlob]:
+        """The blobs whose names start with ``prefix`` (from the container root), in name order,
+        with their metadata; fetched a page at a time."""
+        pages = self.call("l", lambda: self.container.list_blobs(name_starts_with=prefix,
+                                                                  include=["metadata"]).by_page())
+        while True:
+            page = self.call("l", lambda: next(pages, None))
+            if page is None:
+                return
+            items: list[Any] = self.call("l", functools.partial(list, page))
+            yield from (_listed(p) for p in items)
+
+    def properties(self, name: str) -> ListedBlob | None:
+        """The blob's size and metadata, or None when there is none by that name."""
+        try:
+            props = self.call("r", lambda: self.container.get_blob_client(name).get_blob_properties())
+        except ResourceNotFoundError as exc:
+            absent(exc, frozenset({"BlobNotFound"}), f"blob storage answered 404 {{code}} for {name}")
+            return None
+        return ListedBlob(name, int(props.size), {k.lower(): v for k, v in (props.metadata or {}).items()})
+
+    def download(self, name: str) -> bytes | None:
+        """The blob's bytes (a small one: a manifest), or None when there is none by that name."""
+        try:
+            return self.call("r", lambda: self.container.download_blob(name).readall())
+        except ResourceNotFoundError as exc:
+            absent(exc, frozenset({"BlobNotFound"}), f"blob storage answered 404 {{code}} for {name}")
+            return None
+
+    def chunks(self, name: str) -> Iterator[bytes] | None:
+        """The blob's bytes as they arrive (a data file, streamed), or None when it is not there."""
+        try:
+            downloader = self.call("r", lambda: self.container.download_blob(name))
+        except ResourceNotFoundError as exc:
+            absent(exc, frozenset({"BlobNotFound"}), f"blob storage answered 404 {{code}} for {name}")
+            return None
+
+        def stream() -> Iterator[bytes]:
+            chunks = downloader.chunks()
+            while (chunk := self.call("r", lambda: next(chunks, None))) is not None:
+                yield chunk
+
+        return stream()
+
+    def create_small(self, name: str, data: bytes, content_type: str, metadata: dict[str, str]) -> bool:
+        """Create a small blob in one create-only request; False when the name is taken."""
+        try:
+            self.call("cw", lambda: self.container.get_blob_client(name).upload_blob(
+                data, length=len(data), overwrite=False, content_settings=ContentSettings(content_type=content_type),
+                metadata=metadata, validate_content=CONTENT_MD5,
+            ))
+            return True
+        except (ResourceExistsError, ResourceModifiedError):
+            return False
 
     def open(
         self, name: str, identity: FileIdentity, content_type: str, *, guard: Callable[[], None] | None = None

@@ -7,6 +7,8 @@
     python -m shared.cli check [NAME]          per destination, one line per check with pass/fail and the fix
     python -m shared.cli destinations add NAME SETTING=VALUE ...   add or replace a named destination
     python -m shared.cli destinations list|enable NAME|disable NAME|remove NAME
+    python -m shared.cli verify [--deep] [--against-etl] [--since T] [--until T] [--backfill ID] [--destination NAME]
+                                               audit the files, manifests and positions of one sequence
     python -m shared.cli backfill --start T1 --end T2 [--types t,...] [--id ID]
                                                export a closed range again as its own sequence
     python -m shared.cli rejected list [--since T]     the quarantined calls by reason, type, window
@@ -16,7 +18,8 @@
 
 Settings come from the environment, over the ``Values`` of ./local.settings.json when present (as
 ``func`` does); ``--settings PATH`` reads another file (which must exist), ``--no-settings`` none.
-Exit status: 0 success, 1 the run (of any destination) or a check failed, 2 bad settings or usage.
+Exit status: 0 success, 1 the run (of any destination) or a check failed (or verify found a problem),
+2 bad settings or usage.
 Destinations: shared/destinations.py; secret references in them: shared/secret_refs.py.
 
 Everything the commands print goes through a redacting writer (:class:`shared.redact.RedactingWriter`
@@ -33,7 +36,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TextIO, cast
+from typing import Any, TextIO, cast
 
 from shared.backfill import Definition, UsageError, derived_id, parse_id, parse_range, parse_types
 from shared.backfill_run import definitions, drive, progress_of, recipe_of, record, recorded
@@ -62,6 +65,7 @@ from shared.sequence import Sequence as ExportSequence
 from shared.settings import Settings, load_local_settings
 from shared.summary import RunSummary
 from shared.telemetry import configure_azure_monitor, quiet_sdk_loggers
+from shared.verify import verify
 from shared.windows import WINDOW, floor_window, format_rfc3339, parse_rfc3339
 from shared.work_cli import cmd_plan, cmd_work, print_queue
 
@@ -94,6 +98,15 @@ def _parser() -> argparse.ArgumentParser:
     for op, what in (("enable", "schedule NAME again"), ("disable", "stop scheduling NAME (state and files stay)"),
                      ("remove", "delete NAME's row (state and files stay)")):
         ops.add_parser(op, help=what).add_argument("name")
+    audit = sub.add_parser("verify", help="audit one sequence: positions, metadata, manifests, foreign blobs")
+    audit.add_argument("--deep", action="store_true", help="re-read every file: SHA-256 and row count")
+    audit.add_argument("--against-etl", action="store_true",
+                       help="read each manifested window again from the ETL API and compare the messageIds")
+    audit.add_argument("--since", help="only windows starting at or after this RFC 3339 time")
+    audit.add_argument("--until", help="only windows starting before this RFC 3339 time")
+    audit.add_argument("--backfill", metavar="ID", help="audit the backfill ID (its folder _backfill/ID/)")
+    audit.add_argument("--destination", metavar="NAME", default=DEFAULT_DESTINATION,
+                       help="the destination (default: default, the app settings')")
     fill = sub.add_parser("backfill", help="export a closed range again into _backfill/ID/ (resumable)")
     fill.add_argument("--start", required=True, help="first window's start, RFC 3339 on a 10-minute boundary")
     fill.add_argument("--end", required=True, help="last window's end (closed: end + SETTLE_SECONDS <= now)")
@@ -191,6 +204,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except ValueError:
         print(f"error: --now {args.now!r} is not an RFC 3339 time", file=err)
         return EXIT_USAGE
+    if args.command == "verify":
+        return verify_command(settings, env, args, out, err)
     if args.command in ("plan", "work"):
         try:
             if args.command == "plan":
@@ -436,6 +451,66 @@ def print_status(settings: Settings, clients, now: datetime, out: TextIO,  # typ
     if named.name == DEFAULT_DESTINATION:  # backfills are of the default destination
         print_backfills(clients, pinned.key, out)
     return EXIT_OK
+
+
+def verify_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The verify command's options, or ValueError saying which one is wrong."""
+    bounds: dict[str, datetime | None] = {}
+    for flag in ("since", "until"):
+        raw = getattr(args, flag)
+        try:
+            bounds[flag] = parse_rfc3339(raw) if raw else None
+        except ValueError:
+            raise ValueError(f"--{flag} {raw!r} is not an RFC 3339 time, e.g. 2026-11-28T12:00:00Z") from None
+    try:
+        sequence = ExportSequence(args.destination, args.backfill)
+    except ValueError as exc:
+        raise ValueError(f"--backfill/--destination: {exc}") from None
+    return {"sequence": sequence, "deep": args.deep, "against_etl": args.against_etl, **bounds}
+
+
+def verify_command(settings: Settings, env: dict[str, str], args: argparse.Namespace, out: TextIO,
+                   err: TextIO) -> int:
+    """``verify``: the options checked, the destination's settings read, one sequence audited."""
+    try:
+        options = verify_options(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_USAGE
+    try:
+        named = get_destination(settings, args.destination, env=env)
+    except ExportError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_USAGE if isinstance(exc, SettingsError) else EXIT_FAILED
+    if named.settings is None:
+        print(f"error: destination {named.name}: {named.error}", file=err)
+        return EXIT_FAILED
+    try:
+        clients = build_clients(named.settings)
+    except ExportError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_FAILED
+    try:
+        return run_verify(named.settings, clients, out, **options)
+    except ExportError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_FAILED
+    finally:
+        close_clients(clients)
+
+
+def run_verify(settings: Settings, clients, out: TextIO, *, sequence: ExportSequence,  # type: ignore[no-untyped-def]
+               deep: bool, against_etl: bool, since: datetime | None, until: datetime | None) -> int:
+    """Audit one sequence: one line per problem, a summary line; 1 on any problem."""
+    pin = clients.state.get_pin(sequence.destination)
+    dest = Destination(pin.integration_id, pin.action_id) if pin else clients.etl.destination()
+    folder = sequence.folder(settings.blob_path)
+    result = verify(clients.blobs, clients.state, dest, sequence, folder,
+                    lambda problem: print(problem.line(), file=out, flush=True), deep=deep,
+                    etl=clients.etl if against_etl else None, since=since, until=until,
+                    max_call_bytes=settings.max_call_bytes)
+    print(result.summary(sequence.label(), folder), file=out)
+    return EXIT_OK if result.ok else EXIT_FAILED
 
 
 def _failures(summary: RunSummary) -> str:

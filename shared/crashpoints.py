@@ -16,6 +16,8 @@ POINTS = (
     "after_file_commit",  # a data file is committed, the window's state not yet
     "before_state_commit",  # all files of the window committed
     "after_state_commit",  # the window is recorded as done
+    "before_manifest_commit",  # every type committed the window, its manifest not yet written
+    "after_manifest_commit",  # the manifest is written, the manifest cursor not yet moved
 )
 
 _counts: dict[str, int] = {}

@@ -22,6 +22,7 @@ from shared.clients import Clients
 from shared.errors import ExportError, WindowNotClosed
 from shared.etl_client import Destination
 from shared.finisher import Finisher
+from shared.manifests import ManifestChain
 from shared.memory import frozen_gc, tune_allocator
 from shared.pinning import pin_destination, pinned_for_backfill
 from shared.recipe import Recipe
@@ -109,6 +110,10 @@ def _run(settings: Settings, clients: Clients, now: datetime, summary: RunSummar
         log.warning("%s", exc)
         summary.units.append(UnitResult(exc.window, exc.call_type, UnitStatus.NOT_CLOSED, error=str(exc)))
         return
+    # The manifest chain starts before any unit of a new sequence commits (shared/manifests.py),
+    # in the sequence's folder (a backfill's settings carry it as blob_path).
+    key = sequence.state_key(dest.integration_id, dest.action_id)
+    ManifestChain(clients.blobs.at_path(settings.blob_path), clients.state, dest, key).start(states)
     if scope is None:
         plan = _plan(states, now, settings)
     else:

@@ -23,6 +23,7 @@ from datetime import datetime
 from shared.clients import build_clients, close_clients
 from shared.errors import ExportError, WindowNotClosed
 from shared.export import positions
+from shared.manifests import ManifestChain
 from shared.planned import PlannedDestination, planned
 from shared.planner import due_items
 from shared.settings import Settings
@@ -98,7 +99,10 @@ def _plan_destination(name, sequence, dest_settings, now, settings, queue, marke
     clients = build_clients(dest_settings, **clients_kwargs)
     context = bind_log_context(destination=name)  # positions adds the ids; all undone here
     try:
-        _, states = positions(dest_settings, clients, now, sequence)
+        dest, states = positions(dest_settings, clients, now, sequence)
+        # The manifest chain starts before any unit of a new sequence commits (shared/manifests.py).
+        ManifestChain(clients.blobs.at_path(dest_settings.blob_path), clients.state, dest,
+                      sequence.state_key(dest.integration_id, dest.action_id)).start(states)
     finally:
         reset_log_context(context)
         close_clients(clients)

@@ -70,6 +70,7 @@ SETTINGS: tuple[Setting, ...] = (
             help="table holding the named destinations (in AzureWebJobsStorage)"),
     Setting("KEY_VAULT_URL", str, help="the Key Vault that @kv:NAME references in destination rows read"),
     Setting("EXPORT_SCHEDULE", str, DEFAULT_SCHEDULE, help="NCRONTAB schedule of the timer, with seconds"),
+    Setting("VERIFY_SCHEDULE", str, "", help="NCRONTAB schedule of the daily verify timer; empty: off"),
     Setting("EXPORT_START", str, help="RFC 3339 start of the first window for a new destination", per_destination=True),
     Setting("SETTLE_SECONDS", int, 60, minimum=0, maximum=86_400,
             help="a window is exported only when end + SETTLE_SECONDS <= now", per_destination=True),
@@ -145,6 +146,7 @@ class Settings:
     unit_budget_seconds: int
     max_pages_per_window: int
     export_schedule: str
+    verify_schedule: str
     appinsights_connection_string: str = field(repr=False)
     export_mode: str = "inline"
     export_queue: str = "export-units"
@@ -166,7 +168,8 @@ class Settings:
             f"etl_page_timeout_seconds={self.etl_page_timeout_seconds}, "
             f"unit_budget_seconds={self.unit_budget_seconds}, "
             f"max_pages_per_window={self.max_pages_per_window}), "
-            f"export_schedule={self.export_schedule!r}, export_mode={self.export_mode!r}, "
+            f"export_schedule={self.export_schedule!r}, verify_schedule={self.verify_schedule!r}, "
+            f"export_mode={self.export_mode!r}, "
             f"export_queue={self.export_queue!r}, work_lease_seconds={self.work_lease_seconds})"
         )
 
@@ -349,6 +352,7 @@ def _parse(env: Mapping[str, str]) -> Settings:
         run_budget_seconds=_int(env, "RUN_BUDGET_SECONDS"),
         unit_budget_seconds=_int(env, "UNIT_BUDGET_SECONDS"),
         export_schedule=export_schedule(env),
+        verify_schedule=verify_schedule(env),
         appinsights_connection_string=_get(env, "APPLICATIONINSIGHTS_CONNECTION_STRING"),
         export_mode=_choice(env, "EXPORT_MODE"),
         export_queue=_queue_name(_get(env, "EXPORT_QUEUE") or str(SETTING["EXPORT_QUEUE"].default)),
@@ -449,6 +453,8 @@ def _key_vault_url(env: Mapping[str, str]) -> str:
     return raw.rstrip("/") + "/"
 
 
+#: A daily verify at 03:30 UTC: the example the settings' errors and the docs give.
+DAILY_VERIFY = "0 30 3 * * *"
 def _queue_name(name: str) -> str:
     """A queue name whose poison queue (``<name>-poison``) is valid too (3-63 characters in all)."""
     if not (3 <= len(name) <= 56 and re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name)):
@@ -488,19 +494,30 @@ def export_schedule(env: Mapping[str, str] | None = None) -> str:
     The timer reads it when the app loads (shared/timer.py): the trigger is bound to the value,
     not to ``%EXPORT_SCHEDULE%``, so an app without the setting runs on the default.
     """
+    return _schedule(env, "EXPORT_SCHEDULE") or DEFAULT_SCHEDULE
+
+
+def verify_schedule(env: Mapping[str, str] | None = None) -> str:
+    """``VERIFY_SCHEDULE``, checked as a six-field NCRONTAB; "" (the default) leaves the verify
+    timer out of the app (shared/verify_timer.py)."""
+    return _schedule(env, "VERIFY_SCHEDULE")
+
+
+def _schedule(env: Mapping[str, str] | None, name: str) -> str:
+    """The setting ``name`` as a checked six-field NCRONTAB schedule, or "" when unset."""
     env = os.environ if env is None else env
-    raw = _get(env, "EXPORT_SCHEDULE")
+    raw = _get(env, name)
     if not raw:
-        return DEFAULT_SCHEDULE
+        return ""
     fields = raw.split()
     usage = ("use six fields 'second minute hour day month day-of-week', "
-             f"e.g. '{DEFAULT_SCHEDULE}' (every 10 minutes)")
+             f"e.g. '{DEFAULT_SCHEDULE}' (every 10 minutes) or '{DAILY_VERIFY}' (daily at 03:30)")
     if len(fields) != 6:
-        raise SettingsError(f"EXPORT_SCHEDULE={raw!r} is not an NCRONTAB schedule: {usage}")
-    for text, (name, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
+        raise SettingsError(f"{name}={raw!r} is not an NCRONTAB schedule: {usage}")
+    for text, (field_name, low, high, names) in zip(fields, _CRON_FIELDS, strict=True):
         if not _cron_field_ok(text, low, high, names):
             raise SettingsError(
-                f"EXPORT_SCHEDULE={raw!r}: the {name} field {text!r} is not valid "
+                f"{name}={raw!r}: the {field_name} field {text!r} is not valid "
                 f"(numbers {low}-{high}{', names' if names else ''}, '*', ranges a-b, lists a,b, "
                 f"steps /n): {usage}"
             )

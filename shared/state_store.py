@@ -21,8 +21,9 @@ the fix, never a raw ``ValueError`` and never a default (an empty ``window_end``
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -49,6 +50,10 @@ READ_TIMEOUT = 30
 RETRY_TOTAL = 5
 RETRY_BACKOFF = 1
 
+
+#: PartitionKey of the manifest cursor rows (RowKey: the sequence's state key), which
+#: parse_state_key rejects, so no type row and no pin ever shares it.
+CURSORS_PARTITION = "manifests"
 
 #: PartitionKey of the destination pin rows. Type rows are keyed ``{integration}.{action}``, and ids
 #: never hold a '.', so a pin never shares a partition with them.
@@ -94,6 +99,20 @@ class TypeState:
     @property
     def next_position(self) -> int:
         return self.position + 1
+
+
+@dataclass(frozen=True)
+class ManifestCursor:
+    """Where a sequence's manifest chain stands: the end of its last manifest's window (or, before
+    the first one, where the chain starts), that manifest's name and SHA-256, and each type's last
+    position at that instant (shared/manifests.py)."""
+
+    state_key: str
+    window_end: datetime
+    name: str = ""  # "" before the first manifest
+    sha256: str = ""
+    positions: dict[str, int] = field(default_factory=dict)
+    etag: str = ""
 
 
 def make_table_service(
@@ -255,6 +274,34 @@ def _state_to_entity(state: TypeState) -> dict[str, Any]:
     }
 
 
+def _entity_to_cursor(entity: Any, table: str) -> ManifestCursor:
+    row = _Row(entity, table)
+    window_end = row.moment("window_end", required=True)
+    assert window_end is not None
+    try:
+        positions = json.loads(row.text("positions") or "{}")
+        if not isinstance(positions, dict) or not all(
+                t in CALL_TYPES and type(p) is int and p >= 0 for t, p in positions.items()):
+            raise ValueError
+    except ValueError:
+        raise row.unreadable("positions", "is not a JSON object of call types and positions") from None
+    return ManifestCursor(
+        state_key=entity["RowKey"], window_end=window_end, name=row.text("name"), sha256=row.text("sha256"),
+        positions=positions, etag=entity.metadata.get("etag", "") if hasattr(entity, "metadata") else "",
+    )
+
+
+def _cursor_to_entity(cursor: ManifestCursor) -> dict[str, Any]:
+    return {
+        "PartitionKey": CURSORS_PARTITION,
+        "RowKey": cursor.state_key,
+        "window_end": format_rfc3339(cursor.window_end),
+        "name": cursor.name,
+        "sha256": cursor.sha256,
+        "positions": json.dumps(cursor.positions, sort_keys=True, separators=(",", ":")),
+    }
+
+
 def _pin_to_entity(pin: DestinationPin) -> dict[str, Any]:
     return {
         "PartitionKey": PINS_PARTITION,
@@ -372,12 +419,50 @@ class StateStore:
                 match_condition=MatchConditions.IfNotModified,
             ))
 
-    def destination_keys(self) -> set[str]:
-        """The ``{integration}.{action}`` keys that have type rows in the table (pins and backfill
-        definitions excluded)."""
+    def type_rows(self, dest_key: str) -> dict[str, TypeState]:
+        """Every type row of a state key, in one query (the types that have none are absent)."""
         try:
             entities = self._call(lambda: list(self.table.query_entities(
-                f"PartitionKey ne '{PINS_PARTITION}' and PartitionKey ne '{BACKFILLS_PARTITION}'",
+                "PartitionKey eq @key", parameters={"key": dest_key})), reading=True)
+        except ResourceNotFoundError:
+            return {}
+        return {e["RowKey"]: _entity_to_state(e, self.table_name) for e in entities if e["RowKey"] in CALL_TYPES}
+
+    # -- manifest cursors ---------------------------------------------------------------------
+    def get_cursor(self, state_key: str) -> ManifestCursor | None:
+        try:
+            entity = self._call(lambda: self.table.get_entity(CURSORS_PARTITION, state_key), reading=True)
+        except ResourceNotFoundError:
+            return None
+        return _entity_to_cursor(entity, self.table_name)
+
+    def create_cursor(self, cursor: ManifestCursor) -> ManifestCursor:
+        """Insert the cursor if absent; when another writer inserted one first, theirs is returned."""
+        with contextlib.suppress(ResourceExistsError):
+            self._call(lambda: self.table.create_entity(_cursor_to_entity(cursor)))
+        current = self.get_cursor(cursor.state_key)
+        if current is None:
+            raise StorageError(f"the manifest cursor {cursor.state_key} vanished after it was created")
+        return current
+
+    def advance_cursor(self, before: ManifestCursor, after: ManifestCursor) -> ManifestCursor | None:
+        """Move the cursor (If-Match): the new cursor, or None when another writer moved it first."""
+        try:
+            meta = self._call(lambda: self.table.update_entity(
+                _cursor_to_entity(after), mode=UpdateMode.REPLACE, etag=before.etag,
+                match_condition=MatchConditions.IfNotModified,
+            ))
+            return replace(after, etag=meta.get("etag", ""))
+        except ResourceModifiedError:
+            return None
+
+    def destination_keys(self) -> set[str]:
+        """The ``{integration}.{action}`` keys that have type rows in the table (pins, backfill
+        definitions and manifest cursors excluded)."""
+        try:
+            entities = self._call(lambda: list(self.table.query_entities(
+                f"PartitionKey ne '{PINS_PARTITION}' and PartitionKey ne '{BACKFILLS_PARTITION}' "
+                f"and PartitionKey ne '{CURSORS_PARTITION}'",
                 select=["PartitionKey"])), reading=True)
         except ResourceNotFoundError:  # no table: no rows
             return set()

@@ -80,6 +80,7 @@ class WindowFiles:
             identity = FileIdentity(window.start, window.end, self.call_type, position)
             return blobs.open(name_of(position), identity, writer_cls.content_type_for(options), guard=guard)
 
+        self.blobs = blobs  # where the window's files go (its manifest too)
         self._blobs, self._name_of = blobs, name_of
 
         self.files = RotatingWriter(

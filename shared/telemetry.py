@@ -14,7 +14,8 @@ What is emitted (docs/operations.md says how to read it):
 - metrics ``exporter.calls``, ``exporter.files``, ``exporter.bytes``, ``exporter.rejected_calls``
   (counters, dimension ``type``), ``exporter.lag_seconds`` (gauge, dimensions ``type`` and
   ``destination``),
-  ``exporter.run_duration_seconds`` (histogram, dimension ``outcome``), ``exporter.failed_runs``;
+  ``exporter.run_duration_seconds`` (histogram, dimension ``outcome``), ``exporter.failed_runs``,
+  ``exporter.manifests`` (counter), ``exporter.verify.problems`` (gauge, dimension ``kind``);
 - the work queue's (docs/design.md, "Plan, queue, work"): ``exporter.queue.depth``,
   ``exporter.queue.oldest_age_seconds``, ``exporter.queue.poison`` (gauges, dimension ``queue``,
   recorded by each plan), ``exporter.units_in_flight`` (up-down counter),
@@ -72,6 +73,13 @@ backfill_windows = _meter.create_counter(
 )
 failed_runs = _meter.create_counter(
     "exporter.failed_runs", unit="{run}", description="Runs that ended with an error"
+)
+manifests_written = _meter.create_counter(
+    "exporter.manifests", unit="{manifest}", description="Window manifests committed"
+)
+verify_problems = _meter.create_gauge(
+    "exporter.verify.problems", unit="{problem}",
+    description="Problems the last verify found, by kind (0 when healthy)",
 )
 queue_depth = _meter.create_gauge(
     "exporter.queue.depth", unit="{message}",

@@ -24,6 +24,7 @@ from shared.clients import Clients
 from shared.crashpoints import crashpoint
 from shared.errors import ClaimLost, ExportError, StateConflictError, WindowNotClosed
 from shared.etl_client import Destination
+from shared.manifests import ManifestChain
 from shared.recipe import Recipe, UnreadableRecipe
 from shared.settings import Settings
 from shared.state_store import TypeState
@@ -152,7 +153,20 @@ class Unit(AbandonedOnError):
                     return Step(Next.STOP, result)
                 committed = current
             self._record(result)
+            self._manifests(files)
             return Step(Next.NEXT_WINDOW, result, committed)
+
+    def _manifests(self, files: WindowFiles) -> None:
+        """After the state commit: the manifest of every window the six types have now committed
+        (shared/manifests.py), in the folder the unit's files went to. A transient failure is left
+        to the next completion, which writes the missing manifests first."""
+        chain = ManifestChain(files.blobs, self.clients.state, self.dest, self.state.dest_key)
+        try:
+            chain.complete(files.recipe)
+        except ExportError as exc:
+            if not exc.transient:
+                raise
+            log.warning("the manifest of %s waits for the next window: %s", self.window.label(), exc)
 
     def _recipe(self, current: Recipe) -> Recipe:
         """The recipe the window is written with: the one its pending claim recorded (the claim

@@ -122,7 +122,10 @@ class Harness:
             return read_container(svc, self.container)
 
     def data_blobs(self) -> dict[str, StoredBlob]:
-        return {n: b for n, b in self.blobs().items() if "/_rejected/" not in n}
+        return {n: b for n, b in self.blobs().items() if "/_rejected/" not in n and "/_manifests/" not in n}
+
+    def manifests(self) -> dict[str, StoredBlob]:
+        return {n: b for n, b in self.blobs().items() if "/_manifests/" in n}
 
 
 @pytest.fixture

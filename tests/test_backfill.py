@@ -210,8 +210,11 @@ def test_a_backfill_exports_its_range_into_its_folder_and_the_live_sequence_is_u
     blobs = harness.blobs()
     mine = folder_blobs(blobs, bid)
     check_container(mine, expected_ids=in_window(calls, W0 + WINDOW, W0 + 4 * WINDOW, ("track", "page")),
-                    blob_path=f"{LIVE_PATH}/_backfill/{bid}")
-    assert {n.rsplit(".", 2)[-2] for n in mine} == {"track", "page"}
+                    blob_path=f"{LIVE_PATH}/_backfill/{bid}",
+                    manifest_windows=[W0 + i * WINDOW for i in (1, 2, 3)])  # its own chain, its types
+    assert {n.rsplit(".", 2)[-2] for n in mine if "/_manifests/" not in n} == {"track", "page"}
+    audit = harness.cli("verify", "--backfill", bid)
+    assert audit.returncode == 0 and "3 manifest(s)" in audit.stdout and "no problem" in audit.stdout, audit.stdout
     assert f"{LIVE_PATH}/_backfill/{bid}/2184.13699.1.track.csv" in mine  # positions from 1
     # The live sequence: its rows, its pin and its files exactly as before.
     assert state_rows(harness) == live_before

@@ -36,7 +36,7 @@ def _crash_mid_window(harness, **env):
 def _ids_by_folder(blobs) -> dict[str, Counter]:
     out: dict[str, Counter] = {}
     for name, blob in blobs.items():
-        if "/_rejected/" in name:
+        if "/_rejected/" in name or "/_manifests/" in name:
             continue
         out.setdefault(name.split("/", 1)[0], Counter()).update(r["messageId"] for r in rows_of(name, blob.data))
     return out
@@ -89,7 +89,8 @@ def test_a_window_pending_in_another_container_is_a_clear_error_until_that_conta
     assert sorted(harness.data_blobs()) == [f"old/2184.13699.{p}.track.csv" for p in (1, 2, 3)]
     assert run_with(harness, "2026-11-28T12:21:01Z", BLOB_SAS_URL=elsewhere, BLOB_PATH="old").ok
     with azurite.blob_service() as svc:
-        assert [b.name for b in svc.get_container_client(other).list_blobs()] == ["old/2184.13699.4.track.csv"]
+        assert [b.name for b in svc.get_container_client(other).list_blobs()] == [
+            "old/2184.13699.4.track.csv", "old/_manifests/2184.13699.20261128T1210Z.json"]
 
 
 def test_a_sas_rotation_or_a_switch_to_the_managed_identity_form_is_not_a_move():

@@ -57,7 +57,8 @@ def test_a_run_killed_at_any_step_is_repaired_by_the_next_run_exactly_once(harne
     before = snapshot(harness.blobs())
     rows_after_crash = state_rows(harness)
     proc = _rerun(harness)
-    check_container(harness.blobs(), expected_ids=ids_of(calls), expected_rejected=1, before=before)
+    check_container(harness.blobs(), expected_ids=ids_of(calls), expected_rejected=1, before=before,
+                    manifest_windows=[W0 + timedelta(minutes=10 * i) for i in range(3)])
     final = state_rows(harness)
     assert {t: r.position for t, r in final.items() if r.position} == {"track": 3, "identify": 3, "page": 3}
     assert all(r.pending_start is None for r in final.values())
@@ -105,7 +106,8 @@ def test_repeated_crashes_at_every_point_in_turn_still_end_exactly_once(harness)
         snapshots.append(snapshot(harness.blobs()))
         check_container(harness.blobs(), expected_ids=None, before=snapshots[-2] if len(snapshots) > 1 else None)
     assert _rerun_with(harness, MAX_FILE_ROWS="5").returncode == 0
-    check_container(harness.blobs(), expected_ids=ids_of(calls), expected_rejected=1, before=snapshots[-1])
+    check_container(harness.blobs(), expected_ids=ids_of(calls), expected_rejected=1, before=snapshots[-1],
+                    manifest_windows=[W0 + timedelta(minutes=10 * i) for i in range(3)])
     assert committed(state_rows(harness))["track"] == (9, W0 + timedelta(minutes=30))
 
 

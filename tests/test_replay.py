@@ -106,11 +106,13 @@ def test_replays_of_the_same_dead_letters_never_both_export_a_call(harness):
     # replay exports no data file, so it does not stand in the way of the next one.
     proc = harness.cli("rejected", "replay", "--id", "same-settings", "--now", now)
     assert proc.returncode == 0, proc.stderr
-    assert not [n for n in harness.blobs() if "/_backfill/same-settings/" in n and "/_rejected/" not in n]
+    assert not [n for n in harness.blobs() if "/_backfill/same-settings/" in n and "/_rejected/" not in n
+                and "/_manifests/" not in n]
     harness.env["MAX_CALL_BYTES"] = "200000"
     raised = harness.cli("rejected", "replay", "--id", "raised", "--now", now)
     assert raised.returncode == 0 and "replay raised done" in raised.stdout, raised.stderr
-    assert [n for n in harness.blobs() if "/_backfill/raised/" in n and "/_rejected/" not in n]
+    assert [n for n in harness.blobs() if "/_backfill/raised/" in n and "/_rejected/" not in n
+            and "/_manifests/" not in n]
     before = snapshot(harness.blobs())
     again = harness.cli("rejected", "replay", "--id", "again", "--types", "page", "--now", now)
     assert again.returncode == 1, again.stdout

@@ -491,6 +491,28 @@ def test_configuring_application_insights_installs_the_span_scrubbing(tmp_path):
     assert attributes["exporter.error"] == "refused REDACTED"
 
 
+def test_manifests_written_are_counted_and_the_verify_timer_sets_its_problems_gauge_per_kind(
+        harness, otel, monkeypatch):
+    from shared.verify_timer import run_verify_tick
+
+    _run_two_windows(harness)  # NOW is 12:21:01: windows 12:00 and 12:10
+    points = otel.points()
+    assert sum(p.value for p in points["exporter.manifests"]) == 2
+    for name, value in {**harness.env, "EXPORT_START": "2026-11-28T12:00:00Z"}.items():
+        monkeypatch.setenv(name, value)
+    assert run_verify_tick().ok
+    gauge = {p.attributes["kind"]: p.value for p in otel.points()["exporter.verify.problems"]}
+    assert set(gauge) >= {"foreign", "gap", "chain", "metadata"} and not any(gauge.values())
+    with harness.azurite.blob_service() as svc:
+        svc.get_container_client(harness.container).upload_blob("exports/segment/stray.csv", b"x")
+    otel.clear()
+    result = run_verify_tick()
+    assert not result.ok
+    gauge = {p.attributes["kind"]: p.value for p in otel.points()["exporter.verify.problems"]}
+    assert gauge["foreign"] == 1 and sum(gauge.values()) == 1
+    summaries = [r for r in otel.logs.get_finished_logs() if "verify default in exports/segment" in str(
+        r.log_record.body)]
+    assert len(summaries) == 1 and "1 problem(s) (foreign 1)" in str(summaries[0].log_record.body)
 def test_a_plan_records_the_queue_gauges_and_each_work_item_its_duration_lag_and_flight(azurite, tmp_path, otel):
     from shared.planning import plan
     from shared.work_queue import WorkQueue

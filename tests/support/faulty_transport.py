@@ -35,13 +35,18 @@ def blob_name(request: object) -> str:
 
 
 def is_blob_commit(request: object) -> bool:
-    """PUT ...?comp=blocklist, or a Put Blob (single-shot upload) of a data file."""
+    """PUT ...?comp=blocklist, or a Put Blob (single-shot upload) of a data file (not of a dead-letter
+    file or a manifest)."""
     if request.method != "PUT":  # type: ignore[attr-defined]
         return False
     comp = _query(request).get("comp", [""])[0]
     if comp == "blocklist":
         return True
-    return comp == "" and "/_rejected/" not in blob_name(request)
+    return comp == "" and "/_rejected/" not in blob_name(request) and "/_manifests/" not in blob_name(request)
+
+
+def is_manifest_commit(request: object) -> bool:
+    return request.method == "PUT" and "/_manifests/" in blob_name(request)  # type: ignore[attr-defined]
 
 
 def is_rejected_commit(request: object) -> bool:

@@ -9,7 +9,11 @@
   and each row is of that type with ``receivedAt`` inside the file's window;
 * no blob present in an earlier snapshot was modified (etag and last_modified unchanged);
 * ``_rejected/`` files are named by window and type, every line has a reason and the original
-  line (or, over the line cap, its SHA-256), and their count is what the test expects.
+  line (or, over the line cap, its SHA-256), and their count is what the test expects;
+* ``_manifests/`` form one chain (each names the SHA-256 of the one before, windows back to back,
+  the first with no previous), each lists exactly the data and dead-letter files of its window with
+  their rows, bytes and SHA-256 and each type's positions continuing the previous manifest's, and
+  (``manifest_windows``) there is one for exactly the windows the test expects.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ class ContainerReport:
     ids: Counter[str] = field(default_factory=Counter)
     rejected: list[dict[str, Any]] = field(default_factory=list)
     snapshot: Snapshot = field(default_factory=dict)
+    manifest_windows: list[datetime] = field(default_factory=list)
 
 
 def snapshot(blobs: dict[str, StoredBlob]) -> Snapshot:
@@ -48,6 +53,7 @@ def check_container(
     dest_key: str = "2184.13699",
     expected_rejected: int | None = None,
     before: Snapshot | None = None,
+    manifest_windows: list[datetime] | None = None,
 ) -> ContainerReport:
     report = ContainerReport(snapshot=snapshot(blobs))
     prefix = f"{blob_path}/" if blob_path else ""
@@ -59,7 +65,13 @@ def check_container(
     )
     problems: list[str] = []
     positions: dict[str, dict[int, datetime]] = defaultdict(dict)
+    manifests_prefix = f"{prefix}_manifests/"
+    problems += _check_manifests({n: b for n, b in blobs.items() if n.startswith(manifests_prefix)},
+                                 {n: b for n, b in blobs.items() if not n.startswith(manifests_prefix)},
+                                 manifests_prefix, dest_key, manifest_windows, report)
     for name, blob in sorted(blobs.items()):
+        if name.startswith(manifests_prefix):
+            continue
         md = {k.lower(): v for k, v in blob.metadata.items()}
         if md.get("sha256") != hashlib.sha256(blob.data).hexdigest():
             problems.append(f"{name}: sha256 metadata does not match the content")
@@ -135,6 +147,74 @@ def check_container(
             problems.append(f"{name}: was modified after its commit ({stamp} -> {report.snapshot[name]})")
     assert not problems, "container invariants broken:\n  " + "\n  ".join(problems)
     return report
+
+
+def _check_manifests(manifests: dict[str, StoredBlob], others: dict[str, StoredBlob], prefix: str,
+                     dest_key: str, expected: list[datetime] | None, report: ContainerReport) -> list[str]:
+    """The manifest chain, against the data and dead-letter files it lists (module docstring)."""
+    from shared.manifest import ManifestError, parse
+
+    problems: list[str] = []
+    previous: tuple[str, bytes] | None = None
+    last_positions: dict[str, int] | None = None
+    listed: set[str] = set()
+    windows: list[datetime] = []
+    for name in sorted(manifests):
+        blob = manifests[name]
+        stamp = name[len(prefix):]
+        try:
+            m = parse(blob.data)
+        except ManifestError as exc:
+            problems.append(f"{name}: unreadable manifest: {exc}")
+            continue
+        if stamp != f"{dest_key}.{m.window.start.strftime('%Y%m%dT%H%MZ')}.json" or m.key != dest_key:
+            problems.append(f"{name}: name does not match its window {m.window} or ids {m.key}")
+        if not blob.data.endswith(b"\n") or json.dumps(json.loads(blob.data), sort_keys=True,
+                                                         separators=(",", ":"), ensure_ascii=False) + "\n" \
+                != blob.data.decode("utf-8"):
+            problems.append(f"{name}: not canonical JSON")
+        if previous is None:
+            if m.previous_name is not None:
+                problems.append(f"{name}: the first manifest names a previous one ({m.previous_name})")
+        else:
+            prev_name, prev_data = previous
+            if m.previous_name != prev_name or m.previous_sha256 != hashlib.sha256(prev_data).hexdigest():
+                problems.append(f"{name}: previous {m.previous_name} {m.previous_sha256} is not {prev_name}")
+            if windows and m.window.start != windows[-1] + timedelta(minutes=10):
+                problems.append(f"{name}: does not follow the window {windows[-1]}")
+        windows.append(m.window.start)
+        for t, outcome in m.types.items():
+            want_first = (last_positions[t] + 1) if last_positions is not None else None
+            got = [f.position for f in outcome.files]
+            if want_first is not None and got and got[0] != want_first:
+                problems.append(f"{name}: {t} files start at {got[0]}, not {want_first}")
+            if got != list(range(got[0], got[0] + len(got))) if got else False:
+                problems.append(f"{name}: {t} positions {got} are not consecutive")
+            if outcome.last_position != (got[-1] if got else (last_positions or {}).get(t, outcome.last_position)):
+                problems.append(f"{name}: {t} last_position {outcome.last_position} does not follow its files")
+            for f in [*outcome.files, *([outcome.rejected] if outcome.rejected else [])]:
+                listed.add(f.name)
+                stored = others.get(f.name)
+                if stored is None:
+                    problems.append(f"{name}: lists {f.name}, which is not there")
+                    continue
+                md = {k.lower(): v for k, v in stored.metadata.items()}
+                if (f.sha256, str(f.rows), f.bytes) != (md.get("sha256"), md.get("rows"), len(stored.data)) \
+                        or md.get("window_start") != m.as_json()["window"]["start"]:
+                    problems.append(f"{name}: {f.name} is listed as {f} but is {md} ({len(stored.data)} bytes)")
+        last_positions = {t: o.last_position for t, o in m.types.items()}
+        previous = (name, blob.data)
+    if windows:
+        first, end = windows[0], windows[-1] + timedelta(minutes=10)
+        for n, b in others.items():
+            md = {k.lower(): v for k, v in b.metadata.items()}
+            start = md.get("window_start")
+            if start and first <= parse_rfc3339(start) < end and n not in listed:
+                problems.append(f"{n}: of a manifested window but in no manifest")
+    if expected is not None and windows != expected:
+        problems.append(f"manifests for windows {windows}, expected {expected}")
+    report.manifest_windows = windows
+    return problems
 
 
 def ids_of(calls: list[dict[str, Any]]) -> set[str]:

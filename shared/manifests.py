@@ -1,0 +1,204 @@
+"""Writing a sequence's window manifests, from what is in storage (docs/design.md, "Manifests").
+
+After a unit's state commit, :meth:`ManifestChain.complete` reads the sequence's type rows (six
+for a live export, a backfill's types for a backfill):
+every window that ends at or before the least committed ``window_end`` and has no manifest yet gets
+one, oldest first. Where the chain stands is a cursor row in STATE_TABLE (PartitionKey
+``manifests``, RowKey the sequence's state key: shared/state_store.py ``ManifestCursor``): the
+end of the last manifest's window, its name and SHA-256 and each type's last position then.
+
+A window's files of a type are the positions after the previous manifest's last one whose
+metadata names this window (positions are gapless and windows commit in order per type), its
+dead-letter file has a fixed name: the manifest is a pure function of the previous manifest and
+the blobs, built by whoever completes the window (any run, any instance), never from memory. It
+is committed create-only; a 409 whose blob says the same (the recipe aside) is a manifest already
+written (a racing writer, a crash before the cursor moved); anything else is a permanent
+:class:`BlobConflictError`. A crash anywhere leaves the cursor behind: the next completion writes
+the missing manifests first, in order. Costs per unit: two Table reads; per window: one listing per
+file of a type plus one, six dead-letter reads, one upload and one Table write.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from shared.blob_store import BlobStore, FileIdentity
+from shared.calltypes import CALL_TYPES
+from shared.crashpoints import crashpoint
+from shared.errors import BlobConflictError, StorageError
+from shared.etl_client import Destination
+from shared.manifest import (
+    CONTENT_TYPE,
+    ListedFile,
+    Manifest,
+    ManifestError,
+    TypeOutcome,
+    manifest_name,
+    parse,
+    recipe_json,
+    sha256_hex,
+)
+from shared.sequence import Sequence, parse_state_key
+from shared.state_store import ManifestCursor, StateStore, TypeState
+from shared.telemetry import manifests_written
+from shared.windows import WINDOW, Window, format_rfc3339
+
+log = logging.getLogger(__name__)
+
+#: Most manifests one completion writes (a repair after a long outage goes on at the next one).
+MAX_PER_CALL = 200
+
+
+class ManifestChain:
+    """The manifests of one sequence (its state key) in one folder (where its files go)."""
+
+    def __init__(self, blobs: BlobStore, state: StateStore, dest: Destination, state_key: str) -> None:
+        self.blobs = blobs  # at the sequence's folder
+        self.state = state
+        self.dest = dest
+        self.state_key = state_key
+        parsed = parse_state_key(state_key)
+        self.sequence = parsed[1] if parsed else Sequence()
+
+    # -- the cursor -------------------------------------------------------------------------------
+    def start(self, rows: dict[str, TypeState] | None = None) -> ManifestCursor | None:
+        """The cursor, created where the chain starts if there is none: the least committed window
+        end of the sequence's types (a new sequence: its start; an existing one: the first window
+        completed from now on). None while the sequence has no row."""
+        cursor = self.state.get_cursor(self.state_key)
+        if cursor is not None:
+            return cursor
+        rows = rows if rows is not None else self.state.type_rows(self.state_key)
+        if not rows:
+            return None
+        least = min(r.window_end for r in rows.values())
+        positions = {t: self._position_at(rows[t], least) for t in _types(rows)}
+        log.info("manifests of %s start at %s", self.sequence.label(), format_rfc3339(least))
+        return self.state.create_cursor(ManifestCursor(self.state_key, least, positions=positions))
+
+    def _position_at(self, row: TypeState, instant: datetime) -> int:
+        """A type's last position at ``instant`` (its files of later windows walked back, once)."""
+        position = row.position
+        while position > 0 and row.window_end > instant:
+            found = self._file(row.call_type, position)
+            if found is None:
+                break  # not in this folder (a moved BLOB_PATH): the chain starts after it
+            _, metadata = found
+            if metadata.get("window_end", "") <= format_rfc3339(instant):
+                break
+            position -= 1
+        return position
+
+    # -- completing windows -----------------------------------------------------------------------
+    def complete(self, recipe: object) -> list[str]:
+        """Write the manifest of every window all six types have committed, oldest first; the names
+        written (or found already written)."""
+        rows = self.state.type_rows(self.state_key)
+        if not rows:
+            return []
+        cursor = self.start(rows)
+        if cursor is None:
+            return []
+        least = min(r.window_end for r in rows.values())
+        done: list[str] = []
+        while cursor.window_end < least and len(done) < MAX_PER_CALL:
+            window = Window(cursor.window_end, cursor.window_end + WINDOW)
+            manifest = self._build(window, cursor, rows, recipe)
+            data = manifest.encode()
+            name = manifest_name(self.blobs.blob_path, self.dest.key, window.start)
+            crashpoint("before_manifest_commit")
+            digest = self._commit(name, manifest, data)
+            crashpoint("after_manifest_commit")
+            after = ManifestCursor(self.state_key, window.end, name, digest,
+                                   {t: o.last_position for t, o in manifest.types.items()})
+            moved = self.state.advance_cursor(cursor, after)
+            if moved is None:  # another writer moved it: go on from where it is
+                current = self.state.get_cursor(self.state_key)
+                if current is None:
+                    raise StorageError(f"the manifest cursor {self.state_key} vanished")
+                moved = current
+            cursor = moved
+            done.append(name)
+        return done
+
+    def _build(self, window: Window, cursor: ManifestCursor, rows: dict[str, TypeState], recipe: object) -> Manifest:
+        outcomes: dict[str, TypeOutcome] = {}
+        for t in _types(rows):
+            last = cursor.positions.get(t, 0)
+            files: list[ListedFile] = []
+            position = last + 1
+            while position <= rows[t].position:
+                found = self._file(t, position)
+                if found is None:
+                    raise StorageError(
+                        f"{t} position {position} is committed in STATE_TABLE {self.state.table_name} but no "
+                        f"file of it is in {self.blobs.blob_path or 'the container root'}: the manifest of "
+                        f"{window.label()} waits; if it was deleted, restore it (run `verify`)",
+                        window=window, call_type=t)
+                (name, size), metadata = found
+                identity = FileIdentity(window.start, window.end, t, position)
+                if not identity.matches(metadata):
+                    break  # a file of a later window: this window's files end here
+                files.append(ListedFile(name, _int(metadata.get("rows")), size, metadata.get("sha256", ""), position))
+                position += 1
+            rejected = self._rejected(window, t)
+            outcomes[t] = TypeOutcome(tuple(files), rejected, files[-1].position if files else last)
+        return Manifest(
+            integration_id=self.dest.integration_id, action_id=self.dest.action_id,
+            destination=self.sequence.destination, backfill=self.sequence.backfill, window=window,
+            types=outcomes, previous_name=cursor.name or None, previous_sha256=cursor.sha256 or None,
+            recipe=recipe_json(recipe),
+        )
+
+    def _file(self, call_type: str, position: int) -> tuple[tuple[str, int], dict[str, str]] | None:
+        """The data file at a position (any extension): ((name, bytes), metadata), or None."""
+        prefix = self.blobs.data_file_name(self.dest.key, position, call_type, "")
+        for blob in self.blobs.listing(prefix):
+            return (blob.name, blob.size), blob.metadata
+        return None
+
+    def _rejected(self, window: Window, call_type: str) -> ListedFile | None:
+        blob = self.blobs.properties(self.blobs.rejected_file_name(self.dest.key, window.start, call_type))
+        if blob is None:
+            return None
+        return ListedFile(blob.name, _int(blob.metadata.get("rows")), blob.size, blob.metadata.get("sha256", ""))
+
+    def _commit(self, name: str, manifest: Manifest, data: bytes) -> str:
+        """Create-only; the SHA-256 of the manifest now in place (ours, or an equal one)."""
+        digest = sha256_hex(data)
+        window = manifest.window
+        metadata = {"exporter": "cdp-blob-exporter", "kind": "manifest", "window_start": format_rfc3339(window.start),
+                    "window_end": format_rfc3339(window.end), "sha256": digest}
+        if self.blobs.create_small(name, data, CONTENT_TYPE, metadata):
+            manifests_written.add(1)
+            log.info("manifest %s written", name)
+            return digest
+        existing = self.blobs.download(name)
+        if existing is None:
+            raise StorageError(f"{name}: the create-only write was refused but no blob is there", blob=name,
+                               window=window)
+        if existing == data:
+            return digest
+        try:
+            same = parse(existing).outcome() == manifest.outcome()
+        except ManifestError:
+            same = False
+        if not same:
+            raise BlobConflictError(
+                f"{name} already exists with another content than this window's outcome: the exporter never "
+                "overwrites a manifest; run `python -m shared.cli verify` and move the wrong one away "
+                "(docs/guarantees.md, 'Manifests')", blob=name, window=window)
+        return sha256_hex(existing)
+
+
+def _types(rows: dict[str, TypeState]) -> list[str]:
+    """The sequence's types (all six for a live export, a backfill's own), in the usual order."""
+    return [t for t in CALL_TYPES if t in rows]
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0

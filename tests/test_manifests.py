@@ -1,0 +1,182 @@
+"""Window manifests (issue 14, item 1): one per window of a sequence, empty windows too, a chain
+of SHA-256s, create-only with bytes that are a pure function of the window's outcome, repaired
+after a crash at any step, written once by racing writers; against Azurite and the emulator."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from azure.data.tables import TableServiceClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared.clients import build_clients, close_clients
+from shared.errors import BlobConflictError
+from shared.etl_client import Destination
+from shared.manifest import ManifestError, parse
+from shared.manifests import ManifestChain
+from shared.recipe import Recipe
+from tests.support.calls import make_window_calls
+from tests.support.invariants import check_container, ids_of
+from tests.support.runs import state_rows
+
+W0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+WINDOWS = [W0 + timedelta(minutes=10 * i) for i in range(3)]
+START = {"EXPORT_START": "2026-11-28T12:00:00Z"}
+NOW = "2026-11-28T12:31:01Z"
+KEY = "2184.13699"
+
+
+def _load(harness):
+    calls = make_window_calls(W0, per_type={"track": 4, "identify": 2}, seed=1)
+    calls += make_window_calls(W0 + timedelta(minutes=20), per_type={"track": 3, "page": 1}, seed=2)
+    harness.source.add([*calls, ("track", "2026-11-28T12:03:00.000Z", b"not json")])  # W1 is empty
+    return calls
+
+
+def _manifest(harness, start: datetime):
+    name = f"exports/segment/_manifests/{KEY}.{start.strftime('%Y%m%dT%H%MZ')}.json"
+    return name, harness.blobs()[name].data
+
+
+def test_every_window_gets_a_manifest_empty_ones_too_listing_its_files_and_dead_letters(harness):
+    calls = _load(harness)
+    harness.env.update(START)
+    assert harness.run(NOW).ok
+    check_container(harness.blobs(), expected_ids=ids_of(calls), expected_rejected=1, manifest_windows=WINDOWS)
+    _, first = _manifest(harness, W0)
+    doc = json.loads(first)
+    assert doc["previous"] is None and doc["window"] == {"start": "2026-11-28T12:00:00Z",
+                                                         "end": "2026-11-28T12:10:00Z"}
+    assert doc["types"]["track"]["status"] == "files" and doc["types"]["track"]["rows"] == 4
+    assert doc["types"]["track"]["rejected"]["calls"] == 1
+    assert doc["types"]["track"]["files"][0]["name"] == f"exports/segment/{KEY}.1.track.csv"
+    assert doc["types"]["alias"] == {"status": "no calls", "files": [], "rows": 0, "rejected": None,
+                                     "last_position": 0}
+    assert doc["recipe"]["format"] == "csv" and doc["sequence"] == {"destination": "default", "backfill": None}
+    _, empty = _manifest(harness, WINDOWS[1])
+    empty_doc = json.loads(empty)
+    assert all(t["status"] == "no calls" for t in empty_doc["types"].values())
+    assert empty_doc["types"]["track"]["last_position"] == 1
+    # A run with nothing new writes nothing new.
+    before = harness.manifests()
+    assert harness.run(NOW).ok
+    assert {n: b.etag for n, b in harness.manifests().items()} == {n: b.etag for n, b in before.items()}
+
+
+@pytest.mark.parametrize("point", [
+    "after_claim", "after_file_commit", "before_state_commit", "after_state_commit", "after_state_commit:6",
+    "after_state_commit:7", "before_manifest_commit", "before_manifest_commit:2", "after_manifest_commit",
+    "after_manifest_commit:3",
+])
+def test_a_crash_at_any_step_leaves_a_chain_the_next_run_completes(harness, point):
+    calls = _load(harness)
+    harness.env.update(START)
+    proc = harness.cli("run", "--now", NOW, extra_env={"EXPORTER_CRASH_AT": point})
+    assert proc.returncode == 137, (proc.stdout, proc.stderr)
+    check_container(harness.blobs(), expected_ids=None)  # whatever is there is a valid prefix
+    proc = harness.cli("run", "--now", NOW)
+    assert proc.returncode == 0, proc.stderr
+    check_container(harness.blobs(), expected_ids=ids_of(calls), expected_rejected=1, manifest_windows=WINDOWS)
+
+
+def test_a_crash_before_a_manifest_is_repaired_by_the_next_window_before_its_own(harness):
+    calls = _load(harness)
+    harness.env.update(START)
+    proc = harness.cli("run", "--now", "2026-11-28T12:11:01Z",
+                       extra_env={"EXPORTER_CRASH_AT": "before_manifest_commit"})
+    assert proc.returncode == 137
+    assert harness.manifests() == {} and all(r.window_end == WINDOWS[1] for r in state_rows(harness).values())
+    assert harness.run(NOW).ok
+    check_container(harness.blobs(), expected_ids=ids_of(calls), expected_rejected=1, manifest_windows=WINDOWS)
+
+
+def _chain(harness, settings):
+    clients = build_clients(settings)
+    return clients, ManifestChain(clients.blobs, clients.state, Destination("2184", "13699"), KEY)
+
+
+def _rewind_cursor(harness, to: datetime, name: str = "", sha: str = "", positions=None):
+    with TableServiceClient.from_connection_string(harness.azurite.connection_string) as svc:
+        table = svc.get_table_client(harness.table)
+        entity = table.get_entity("manifests", KEY)
+        entity.update(window_end=to.strftime("%Y-%m-%dT%H:%M:%SZ"), name=name, sha256=sha,
+                      positions=json.dumps(positions or {}))
+        table.update_entity(entity)
+
+
+def test_a_second_writer_of_a_window_builds_the_same_bytes_and_finds_it_done(harness):
+    """Racing writers: the cursor taken back as if a second writer read it before the first moved it;
+    its manifests are the same bytes, found in place (create-only), and the chain is unchanged."""
+    _load(harness)
+    harness.env.update(START)
+    assert harness.run(NOW).ok
+    before = {n: (b.etag, b.data) for n, b in harness.manifests().items()}
+    _rewind_cursor(harness, W0)
+    settings = harness.settings()
+    clients, chain = _chain(harness, settings)
+    try:
+        written = chain.complete(Recipe.of(settings))
+    finally:
+        close_clients(clients)
+    assert len(written) == 3
+    assert {n: (b.etag, b.data) for n, b in harness.manifests().items()} == before
+
+
+def test_a_manifest_in_the_way_with_another_outcome_is_a_permanent_error_naming_it(harness):
+    _load(harness)
+    harness.env.update(START)
+    assert harness.run(NOW).ok
+    name, _ = _manifest(harness, W0)
+    _rewind_cursor(harness, W0, positions={"track": 1})  # a writer that believes track's file 1 is older
+    settings = harness.settings()
+    clients, chain = _chain(harness, settings)
+    try:
+        with pytest.raises(BlobConflictError, match=name) as err:
+            chain.complete(Recipe.of(settings))
+    finally:
+        close_clients(clients)
+    assert not err.value.transient and "verify" in str(err.value)
+
+
+def test_an_existing_export_upgraded_starts_its_chain_at_the_first_window_completed_after(harness):
+    calls = _load(harness)
+    harness.env.update(START)
+    assert harness.run("2026-11-28T12:11:01Z").ok
+    with TableServiceClient.from_connection_string(harness.azurite.connection_string) as svc:
+        table = svc.get_table_client(harness.table)
+        table.delete_entity("manifests", KEY)  # as before manifests existed
+    for name in harness.manifests():
+        harness.azurite.blob_service().get_blob_client(harness.container, name).delete_blob()
+    assert harness.run(NOW).ok
+    report = check_container(harness.blobs(), expected_ids=ids_of(calls), expected_rejected=1,
+                             manifest_windows=WINDOWS[1:])
+    first = json.loads(_manifest(harness, WINDOWS[1])[1])
+    assert first["previous"] is None and first["types"]["track"]["last_position"] == 1
+    assert report.manifest_windows == WINDOWS[1:]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.binary(max_size=300), st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+    max_leaves=20).map(lambda v: json.dumps(v).encode())))
+def test_reading_any_bytes_as_a_manifest_gives_a_manifest_or_one_manifest_error(data):
+    try:
+        parse(data)
+    except ManifestError as exc:
+        assert str(exc) and "\n" not in str(exc)
+
+
+def test_a_lost_response_to_a_manifest_upload_is_recognised_as_written(harness):
+    from tests.support.faulty_transport import LosingTransport, is_manifest_commit
+    from tests.support.runs import run_with
+
+    calls = _load(harness)
+    lose = LosingTransport(is_manifest_commit, after=1)
+    assert run_with(harness, NOW, blob_transport=lose, **START).ok
+    assert len(lose.fired) == 1 and lose.fired[0].status == 201
+    assert lose.retried_statuses == [409]
+    check_container(harness.blobs(), expected_ids=ids_of(calls), expected_rejected=1, manifest_windows=WINDOWS)
