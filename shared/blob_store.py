@@ -41,10 +41,12 @@ from shared.windows import Window, format_rfc3339
 log = logging.getLogger(__name__)
 
 # Transport settings, spelled out (the SDK defaults are tuned for interactive use).
-BLOCK_SIZE = 8 * 1024 * 1024  # staged block size; also the single-shot upload threshold
-UPLOAD_CONCURRENCY = 2  # blocks in flight per file: 16 MiB of buffers at most
+# Staged block size; also the single-shot upload threshold. 16 MiB, not 8: half the Put Block
+# requests, and Azurite's CPU per 1M real Parquet calls 3.6-4.3 -> 3.1-3.3 s (bench/README.md).
+BLOCK_SIZE = 16 * 1024 * 1024
+UPLOAD_CONCURRENCY = 2  # blocks in flight per file: 32 MiB of buffers at most
 CONNECTION_TIMEOUT = 20  # seconds
-READ_TIMEOUT = 120  # seconds; a block of 8 MiB takes well under that on a slow link
+READ_TIMEOUT = 120  # seconds; a block of 16 MiB takes well under that on a slow link
 RETRY_TOTAL = 5  # the SDK's exponential retry on 408/429/5xx/connection errors
 # The blob SDK ignores ``retry_backoff_factor``: its ExponentialRetry waits initial_backoff
 # (default 15 s) + increment_base ** n, +/- jitter. Spelled out here: 2, 4, 6, 10, 18 s.

@@ -1,6 +1,6 @@
 """Keep the process's memory flat, and its pages warm, while multi-megabyte buffers come and go.
 
-A window streams through 3 MB pages, batch buffers, Arrow columns, Parquet row groups and 8 MiB
+A window streams through 3 MB pages, batch buffers, Arrow columns, Parquet row groups and 16 MiB
 upload blocks, allocated and freed on several threads. Two costs pull opposite ways:
 
 * A buffer in its own mapping goes back to the OS when freed, but every new one faults its pages

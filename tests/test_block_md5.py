@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 from azure.core.pipeline.transport import RequestsTransport
 
+from shared.blob_store import BLOCK_SIZE
 from tests.support.calls import make_window_calls
 from tests.support.faulty_transport import is_stage_of
 from tests.support.invariants import check_container, ids_of
@@ -42,7 +43,7 @@ class DamagingTransport(RequestsTransport):
 
 
 def test_a_block_damaged_on_the_way_is_refused_and_the_file_lands_whole_on_the_next_run(harness):
-    calls = make_window_calls(W0, per_type={"track": 800}, seed=3)
+    calls = make_window_calls(W0, per_type={"track": BLOCK_SIZE // 12_000 + 100}, seed=3)
     for call in calls:  # ~12 KB each: the CSV file is two staged blocks
         call["properties"] = {"pad": "p" * 12_000}
     harness.source.add(calls)

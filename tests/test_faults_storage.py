@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.blob_store import RETRY_BACKOFF
+from shared.blob_store import BLOCK_SIZE, RETRY_BACKOFF
 from tests.support.calls import make_window_calls
 from tests.support.faulty_transport import (
     FailingTransport,
@@ -57,8 +57,8 @@ def test_a_lost_put_blob_response_is_recognised_as_our_commit_not_a_new_position
 
 
 def test_a_lost_commit_block_list_response_is_recognised_as_our_commit(harness):
-    # A file larger than one staged block (8 MiB) is committed with Put Block List.
-    big = make_window_calls(W0, per_type={"track": 330}, seed=3, nasty=False)
+    # A file larger than one staged block (BLOCK_SIZE) is committed with Put Block List.
+    big = make_window_calls(W0, per_type={"track": BLOCK_SIZE // 28_000 + 30}, seed=3, nasty=False)
     for i, call in enumerate(big):
         call["properties"]["padding"] = f"{i:06d}" + "x" * 28_000
     harness.source.add(big)
@@ -68,7 +68,7 @@ def test_a_lost_commit_block_list_response_is_recognised_as_our_commit(harness):
     assert "comp=blocklist" in lose.fired[0].url and lose.fired[0].status == 201
     assert lose.retried_statuses[0] in (409, 412)
     (f,) = summary.files
-    assert not f.created and f.bytes > 8 * 1024 * 1024
+    assert not f.created and f.bytes > BLOCK_SIZE
     check_container(harness.blobs(), expected_ids=ids_of(big))
 
 
