@@ -188,9 +188,11 @@ class Verifier:
         previous: tuple[str, bytes, Manifest] | None = None
         cursor = self.state.get_cursor(self.state_key)
         newest = cursor.name if cursor is not None and cursor.name.startswith(self.prefix) else ""
+        anchor = cursor.sha256 if cursor is not None and newest else ""
         for blob in self._list(f"{self.prefix}{MANIFESTS_FOLDER}/"):
             name = blob.name
-            if name == newest:
+            is_newest = name == newest
+            if is_newest:
                 newest = ""  # there
             parsed = parse_name(name[len(self.prefix) + len(MANIFESTS_FOLDER) + 1:])
             if parsed is None or parsed[0] != self.dest.key:
@@ -203,6 +205,11 @@ class Verifier:
             data = self._download(name)
             if data is None:
                 continue
+            if is_newest and anchor and sha256_hex(data) != anchor:
+                # No later manifest names its SHA-256: the cursor is what proves it unchanged.
+                self.problem("chain", name, f"the manifest cursor (STATE_TABLE {self.state.table_name}) records its "
+                             f"SHA-256 as {anchor}, its bytes hash to {sha256_hex(data)}: it was changed after it was "
+                             "written; restore it")
             try:
                 manifest = parse(data)
             except ManifestError as exc:

@@ -20,7 +20,6 @@ def _newest_manifest(harness):
     return names[-1]
 
 
-@pytest.mark.xfail(strict=True, reason="verify does not check the newest manifest against the cursor's SHA-256")
 def test_the_newest_manifest_edited_consistently_with_its_file_is_caught(harness):
     """The newest manifest has no successor naming its SHA-256, but the manifest cursor in
     STATE_TABLE holds it: a forged file (metadata and newest manifest edited to agree) must not
