@@ -51,7 +51,6 @@ def test_the_newest_manifest_edited_consistently_with_its_file_is_caught(harness
     assert code == 1 and any(p.startswith(f"chain: {name}:") for p in problems), problems
 
 
-@pytest.mark.xfail(strict=True, reason="verify accepts a chained manifest of a window no type has committed")
 def test_a_forged_manifest_of_a_window_not_yet_committed_is_caught(harness):
     """A manifest for the next window, chained correctly but written before the exporter's types
     committed it (a false completion signal: a loader would take the window as empty)."""
