@@ -69,7 +69,6 @@ def test_a_forged_manifest_of_a_window_not_yet_committed_is_caught(harness):
     assert code == 1 and any(forged in p for p in problems), problems
 
 
-@pytest.mark.xfail(strict=True, reason="after the move the old windows' files are not found: the chain stops for good")
 def test_a_crash_before_a_manifest_then_a_blob_path_move_does_not_stop_the_chain(harness):
     """Window 12:00 committed in exports/old, the run killed before its manifest; BLOB_PATH then
     moves: the next runs must still complete the chain (every window gets its manifest)."""
