@@ -82,3 +82,18 @@ def test_a_crash_before_a_manifest_then_a_blob_path_move_does_not_stop_the_chain
     assert harness.run("2026-11-28T12:31:01Z").ok
     stamps = sorted(n.rsplit(".", 2)[1] for n in harness.manifests())
     assert stamps == ["20261128T1200Z", "20261128T1210Z", "20261128T1220Z"], stamps
+
+
+@pytest.mark.xfail(strict=True, reason="a replay's manifests stop where its earliest-finishing type stops")
+def test_a_replay_whose_types_end_in_different_windows_announces_every_window(harness):
+    """Dead letters of track in 12:00 and 12:20, of page in 12:00 only: the replay's page row
+    stops at 12:10; every window of the replay's range must still get its manifest (a loader
+    waits for the one of 12:20, which holds a file)."""
+    from tests.test_replay import _setup
+
+    _, now = _setup(harness)
+    harness.env["MAX_CALL_BYTES"] = "200000"
+    proc = harness.cli("rejected", "replay", "--id", "r1", "--now", now)
+    assert proc.returncode == 0 and "replay r1 done" in proc.stdout, (proc.stdout, proc.stderr)
+    stamps = sorted(n.rsplit(".", 2)[1] for n in harness.manifests() if "/_backfill/r1/" in n)
+    assert stamps == ["20261128T1200Z", "20261128T1210Z", "20261128T1220Z"], stamps
