@@ -11,8 +11,8 @@ row's key, which always holds one '.'), and a later run with the same id and ano
 is refused: the id names one export, never two.
 
 Two kinds: ``backfill`` reads its windows from the ETL API again; ``replay`` reads the calls of
-the live export's ``_rejected/`` files again (shared/replay.py) and exports only the windows of
-its types that have one (``Scope.windows``).
+the live export's ``_rejected/`` files again (shared/replay.py) and exports only the windows
+that have one of any of its types, each of them for all its types (``Scope.windows``).
 """
 
 from __future__ import annotations

@@ -77,13 +77,16 @@ def progress_of(clients: Clients, definition: Definition, dest_key: str) -> Prog
 
 
 def replay_windows(clients: Clients, definition: Definition, dest_key: str) -> dict[str, frozenset[datetime]]:
-    """A replay's windows per type: those of its range with a dead-letter file of the type (one
-    listing; the files of its range are final, its end was the live export's position)."""
-    windows: dict[str, set[datetime]] = {t: set() for t in definition.types}
-    for f in rejected_files(clients.blobs, dest_key, definition.start, definition.end):
-        if f.call_type in windows:
-            windows[f.call_type].add(f.window_start)
-    return {t: frozenset(w) for t, w in windows.items()}
+    """A replay's windows, the same for each of its types: those of its range with a dead-letter
+    file of any of its types (one listing; the files of its range are final, its end was the live
+    export's position). Every type goes through every one (a type without a file there has no calls
+    in it), so its types' rows stand together and each window's manifest is written: were each
+    type to stop at its own last file, the windows after the first type to stop would never be
+    committed by all of them."""
+    types = set(definition.types)
+    windows = frozenset(f.window_start for f in rejected_files(clients.blobs, dest_key, definition.start,
+                                                               definition.end) if f.call_type in types)
+    return {t: windows for t in definition.types}
 
 
 def run_backfill(settings: Settings, clients: Clients, now: datetime, definition: Definition,

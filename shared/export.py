@@ -22,14 +22,14 @@ from shared.clients import Clients
 from shared.errors import ExportError, WindowNotClosed
 from shared.etl_client import Destination
 from shared.finisher import Finisher
-from shared.manifests import ManifestChain
+from shared.manifests import MAX_PER_CALL, ManifestChain
 from shared.memory import frozen_gc, tune_allocator
 from shared.pinning import pin_destination, pinned_for_backfill
 from shared.recipe import Recipe
 from shared.sequence import LIVE_DEFAULT, Sequence
 from shared.settings import Settings
 from shared.start import first_start
-from shared.state_store import TypeState
+from shared.state_store import DestinationPin, TypeState
 from shared.summary import RunSummary, UnitResult, UnitStatus
 from shared.telemetry import (
     annotate,
@@ -190,8 +190,18 @@ def positions(settings: Settings, clients: Clients, now: datetime, sequence: Seq
     # records the start before any row, so a row created by a later run starts at the same instant.
     here = Recipe.of(settings)
     start = functools.cache(lambda: first_start(settings, clients.etl, now))
+    def finish_old_place(old: DestinationPin) -> None:
+        # Windows committed in the old place whose manifest a crash left unwritten get it there
+        # now: their files are there, and the new place cannot find them (shared/manifests.py).
+        if old.container == here.container:
+            chain = ManifestChain(clients.blobs.at_path(old.blob_path), store,
+                                  Destination(old.integration_id, old.action_id),
+                                  sequence.state_key(old.integration_id, old.action_id))
+            while len(chain.complete(here)) == MAX_PER_CALL:
+                pass
+
     pin = pin_destination(store, remote, container=here.container, blob_path=here.blob_path, start=start,
-                          name=sequence.destination)
+                          name=sequence.destination, before_move=finish_old_place)
     dest = Destination(pin.integration_id, pin.action_id)
     annotate_destination(dest.integration_id, dest.action_id)
     key = sequence.state_key(dest.integration_id, dest.action_id)

@@ -44,12 +44,15 @@ def pin_destination(
     blob_path: str,
     start: Callable[[], datetime],
     name: str = DEFAULT_DESTINATION,
+    before_move: Callable[[DestinationPin], None] | None = None,
 ) -> DestinationPin:
     """The pin of this run's destination (the ids its rows are keyed by, where its export
     started); raises :class:`StateConflictError` when the ETL API names another one.
 
     ``start`` is called only when a new pin is written for a destination without rows: the instant
-    its export starts (it may raise to write nothing, e.g. while the ETL API has not closed it)."""
+    its export starts (it may raise to write nothing, e.g. while the ETL API has not closed it).
+    ``before_move`` gets the pin (its old place) before the files' place is moved: what is still
+    owed in the old place (the manifests of windows committed there) is finished there first."""
     pin = store.get_pin(name)
     if pin is None:
         # Only the rows of the live default export were ever keyed without a pin: a named
@@ -85,6 +88,8 @@ def pin_destination(
             "to export from EXPORT_START into a fresh place use a new STATE_TABLE (docs/operations.md)",
             pin.key, _place(container, blob_path), _place(pin.container, pin.blob_path), extra=_ids(pin),
         )
+        if before_move is not None:
+            before_move(pin)
         store.move_pin(pin, container, blob_path)
     return pin
 

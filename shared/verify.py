@@ -186,11 +186,14 @@ class Verifier:
 
     def _manifests(self, rows: dict[str, TypeState]) -> None:
         previous: tuple[str, bytes, Manifest] | None = None
+        least = min(r.window_end for r in rows.values())
         cursor = self.state.get_cursor(self.state_key)
         newest = cursor.name if cursor is not None and cursor.name.startswith(self.prefix) else ""
+        anchor = cursor.sha256 if cursor is not None and newest else ""
         for blob in self._list(f"{self.prefix}{MANIFESTS_FOLDER}/"):
             name = blob.name
-            if name == newest:
+            is_newest = name == newest
+            if is_newest:
                 newest = ""  # there
             parsed = parse_name(name[len(self.prefix) + len(MANIFESTS_FOLDER) + 1:])
             if parsed is None or parsed[0] != self.dest.key:
@@ -203,6 +206,11 @@ class Verifier:
             data = self._download(name)
             if data is None:
                 continue
+            if is_newest and anchor and sha256_hex(data) != anchor:
+                # No later manifest names its SHA-256: the cursor is what proves it unchanged.
+                self.problem("chain", name, f"the manifest cursor (STATE_TABLE {self.state.table_name}) records its "
+                             f"SHA-256 as {anchor}, its bytes hash to {sha256_hex(data)}: it was changed after it was "
+                             "written; restore it")
             try:
                 manifest = parse(data)
             except ManifestError as exc:
@@ -210,6 +218,10 @@ class Verifier:
                 previous = None
                 continue
             self.result.manifests += 1
+            if manifest.window.end > least:
+                self.problem("manifest", name, f"its window {manifest.window.label()} is not committed by every type "
+                             f"yet (they stand at {format_rfc3339(least)}): the exporter did not write it, a loader "
+                             "would take a window for complete that is not; move it away")
             if manifest.window.start != parsed[1] or manifest.key != self.dest.key or (
                     manifest.destination, manifest.backfill) != (self.sequence.destination, self.sequence.backfill):
                 self.problem("manifest", name, f"its content is of {manifest.key} {manifest.window.label()} "
@@ -224,7 +236,6 @@ class Verifier:
                          "it again; restore it)")
         if previous is None:
             return
-        least = min(r.window_end for r in rows.values())
         end = previous[2].window.end
         if end < least and self.until is None:
             self.problem("chain", f"{format_rfc3339(end)}..{format_rfc3339(least)}",
