@@ -198,7 +198,6 @@ def test_destinations_add_refuses_a_credential_inside_a_url_setting(fleet, pair)
         store.close()
 
 
-@pytest.mark.xfail(strict=True, reason="a non-URL value behind a URL secret reference is echoed in the error")
 def test_a_url_secret_reference_to_a_value_that_is_no_url_never_shows_the_value(fleet):
     """BLOB_SAS_URL=@env:S where S holds something else (a token, an account key, a bare SAS
     without its URL): the destination's one-line error (printed by plan, status, check and logged)
