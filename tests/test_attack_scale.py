@@ -219,3 +219,27 @@ def test_a_url_secret_reference_to_a_value_that_is_no_url_never_shows_the_value(
         store.close()
     assert other.settings is None and other.error
     assert "Zm9vYmFy" not in redact_text(other.error), other.error
+
+
+@pytest.mark.xfail(strict=True, reason="destinations list prints a hand-stored plain secret")
+def test_destinations_list_never_prints_a_plain_secret_stored_by_hand(fleet):
+    """A row edited by hand (Storage Explorer) with a token instead of a reference: the row cannot
+    run (its error says so), and `destinations list` must not print the token."""
+    import io
+    import uuid
+
+    from shared.cli import print_destinations
+    from shared.destinations import open_store
+    from shared.settings import Settings
+
+    app = Settings.from_env({**fleet.dests["default"].env, "DESTINATIONS_TABLE": f"d{uuid.uuid4().hex[:20]}"})
+    store = open_store(app)
+    out = io.StringIO()
+    try:
+        store.put("other", {"ETL_API_ENDPOINT": "https://etl.example.com", "ETL_API_TOKEN": "plain-token-0123456789",
+                            "BLOB_SAS_URL": "@env:SAS", "EXPORT_FORMAT": "csv"})
+        print_destinations(app, store, out)
+    finally:
+        store.close()
+    assert "other" in out.getvalue() and "ETL_API_TOKEN" in out.getvalue()
+    assert "plain-token-0123456789" not in out.getvalue(), out.getvalue()
