@@ -221,7 +221,6 @@ def test_a_url_secret_reference_to_a_value_that_is_no_url_never_shows_the_value(
     assert "Zm9vYmFy" not in redact_text(other.error), other.error
 
 
-@pytest.mark.xfail(strict=True, reason="destinations list prints a hand-stored plain secret")
 def test_destinations_list_never_prints_a_plain_secret_stored_by_hand(fleet):
     """A row edited by hand (Storage Explorer) with a token instead of a reference: the row cannot
     run (its error says so), and `destinations list` must not print the token."""
