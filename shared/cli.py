@@ -60,6 +60,7 @@ from shared.etl_client import Destination
 from shared.pinning import pinned_for_backfill
 from shared.redact import RedactingWriter, install_log_redaction, redact_text, redact_url
 from shared.replay import rejected_files, tally
+from shared.secret_refs import is_secret, parse_ref
 from shared.sequence import DEFAULT_DESTINATION, LIVE_DEFAULT
 from shared.sequence import Sequence as ExportSequence
 from shared.settings import Settings, load_local_settings
@@ -378,11 +379,21 @@ def print_destinations(settings: Settings, store: DestinationStore, out: TextIO)
     rows = [["name", "enabled", "settings"],
             [DEFAULT_DESTINATION, "yes", f"(the app settings) -> {settings.destination_label}"]]
     for row in store.rows():
-        shown = " ".join(f"{k}={redact_url(v) if k.endswith(('_URL', '_ENDPOINT')) else v}"
-                         for k, v in sorted(row.values.items()))
+        shown = " ".join(f"{k}={_shown_value(k, v)}" for k, v in sorted(row.values.items()))
         rows.append([row.name, "yes" if row.enabled else "no",
                      shown + (f" (unreadable: {row.error})" if row.error else "")])
     _table(rows, out)
+
+
+def _shown_value(setting: str, value: str) -> str:
+    """A row's value as ``destinations list`` prints it: a secret setting only as a reference (a
+    plain value put there by hand is hidden), a URL without its credentials."""
+    if is_secret(setting):
+        try:
+            return str(parse_ref(setting, value))
+        except SettingsError:
+            return "(a plain value, hidden: store a reference with 'destinations add')"
+    return redact_url(value) if setting.endswith(("_URL", "_ENDPOINT")) else value
 
 
 def _table(rows: list[list[str]], out: TextIO) -> None:

@@ -33,12 +33,14 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableServiceClient, UpdateMode
 
 from shared.azure_errors import error_code, storage_call
 from shared.errors import ExportError, SettingsError, StoragePermissionError
+from shared.redact import SECRET_QUERY_KEYS
 from shared.secret_refs import SecretReader, SecretResolver, is_secret, parse_ref
 from shared.sequence import DEFAULT_DESTINATION, LIVE_DEFAULT, Sequence, check_name
 from shared.settings import PER_DESTINATION, SETTING, Settings
@@ -117,8 +119,28 @@ def parse_assignments(pairs: Iterable[str]) -> dict[str, str]:
             raise SettingsError(f"{name} holds a control character or a line break: remove it")
         if is_secret(name):
             parse_ref(name, value)
+        elif name.endswith(("_URL", "_ENDPOINT")):
+            _no_credential(name, value)
         values[name] = value
     return values
+
+
+def _no_credential(name: str, value: str) -> None:
+    """A URL that is not a secret setting is stored in clear: refuse one that carries a credential
+    (a password, a SAS signature or a token in its query), naming what to do, never the value."""
+    parts = urlsplit(value)
+    try:
+        password = parts.password
+    except ValueError:
+        password = None
+    keys = {k.lower() for k, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    found = "a password" if password else (f"'{sorted(keys & SECRET_QUERY_KEYS)[0]}=' in its query"
+                                            if keys & SECRET_QUERY_KEYS else "")
+    if found:
+        where = ("use BLOB_SAS_URL=@env:APP_SETTING or @kv:SECRET_NAME for a SAS URL"
+                 if name == "BLOB_ACCOUNT_URL" else "give the URL without it")
+        raise SettingsError(f"{name} holds a credential ({found}): a destination row is stored in clear and "
+                            f"holds no secret; {where}")
 
 
 def validate(app: Settings, values: Mapping[str, str]) -> Settings:

@@ -3,8 +3,9 @@
 :func:`planned` returns ``(name, sequence, settings)`` for every enabled destination that can run
 (``default`` first, then the rows of DESTINATIONS_TABLE: shared/destinations.py) and, apart, the
 ones that cannot (a row that does not validate, a secret reference that does not resolve, the
-table unreadable) with their one-line errors. Tests pass their own list to the planner and the
-worker instead.
+table unreadable) with their one-line errors. A worker looks up only its item's destination
+(:func:`planned_destination`), so no other destination's secrets are read for it. Tests pass
+their own list to the planner and the worker instead.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from shared.destination_runs import destinations_to_run
-from shared.destinations import load_destinations
-from shared.sequence import Sequence
+from shared.destinations import get_destination
+from shared.errors import SettingsError
+from shared.sequence import DEFAULT_DESTINATION, LIVE_DEFAULT, Sequence
 from shared.settings import Settings
 
 PlannedDestination = tuple[str, Sequence, Settings]
@@ -33,7 +35,20 @@ def planned(settings: Settings) -> tuple[list[PlannedDestination], list[tuple[st
     return ok, errors
 
 
-def planned_destinations(settings: Settings) -> list[PlannedDestination]:
-    """Every enabled destination that can run (a worker's lookup). Raises the ExportError of a
-    destinations table that cannot be read, so a work item is not dropped for a passing fault."""
-    return [(d.name, d.sequence, d.settings) for d in load_destinations(settings) if d.settings is not None]
+def planned_destination(settings: Settings, name: str) -> tuple[PlannedDestination | None, str]:
+    """The one destination a work item names (a worker's lookup), resolved alone: another
+    destination's secret references are not read, so its unreadable Key Vault never delays or
+    fails this one's units. ``(None, why)`` when it is not planned any more (removed, disabled) or
+    cannot run (its row's one-line error). Raises the ExportError of a destinations table that
+    cannot be read, so a work item is not dropped for a passing fault."""
+    if name == DEFAULT_DESTINATION:
+        return (name, LIVE_DEFAULT, settings), ""
+    try:
+        found = get_destination(settings, name)
+    except SettingsError:  # no row of that name (a table fault is another ExportError: raised)
+        return None, "the destination was removed"
+    if not found.enabled:
+        return None, "the destination is disabled"
+    if found.settings is None:
+        return None, found.error or "the destination cannot run"
+    return (found.name, found.sequence, found.settings), ""

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from shared.azure_errors import vault_call
 from shared.errors import SecretUnresolved, SettingsError
@@ -67,6 +68,11 @@ def parse_ref(setting: str, value: str) -> SecretRef:
         f"{setting}=@env:APP_SETTING (an app setting holding it) or {setting}=@kv:SECRET_NAME "
         "(a secret in the app's Key Vault, KEY_VAULT_URL)"
     )
+
+
+def _is_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 
 class SecretReader(Protocol):
@@ -163,8 +169,8 @@ class SecretResolver:
                 resolved = vault.get(ref.name).strip()
             except SecretUnresolved as exc:
                 raise SecretUnresolved(f"{setting}={exc}") from None
-        if setting.endswith("_URL"):
+        if setting.endswith("_URL") and _is_url(resolved):
             register_url(resolved)  # its signature, not the host worth reading in a message
         else:
-            register_secret(resolved)
+            register_secret(resolved)  # no URL (a token, a key, a bare SAS): all of it is secret
         return resolved

@@ -9,6 +9,8 @@ passed ``maxDequeueCount`` (host.json; :data:`MAX_DEQUEUE_COUNT` here, kept equa
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import logging
 from collections.abc import Iterator
@@ -21,7 +23,6 @@ from azure.storage.queue import (
     QueueClient,
     QueueMessage,
     QueueServiceClient,
-    TextBase64DecodePolicy,
     TextBase64EncodePolicy,
 )
 
@@ -81,8 +82,9 @@ class WorkQueue:
         self.service = service
         self.name = name
         self.poison_name = name + POISON_SUFFIX
-        policies = {"message_encode_policy": TextBase64EncodePolicy(),
-                    "message_decode_policy": TextBase64DecodePolicy()}
+        # Sent base64-encoded; read raw and decoded here (:func:`decode`), since the SDK's decode
+        # policy raises on a message someone put without base64, which would stop every reader.
+        policies = {"message_encode_policy": TextBase64EncodePolicy()}
         self.queue: QueueClient = service.get_queue_client(name, **policies)
         self.poison: QueueClient = service.get_queue_client(self.poison_name, **policies)
 
@@ -100,10 +102,11 @@ class WorkQueue:
         self._call(lambda: self.queue.send_message(text, visibility_timeout=delay_seconds or None))
 
     def receive(self, lease_seconds: int) -> QueueMessage | None:
-        """One visible message, now invisible for ``lease_seconds`` (its dequeue count counted)."""
+        """One visible message, now invisible for ``lease_seconds`` (its dequeue count counted), its
+        content decoded; see :func:`decode` for one that is not base64."""
         got = self._call(lambda: list(self.queue.receive_messages(
             max_messages=1, visibility_timeout=lease_seconds)))
-        return got[0] if got else None
+        return decode(got[0]) if got else None
 
     def renew(self, message: QueueMessage, lease_seconds: int) -> QueueMessage:
         """Keep ``message`` invisible for another ``lease_seconds``; the returned message holds the new
@@ -137,7 +140,8 @@ class WorkQueue:
         self.delete(message)
 
     def poison_messages(self, limit: int = 32) -> Iterator[QueueMessage]:
-        yield from self._call(lambda: list(self.poison.peek_messages(max_messages=min(limit, 32))))
+        for message in self._call(lambda: list(self.poison.peek_messages(max_messages=min(limit, 32)))):
+            yield decode(message)
 
     def depth(self, now: datetime | None = None) -> QueueDepth:
         now = now or datetime.now(UTC)
@@ -163,6 +167,20 @@ class WorkQueue:
 
     def _call(self, fn: Any) -> Any:
         return storage_call(fn, service="queue", denied=_denied, missing={}, url=self.service.url)
+
+
+def decode(message: QueueMessage) -> QueueMessage:
+    """``message`` with its base64 content decoded to text. A message that is not base64 UTF-8 text
+    (put by hand without encoding) keeps its raw content and gets ``undecodable`` True: its handler
+    fails it, so it ends in the poison queue like any unreadable item."""
+    raw = message.content
+    text = None
+    if isinstance(raw, str):
+        with contextlib.suppress(binascii.Error, UnicodeError, ValueError):
+            text = base64.b64decode(raw.encode("ascii"), validate=True).decode("utf-8")
+    message.undecodable = text is None  # type: ignore[attr-defined]
+    message.content = text if text is not None else raw
+    return message
 
 
 def _denied(exc: HttpResponseError) -> StoragePermissionError:

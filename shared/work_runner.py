@@ -24,6 +24,7 @@ from typing import Any
 from shared.errors import ExportError
 from shared.planned import PlannedDestination
 from shared.settings import Settings
+from shared.work_item import BadWorkItem
 from shared.work_queue import MAX_DEQUEUE_COUNT, WorkQueue
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,9 @@ def _take(queue: WorkQueue, message: Any, settings: Settings, destinations: Dest
         box[0] = queue.renew(box[0], lease)
 
     try:
+        if getattr(message, "undecodable", False):
+            raise BadWorkItem(f"work item {message.id} is not base64 text: it was not sent by this exporter "
+                              "(docs/operations.md, 'The poison queue')")
         listed = destinations(settings) if destinations is not None else None
         handle(str(message.content), settings, queue=queue, destinations=listed, renew=renew)
     except Exception as exc:

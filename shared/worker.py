@@ -38,7 +38,7 @@ from datetime import datetime
 from shared.clients import build_clients, close_clients
 from shared.errors import WindowNotClosed
 from shared.export import positions, run_unit
-from shared.planned import PlannedDestination, planned_destinations
+from shared.planned import PlannedDestination, planned_destination
 from shared.planning import marker_store
 from shared.settings import Settings
 from shared.summary import UnitStatus
@@ -83,11 +83,15 @@ def _handle(item: WorkItem, settings: Settings, queue: WorkQueue, markers: Marke
     if marker is None or not marker.holds(item):
         log.info("%s: not the live work item of its chain (a duplicate, or planned again): dropped", item.label())
         return Outcome(item, "dropped")
-    found = {name: (seq, s) for name, seq, s in (planned_destinations(settings) if destinations is None
-                                                  else destinations)}
+    if destinations is None:
+        own, why = planned_destination(settings, item.destination)
+        listed = [own] if own is not None else []
+    else:
+        listed, why = destinations, "the destination is not planned any more (disabled or removed)"
+    found = {name: (seq, s) for name, seq, s in listed}
     if item.destination not in found:
         markers.release(item, marker)
-        log.info("%s: the destination is not planned any more (disabled or removed): dropped", item.label())
+        log.warning("%s: dropped, the next plan plans it again once it can run: %s", item.label(), why)
         return Outcome(item, "dropped")
     sequence, dest_settings = found[item.destination]
     clients = build_clients(dest_settings, **clients_kwargs)
