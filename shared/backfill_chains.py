@@ -126,9 +126,22 @@ def plan_backfills(name: str, dest_settings: Settings, clients: Clients, now: da
         if definition.destination != name:
             continue
         try:
+            if _finished(clients, definition):
+                continue
             items += plan_backfill(name, definition, dest_settings, clients, now, queue, markers, wall,
                                    lease_seconds)
         except ExportError as exc:
             errors.append((definition.sequence.label(), str(exc)))
             log.error("%s was not planned: %s", definition.sequence.label(), exc)
     return items, errors
+
+
+def _finished(clients: Clients, definition: Definition) -> bool:
+    """Whether every type of the backfill stands at its end with no claim (read from its rows
+    alone, without the ETL API or a listing): a finished backfill costs a plan a few reads."""
+    pin = clients.state.get_pin(definition.destination)
+    if pin is None:
+        return False
+    key = definition.sequence.state_key(pin.integration_id, pin.action_id)
+    found = [clients.state.get(key, t) for t in definition.types]
+    return all(r is not None and r.pending_start is None and r.window_end >= definition.end for r in found)

@@ -13,6 +13,7 @@ from shared.clients import build_clients, close_clients
 from shared.errors import ExportError
 from shared.planning import marker_store, plan
 from shared.settings import Settings
+from shared.telemetry import bind_log_context, reset_log_context
 from shared.windows import format_rfc3339
 from shared.work_queue import QueueDepth, WorkQueue
 from shared.work_runner import work
@@ -42,11 +43,13 @@ def cmd_enqueue_backfill(settings: Settings, definition: Definition, now: dateti
     queue = WorkQueue.of(settings)
     markers = marker_store(settings)
     clients = build_clients(settings)
+    context = bind_log_context(destination=definition.destination)  # the pin adds the ids; all undone here
     try:
         queue.ensure()
         items = plan_backfill(definition.destination, definition, settings, clients, now, queue, markers,
                               time.time, settings.work_lease_seconds)
     finally:
+        reset_log_context(context)
         close_clients(clients)
         markers.store.service.close()
         queue.close()

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shared import telemetry
 from shared.backfill import Scope
 from shared.backfill_chains import due_backfill_items
 from shared.calltypes import CALL_TYPES
@@ -222,6 +223,7 @@ def test_a_queued_backfill_and_the_live_export_drain_together_through_two_work_p
     live_items = plan(app, NOW, destinations=fleet.planned()).items  # pins the destination, starts the live chains
     assert {(i.call_type, i.backfill) for i in live_items} == {(t, None) for t in CALL_TYPES}
     out = enqueue_backfill("bfq")
+    assert telemetry.current_log_context() == {}  # the command's ids are undone
     for t in BF_TYPES:
         assert f"enqueued default backfill bfq {t} {format_rfc3339(BF_START)}" in out
     assert "2 work item(s) enqueued" in out
