@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
 
@@ -298,3 +299,42 @@ def test_a_worker_killed_mid_backfill_unit_is_resumed_exactly_once(fleet, monkey
     check_both(fleet, "kill")
     assert {n: b for n, b in blobs_of(fleet).items() if not n.startswith("exports/_backfill/")} == live_before
 
+
+
+def test_a_queued_replay_is_worked_through_its_windows_with_dead_letters_only(harness):
+    from tests.test_replay import LIVE_PATH, _setup
+
+    _, now = _setup(harness)  # dead letters: track 12:00 and 12:20, page 12:00; the live run done
+    live_before = {n: b for n, b in harness.blobs().items() if "/_backfill/" not in n}
+    harness.env.update(MAX_CALL_BYTES="200000", EXPORT_QUEUE=f"q{uuid.uuid4().hex[:20]}")
+    proc = harness.cli("rejected", "replay", "--id", "rq", "--queue", "--now", now)
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    assert "enqueued default backfill rq track 2026-11-28T12:00:00Z" in proc.stdout
+    assert "enqueued default backfill rq page 2026-11-28T12:00:00Z" in proc.stdout
+    assert "2 work item(s) enqueued" in proc.stdout
+    settings = harness.settings()
+    queue = WorkQueue.of(settings)
+    windows: dict[str, list[str]] = {}
+    try:
+        for _ in range(20):
+            message = queue.receive(30)
+            if message is None:
+                break
+            outcome = handle(message.content, settings, queue=queue, destinations=[("default", Sequence(), settings)],
+                             clients_kwargs={"etl_kwargs": FAST_ETL})
+            queue.delete(message)
+            assert outcome.status == "exported", outcome
+            windows.setdefault(outcome.item.call_type, []).append(format_rfc3339(outcome.window))
+        assert queue.depth().messages == 0
+    finally:
+        queue.close()
+    # the replay's scope: only its windows with dead letters (12:10 skipped, using no position)
+    assert windows == {"track": ["2026-11-28T12:00:00Z", "2026-11-28T12:20:00Z"], "page": ["2026-11-28T12:00:00Z"]}
+    blobs = harness.blobs()
+    mine = {n: b for n, b in blobs.items() if n.startswith(f"{LIVE_PATH}/_backfill/rq/")}
+    check_container(mine, expected_ids={"big-1", "big-2", "big-3"}, expected_rejected=1,
+                    blob_path=f"{LIVE_PATH}/_backfill/rq")
+    assert f"{LIVE_PATH}/_backfill/rq/2184.13699.2.track.csv" in mine
+    assert {n: b for n, b in blobs.items() if "/_backfill/" not in n} == live_before
+    status = harness.cli("status")
+    assert any(ln.startswith("rq") and "replay" in ln and "done" in ln for ln in status.stdout.splitlines())
