@@ -92,6 +92,14 @@ def replay_windows(clients: Clients, definition: Definition, dest_key: str) -> d
 def run_backfill(settings: Settings, clients: Clients, now: datetime, definition: Definition,
                  *, run_id: str | None = None) -> RunSummary:
     """One run of a recorded backfill (or replay), bounded like a timer tick."""
+    run_settings, run_clients, scope = prepared(settings, clients, definition)
+    return run_export(run_settings, run_clients, now, run_id=run_id, sequence=definition.sequence, scope=scope)
+
+
+def prepared(settings: Settings, clients: Clients, definition: Definition) -> tuple[Settings, Clients, Scope]:
+    """What a run or a work item of a recorded backfill (or replay) runs with: the settings of its
+    files (its folder), its clients (a replay reads the live export's ``_rejected/`` files instead
+    of the ETL API) and its scope."""
     scope = Scope(definition.start, definition.end, definition.types)
     if definition.kind == "replay":
         pin = clients.state.get_pin(definition.destination)
@@ -101,8 +109,7 @@ def run_backfill(settings: Settings, clients: Clients, now: datetime, definition
         dest = Destination(pin.integration_id, pin.action_id)
         scope = replace(scope, windows=replay_windows(clients, definition, dest.key))
         clients = replace(clients, etl=ReplaySource(clients.blobs, dest))  # type: ignore[arg-type]
-    return run_export(backfill_settings(settings, definition.sequence), clients, now, run_id=run_id,
-                      sequence=definition.sequence, scope=scope)
+    return backfill_settings(settings, definition.sequence), clients, scope
 
 
 def drive(settings: Settings, open_clients: Callable[[], Clients], close: Callable[[Clients], None],

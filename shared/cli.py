@@ -9,10 +9,11 @@
     python -m shared.cli destinations list|enable NAME|disable NAME|remove NAME
     python -m shared.cli verify [--deep] [--against-etl] [--since T] [--until T] [--backfill ID] [--destination NAME]
                                                audit the files, manifests and positions of one sequence
-    python -m shared.cli backfill --start T1 --end T2 [--types t,...] [--id ID]
+    python -m shared.cli backfill --start T1 --end T2 [--types t,...] [--id ID] [--queue]
                                                export a closed range again as its own sequence
+                                               (--queue: record it and enqueue its chains for the workers)
     python -m shared.cli rejected list [--since T]     the quarantined calls by reason, type, window
-    python -m shared.cli rejected replay [--since T]   export the ones that pass today, as a replay
+    python -m shared.cli rejected replay [--since T] [--queue]   export the ones that pass today, as a replay
     python -m shared.cli plan [--now RFC3339]  what the timer does in queue mode: enqueue due work items
     python -m shared.cli work [--processes K] [--idle-exit S]  K local workers drain the work queue
 
@@ -68,7 +69,7 @@ from shared.summary import RunSummary
 from shared.telemetry import configure_azure_monitor, quiet_sdk_loggers
 from shared.verify import verify
 from shared.windows import WINDOW, floor_window, format_rfc3339, parse_rfc3339
-from shared.work_cli import cmd_plan, cmd_work, print_queue
+from shared.work_cli import cmd_enqueue_backfill, cmd_plan, cmd_work, print_queue
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -114,6 +115,9 @@ def _parser() -> argparse.ArgumentParser:
     fill.add_argument("--types", help="comma-separated call types (default: all)")
     fill.add_argument("--id", help="the backfill's id (default: derived from the range and the types)")
     fill.add_argument("--now", help="the clock, RFC 3339 (default: now)")
+    fill.add_argument("--queue", action="store_true",
+                      help="record it and enqueue its chains on EXPORT_QUEUE (the workers run it) instead of "
+                           "running it here")
     rejected = sub.add_parser("rejected", help="the dead letters of _rejected/: list or replay them")
     verbs = rejected.add_subparsers(dest="verb", required=True)
     listing = verbs.add_parser("list", help="quarantined calls by reason, type and window")
@@ -124,6 +128,8 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--types", help="comma-separated call types (default: all)")
     replay.add_argument("--id", help="the replay's id (default: derived from --since, --until and --types)")
     replay.add_argument("--now", help="the clock, RFC 3339 (default: now)")
+    replay.add_argument("--queue", action="store_true",
+                        help="record it and enqueue its chains on EXPORT_QUEUE instead of running it here")
     plan = sub.add_parser("plan", help="enqueue one work item per due (destination, type) without one")
     plan.add_argument("--now", help="the plan's instant, RFC 3339 (default: now)")
     work = sub.add_parser("work", help="run local worker processes on the work queue until it is empty")
@@ -570,6 +576,8 @@ def backfill_commands(args: argparse.Namespace, settings: Settings, now: datetim
         close_clients(clients)
     print(f"{definition.kind} {definition.id}: {definition.range_label()}, {','.join(definition.types)} -> "
           f"{definition.sequence.folder(settings.blob_path)}/", file=out)
+    if args.queue:
+        return cmd_enqueue_backfill(settings, definition, now, out)
     last = drive(settings, lambda: build_clients(settings), close_clients, now, definition,
                  lambda summary: print_summary(summary, out))
     clients = build_clients(settings)

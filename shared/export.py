@@ -217,16 +217,24 @@ def positions(settings: Settings, clients: Clients, now: datetime, sequence: Seq
 
 def _backfill_positions(clients: Clients, summary: RunSummary, sequence: Sequence,
                         scope: Scope) -> tuple[Destination, dict[str, TypeState]]:
+    dest, states = backfill_positions(clients, sequence, scope)
+    summary.destination = dest
+    return dest, states
+
+
+def backfill_positions(clients: Clients, sequence: Sequence, scope: Scope,
+                       call_types: tuple[str, ...] | None = None) -> tuple[Destination, dict[str, TypeState]]:
     """A backfill's rows (created at the start of its range), keyed and named by the live
-    destination's pin, which it only reads."""
+    destination's pin, which it only reads: what a backfill's run, its plan and its work items
+    start from. ``call_types``: some of the scope's types (default: all of them)."""
     store = clients.state
     store.ensure_table()
     pin = pinned_for_backfill(store, clients.etl.destination(), sequence)
     dest = Destination(pin.integration_id, pin.action_id)
-    summary.destination = dest
     annotate_destination(dest.integration_id, dest.action_id)
     key = sequence.state_key(dest.integration_id, dest.action_id)
-    return dest, {t: store.get(key, t) or store.create(key, t, scope.start) for t in scope.types}
+    types = scope.types if call_types is None else call_types
+    return dest, {t: store.get(key, t) or store.create(key, t, scope.start) for t in types}
 
 
 def run_unit(settings: Settings, clients: Clients, dest: Destination, state: TypeState, window: Window,

@@ -3,9 +3,10 @@
 For every planned destination (shared/planned.py): read its positions (the pin and its type rows,
 created at the destination's start if new, as a run does), then for every type whose next window
 is due at ``now`` and that has no live work item (shared/planner.py), write the marker and send one
-message (shared/work_item.py) on EXPORT_QUEUE. The marker is written before the message: a
-message sent without its marker could start a second chain, a marker without its message (a
-crash in between) is planned again after two leases. Then record the queue's gauges.
+message (shared/work_item.py) on EXPORT_QUEUE; then the same for each type of each recorded,
+unfinished backfill and replay of the destination (shared/backfill_chains.py). The marker is
+written before the message: a message sent without its marker could start a second chain, a
+marker without its message (a crash in between) is planned again after two leases. Then record the queue's gauges.
 
 One destination's failure (its ETL API refuses the token, its state row is unreadable) is
 reported and the others are planned all the same.
@@ -20,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from shared.backfill_chains import plan_backfills
 from shared.clients import build_clients, close_clients
 from shared.errors import ExportError, WindowNotClosed
 from shared.export import positions
@@ -120,3 +122,19 @@ def _plan_destination(name, sequence, dest_settings, now, settings, queue, marke
             markers.release(item)  # no message, no marker: the next plan plans it
             raise
         result.items.append(item)
+    _plan_backfills(name, dest_settings, now, settings, queue, markers, wall, result, clients_kwargs)
+
+
+def _plan_backfills(name, dest_settings, now, settings, queue, markers, wall, result,  # type: ignore[no-untyped-def]
+                    clients_kwargs) -> None:
+    """The chains of the destination's recorded backfills and replays (shared/backfill_chains.py)."""
+    clients = build_clients(dest_settings, **clients_kwargs)
+    context = bind_log_context(destination=name)
+    try:
+        items, errors = plan_backfills(name, dest_settings, clients, now, queue, markers, wall,
+                                       settings.work_lease_seconds)
+    finally:
+        reset_log_context(context)
+        close_clients(clients)
+    result.items.extend(items)
+    result.errors.extend(errors)

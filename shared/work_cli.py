@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 from typing import TextIO
 
+from shared.backfill import Definition
+from shared.backfill_chains import plan_backfill
+from shared.clients import build_clients, close_clients
 from shared.errors import ExportError
-from shared.planning import plan
+from shared.planning import marker_store, plan
 from shared.settings import Settings
+from shared.telemetry import bind_log_context, reset_log_context
 from shared.windows import format_rfc3339
 from shared.work_queue import QueueDepth, WorkQueue
 from shared.work_runner import work
@@ -30,6 +35,33 @@ def cmd_plan(settings: Settings, now: datetime, out: TextIO, err: TextIO) -> int
     for name, error in result.errors:
         print(f"error: destination {name}: {error}", file=err)
     return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def cmd_enqueue_backfill(settings: Settings, definition: Definition, now: datetime, out: TextIO) -> int:
+    """``backfill --queue``: plan the recorded backfill's chains now (as the next plan would); one
+    line per work item sent. The workers run it; ``status`` shows its progress."""
+    queue = WorkQueue.of(settings)
+    markers = marker_store(settings)
+    clients = build_clients(settings)
+    context = bind_log_context(destination=definition.destination)  # the pin adds the ids; all undone here
+    try:
+        queue.ensure()
+        items = plan_backfill(definition.destination, definition, settings, clients, now, queue, markers,
+                              time.time, settings.work_lease_seconds)
+    finally:
+        reset_log_context(context)
+        close_clients(clients)
+        markers.store.service.close()
+        queue.close()
+    for item in items:
+        print(f"enqueued {item.label()} (horizon {format_rfc3339(item.horizon)})", file=out)
+    print(f"{len(items)} work item(s) enqueued on {settings.export_queue} for {definition.kind} {definition.id} "
+          "(a type with a live chain or nothing left gets none); `python -m shared.cli status` shows its "
+          "progress", file=out)
+    if settings.export_mode != "queue":
+        print("note: EXPORT_MODE is not queue: no plan re-plans a lost item; drain the queue with "
+              "`python -m shared.cli work`", file=out)
+    return EXIT_OK
 
 
 def cmd_work(settings: Settings, processes: int, idle_exit: float, out: TextIO, err: TextIO,

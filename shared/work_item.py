@@ -2,6 +2,13 @@
 
     {"v": 1, "destination": "default", "type": "track", "window": "2026-11-28T12:00:00Z",
      "horizon": "2026-11-28T12:31:00Z", "chain": "<hex>"}
+    {"v": 2, ..., "backfill": "bf-20261128T1200Z-20261128T1500Z-1a2b3c4d"}
+
+Version 1 is an item of a destination's live export; version 2 adds ``backfill``, the id of a
+recorded backfill or replay (shared/backfill.py) whose chain this is: the message only names it,
+the definition row in STATE_TABLE is the truth. A live item is still written as version 1, so a
+worker of an earlier version reads every live item; it refuses a version 2 one with a permanent
+error (BadWorkItem: the poison queue, nothing exported). This version reads both.
 
 ``window`` is the start of the (window, type) to export; ``horizon`` the instant of the plan that
 made the chain: the chain exports the windows due at that instant, no later ones (the next plan
@@ -21,10 +28,11 @@ from datetime import datetime
 
 from shared.calltypes import CALL_TYPES
 from shared.errors import ExportError
-from shared.sequence import check_name
+from shared.sequence import check_backfill, check_name
 from shared.windows import WINDOW, floor_window, format_rfc3339, latest_due_end, parse_rfc3339
 
-VERSION = 1
+VERSION = 1  # a live item
+BACKFILL_VERSION = 2  # an item of a backfill's (or replay's) chain: adds "backfill"
 #: The most a message may hold (a valid one is ~200 bytes; the queue takes 64 KiB).
 MAX_TEXT = 2048
 
@@ -43,9 +51,12 @@ class WorkItem:
     window_start: datetime
     horizon: datetime
     chain: str
+    backfill: str | None = None  # the backfill (or replay) id; None: the destination's live export
 
     def __post_init__(self) -> None:
         check_name(self.destination)
+        if self.backfill is not None:
+            check_backfill(self.backfill)
         if self.call_type not in CALL_TYPES:
             raise ValueError(f"type {self.call_type!r} is not one of {', '.join(CALL_TYPES)}")
         if floor_window(self.window_start) != self.window_start:
@@ -55,22 +66,30 @@ class WorkItem:
 
     @property
     def key(self) -> str:
-        """The (destination, type) this item is for, as the marker's RowKey."""
+        """The (sequence, type) this item is for, as the marker's RowKey: ``{destination}~{type}``
+        for the live export, ``{destination}~{backfill}~{type}`` for a backfill's chain (names, ids
+        and types hold no '~', so no key of one is a key of the other)."""
+        if self.backfill is not None:
+            return f"{self.destination}~{self.backfill}~{self.call_type}"
         return f"{self.destination}~{self.call_type}"
 
     def label(self) -> str:
-        return f"{self.destination} {self.call_type} {format_rfc3339(self.window_start)}"
+        who = self.destination if self.backfill is None else f"{self.destination} backfill {self.backfill}"
+        return f"{who} {self.call_type} {format_rfc3339(self.window_start)}"
 
     def at(self, window_start: datetime) -> WorkItem:
         """The same chain, pointed at another window."""
-        return WorkItem(self.destination, self.call_type, window_start, self.horizon, self.chain)
+        return WorkItem(self.destination, self.call_type, window_start, self.horizon, self.chain, self.backfill)
 
     def to_text(self) -> str:
-        return json.dumps({
+        fields = {
             "v": VERSION, "destination": self.destination, "type": self.call_type,
             "window": format_rfc3339(self.window_start), "horizon": format_rfc3339(self.horizon),
             "chain": self.chain,
-        }, separators=(",", ":"))
+        }
+        if self.backfill is not None:
+            fields = {**fields, "v": BACKFILL_VERSION, "backfill": self.backfill}
+        return json.dumps(fields, separators=(",", ":"))
 
     @classmethod
     def from_text(cls, text: str) -> WorkItem:
@@ -83,13 +102,16 @@ class WorkItem:
             data = json.loads(text)
             if not isinstance(data, dict):
                 raise ValueError("not a JSON object")
-            if data.get("v") != VERSION:
-                raise ValueError(f"version {data.get('v')!r}, this exporter reads {VERSION}")
-            fields = {k: data[k] for k in ("destination", "type", "window", "horizon", "chain")}
+            version = data.get("v")
+            if type(version) is not int or version not in (VERSION, BACKFILL_VERSION):
+                raise ValueError(f"version {version!r}, this exporter reads {VERSION} and {BACKFILL_VERSION}")
+            names = ("destination", "type", "window", "horizon", "chain")
+            names += ("backfill",) if version == BACKFILL_VERSION else ()
+            fields = {k: data[k] for k in names}
             if not all(isinstance(v, str) for v in fields.values()):
                 raise ValueError("a field is not text")
             return cls(fields["destination"], fields["type"], parse_rfc3339(fields["window"]),
-                       parse_rfc3339(fields["horizon"]), fields["chain"])
+                       parse_rfc3339(fields["horizon"]), fields["chain"], fields.get("backfill"))
         except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
             why = f"no {exc}" if isinstance(exc, KeyError) else str(exc)[:120]
             raise BadWorkItem(f"work item {shown} is unreadable ({why}): it was not written by this version "

@@ -8,6 +8,10 @@
             -> committed: move the marker to the next window and send its item, if it is due
                at the horizon; else release the marker.
 
+An item of a backfill's chain (``item.backfill``) reads the recorded definition and runs with
+the backfill's settings, rows and scope (shared/backfill_chains.py): its next window is the
+scope's, and the chain ends at the backfill's end.
+
 How each ending is acknowledged (docs/design.md, "Plan, queue, work"):
 
 - committed, empty, stale duplicate, chain ended, window not closed: the message is completed;
@@ -35,14 +39,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.clients import build_clients, close_clients
+from shared.backfill_chains import Track, backfill_track
+from shared.clients import Clients, build_clients, close_clients
 from shared.errors import WindowNotClosed
 from shared.export import positions, run_unit
 from shared.planned import PlannedDestination, planned_destination
 from shared.planning import marker_store
+from shared.sequence import Sequence
 from shared.settings import Settings
 from shared.summary import UnitStatus
-from shared.telemetry import bind_log_context, reset_log_context, unit_duration, units_in_flight
+from shared.telemetry import (
+    backfill_windows,
+    bind_log_context,
+    reset_log_context,
+    unit_duration,
+    units_in_flight,
+)
 from shared.unit import Next
 from shared.windows import Window, format_rfc3339
 from shared.work_item import WorkItem
@@ -100,22 +112,29 @@ def _handle(item: WorkItem, settings: Settings, queue: WorkQueue, markers: Marke
             if beat.marker is None:
                 return Outcome(item, "dropped")  # a duplicate or a plan moved the chain since our read
             try:
-                dest, states = positions(dest_settings, clients, item.horizon, sequence, (item.call_type,),
-                                         ensure_table=False)
+                track = _track(item, dest_settings, clients, sequence)
             except WindowNotClosed as exc:
                 markers.release(item, beat.marker)
                 log.info("%s: %s", item.label(), exc)
                 return Outcome(item, UnitStatus.NOT_CLOSED.value)
-            state = states[item.call_type]
-            if state.window_end != item.window_start:
+            if track is None:
+                markers.release(item, beat.marker)
+                log.info("%s: no such backfill of this type is recorded in STATE_TABLE: dropped", item.label())
+                return Outcome(item, "dropped")
+            state = track.state
+            start = track.next_start(state.window_end)
+            if start is None:  # a backfill's type is done: its chain never passes its end
+                markers.release(item, beat.marker)
+                return Outcome(item, "done")
+            if start != item.window_start:
                 # The row is the truth: behind it, the window is committed; ahead of it, the row's
                 # window comes first (never skip one).
                 log.info("%s: the state row stands at %s; the chain goes on from there", item.label(),
                          format_rfc3339(state.window_end))
-                if not item.due(state.window_end, dest_settings.settle_seconds):
+                if not item.due(start, dest_settings.settle_seconds):
                     markers.release(item, beat.marker)
                     return Outcome(item, "done")
-                if not beat.move(item.at(state.window_end)):
+                if not beat.move(item.at(start)):
                     return Outcome(item, "dropped")
             current = beat.item
             if not current.due(current.window_start, dest_settings.settle_seconds):
@@ -127,7 +146,7 @@ def _handle(item: WorkItem, settings: Settings, queue: WorkQueue, markers: Marke
             attrs = {"destination": item.destination, "type": item.call_type}
             units_in_flight.add(1, attrs)
             try:
-                step = run_unit(dest_settings, clients, dest, state, window, uuid.uuid4().hex)
+                step = run_unit(track.settings, track.clients, track.dest, state, window, uuid.uuid4().hex)
                 outcome = step.result.status.value
             finally:
                 units_in_flight.add(-1, attrs)
@@ -137,8 +156,11 @@ def _handle(item: WorkItem, settings: Settings, queue: WorkQueue, markers: Marke
     known = beat.marker
     if step.next is Next.NEXT_WINDOW:
         assert step.state is not None
+        if item.backfill is not None:  # a backfill's progress, as its inline run records it
+            backfill_windows.add(1, {"backfill": item.backfill, "type": item.call_type})
         return Outcome(item, outcome, current.window_start,
-                       _go_on(current, step.state.window_end, dest_settings, queue, markers, wall, known))
+                       _go_on(current, track.next_start(step.state.window_end), dest_settings, queue, markers,
+                              wall, known))
     if step.result.status is UnitStatus.BUSY:
         markers.touch(current, wall(), known)
         queue.send(current.to_text(), delay_seconds=settings.work_lease_seconds)
@@ -149,10 +171,11 @@ def _handle(item: WorkItem, settings: Settings, queue: WorkQueue, markers: Marke
     return Outcome(item, outcome, current.window_start)
 
 
-def _go_on(current: WorkItem, next_start: datetime, dest_settings: Settings, queue: WorkQueue,
+def _go_on(current: WorkItem, next_start: datetime | None, dest_settings: Settings, queue: WorkQueue,
            markers: MarkerStore, wall: Callable[[], float], known: Marker | None) -> WorkItem | None:
-    """After a commit: the chain's next item (sent), or None (released: nothing more due at the horizon)."""
-    if not current.due(next_start, dest_settings.settle_seconds):
+    """After a commit: the chain's next item (sent), or None (released: nothing more due at the
+    horizon, or ``next_start`` None: a backfill's type reached its end)."""
+    if next_start is None or not current.due(next_start, dest_settings.settle_seconds):
         markers.release(current, known)
         return None
     following = current.at(next_start)
@@ -160,6 +183,15 @@ def _go_on(current: WorkItem, next_start: datetime, dest_settings: Settings, que
         return None  # a duplicate of this item moved the chain first, or a plan replaced it
     queue.send(following.to_text())
     return following
+
+
+def _track(item: WorkItem, dest_settings: Settings, clients: Clients, sequence: Sequence) -> Track | None:
+    """What the item's unit runs with: the live export's row and settings, or (an item of a
+    backfill's chain) the recorded backfill's (shared/backfill_chains.py); None: no such backfill."""
+    if item.backfill is not None:
+        return backfill_track(dest_settings, clients, item)
+    dest, states = positions(dest_settings, clients, item.horizon, sequence, (item.call_type,), ensure_table=False)
+    return Track(dest_settings, clients, dest, states[item.call_type], None)
 
 
 class _Beat:
