@@ -167,6 +167,14 @@ def load_env(path: Path | None, *, read_file: bool = True) -> dict[str, str]:
     return load_local_settings(DEFAULT_SETTINGS, os.environ)
 
 
+def export_app_settings(env: dict[str, str]) -> None:
+    """Make the settings file's Values environment variables of this process (and of the `work`
+    processes it spawns), as `func` does for a local host: every `@env:` reference, in every
+    command and worker, then reads the same app settings. The environment keeps precedence."""
+    for name, value in env.items():
+        os.environ.setdefault(name, value)
+
+
 def load_settings(path: Path | None, *, read_file: bool = True) -> Settings:
     """The settings of :func:`load_env`'s app settings."""
     env = load_env(path, read_file=read_file)
@@ -201,6 +209,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             return EXIT_FAILED
         print(f"error: {exc}", file=err)
         return EXIT_USAGE
+    export_app_settings(env)
     if args.command == "destinations":
         return destinations_command(args, settings, out, err)
     if args.command == "check":

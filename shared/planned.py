@@ -29,7 +29,9 @@ def planned(settings: Settings) -> tuple[list[PlannedDestination], list[tuple[st
     of the errors."""
     found, table_error = destinations_to_run(settings)
     ok = [(d.name, d.sequence, d.settings) for d in found if d.settings is not None]
-    errors = [(d.name, d.error or "cannot run") for d in found if d.settings is None]
+    # The plan names the destination before its error: the error's own prefix is not repeated.
+    errors = [(d.name, (d.error or "cannot run").removeprefix(f"destination {d.name}: "))
+              for d in found if d.settings is None]
     if table_error:
         errors.insert(0, ("(destinations table)", table_error))
     return ok, errors

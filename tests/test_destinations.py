@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import logging
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,6 +39,7 @@ from shared.secret_refs import KeyVaultReader
 from shared.sequence import Sequence
 from shared.settings import PER_DESTINATION, SETTING
 from shared.state_store import StateStore, make_table_service
+from tests.conftest import ROOT
 from tests.support.blobs import read_container
 from tests.support.calls import make_window_calls
 from tests.support.invariants import check_container, ids_of
@@ -538,3 +543,28 @@ def test_a_disabled_destinations_problem_is_shown_but_fails_status_and_check_onl
     ok(harness.cli("check", "us", extra_env=env), 1)
     ok(harness.cli("status", "us", extra_env=env), 1)
     ok(harness.cli("run", "--now", AFTER_ONE, extra_env=env))  # a disabled destination is not run
+
+
+def test_plan_and_work_read_references_from_the_settings_file_as_run_does(harness, others, tmp_path):
+    """`@env:` references resolve from local.settings.json Values in plan and in the spawned work
+    processes too (func makes the Values environment variables; so does the CLI)."""
+    eu = others["eu"]
+    ok(add(harness, eu, env_of(others)))
+    values = {**harness.env, **env_of({"eu": eu})}
+    path = tmp_path / "local.settings.json"
+    path.write_text(json.dumps({"IsEncrypted": False, "Values": values}), encoding="utf-8")
+    eu.source.add(make_window_calls(W0, seed=3))
+    # Only the file holds the references' values: the environment has none of the app settings.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTER_") and k not in values}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "shared.cli", "--settings", str(path), *args],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+    planned = cli("plan", "--now", AFTER_ONE)
+    ok(planned)
+    assert "eu" in planned.stdout and "not set" not in planned.stdout + planned.stderr
+    worked = cli("work", "--processes", "1", "--idle-exit", "2")
+    ok(worked)
+    assert "dropped" not in worked.stderr
+    assert positions(harness, "2184.13699~eu") == {t: 1 for t in CALL_TYPES}
