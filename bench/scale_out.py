@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import sys
 import tempfile
 import threading
@@ -74,11 +75,25 @@ def _calls(start: datetime, windows: int, seed: int) -> list[dict[str, Any]]:
     return out
 
 
+def _cpu(az: Any) -> dict[str, float]:
+    """CPU seconds so far: the worker processes (joined children), this process (the plan, the
+    watcher and the ETL API emulators' threads) and Azurite. The workers' whole life is counted:
+    start-up and idle polling too."""
+    import psutil
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    azurite = psutil.Process(az.process.pid).cpu_times() if az.process else None
+    return {"workers": children.ru_utime + children.ru_stime, "bench_and_etl": own.ru_utime + own.ru_stime,
+            "azurite": (azurite.user + azurite.system) if azurite else 0.0}
+
+
 def one(az: Any, workdir: Path, destinations: int, windows: int, processes: int, delay: float,
         idle_exit: float, warmup: float) -> dict[str, Any]:
     from shared.planning import plan
     from shared.work_runner import work
 
+    load = os.getloadavg()[0]
     table, queue = f"b{uuid.uuid4().hex[:16]}", f"b{uuid.uuid4().hex[:16]}"
     app_env = {"ETL_API_ENDPOINT": "https://etl.invalid", "ETL_API_TOKEN": TOKEN, "EXPORT_FORMAT": "csv",
                "BLOB_SAS_URL": az.sas_url("unused"), "AzureWebJobsStorage": az.connection_string,
@@ -102,6 +117,7 @@ def one(az: Any, workdir: Path, destinations: int, windows: int, processes: int,
         # Warm instances, as Functions keeps them: the workers start (imports, clients) before the
         # plan, and wait on the empty queue; the drain is timed from the plan on.
         exits: list[Any] = []
+        cpu_before = _cpu(az)
         runner = threading.Thread(target=lambda: exits.extend(
             work(app, processes, warmup + idle_exit, destinations=from_file)))
         runner.start()
@@ -126,12 +142,14 @@ def one(az: Any, workdir: Path, destinations: int, windows: int, processes: int,
         runner.join()
         stop.set()
         watcher.join()
+        cpu = {k: round(v - cpu_before[k], 2) for k, v in _cpu(az).items()}
         store.service.close()
         if not drained or any(e.exitcode != 0 for e in exits):
             raise SystemExit(f"the backlog was not drained with {processes} process(es): {exits}")
         units = destinations * windows * len(CALL_TYPES)
         return {"processes": processes, "units": units, "plan_seconds": round(plan_seconds, 3),
-                "planned_items": len(planned.items), "drain_seconds": round(drained[0] - started, 3)}
+                "planned_items": len(planned.items), "drain_seconds": round(drained[0] - started, 3),
+                "cpu_seconds": cpu, "load_before": round(load, 2)}
     finally:
         for s in servers:
             s.stop()
@@ -164,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
                "per_unit_overhead_ms": round(overhead_ms, 1)}
     for r in results:
         print(f"work --processes {r['processes']}: {r['units']} units drained in {r['drain_seconds']:.2f} s "
-              f"(plan {r['plan_seconds']:.2f} s, {r['planned_items']} items)")
+              f"(plan {r['plan_seconds']:.2f} s, {r['planned_items']} items; load before {r['load_before']}; "
+              f"CPU s {r['cpu_seconds']})")
     print(f"speed-up {summary['speedup']}x with {args.processes} processes; "
           f"per-unit overhead {summary['per_unit_overhead_ms']} ms (one process, page delay excluded)")
     out = Path(args.json_out)
