@@ -205,6 +205,20 @@ def positions(settings: Settings, clients: Clients, now: datetime, sequence: Seq
     return dest, states
 
 
+def pinned_positions(clients: Clients, now: datetime, sequence: Sequence, call_type: str, dest: Destination,
+                     ) -> tuple[Destination, dict[str, TypeState]] | None:
+    """A work item's position when it carries its destination's pinned ids (shared/work_item.py):
+    the type's state row read directly, without ``GET /v1/destination`` and the pin (the plan that
+    started the chain checked them, and a pin's ids never change). None when the row is not there:
+    then :func:`positions`, which creates it."""
+    annotate_destination(dest.integration_id, dest.action_id)
+    state = clients.state.get(sequence.state_key(dest.integration_id, dest.action_id), call_type)
+    if state is None:
+        return None
+    record_export_lag(now, {call_type: state.window_end}, destination=sequence.destination)
+    return dest, {call_type: state}
+
+
 def _backfill_positions(clients: Clients, summary: RunSummary, sequence: Sequence,
                         scope: Scope) -> tuple[Destination, dict[str, TypeState]]:
     """A backfill's rows (created at the start of its range), keyed and named by the live

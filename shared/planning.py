@@ -108,14 +108,16 @@ def _plan_destination(name, sequence, dest_settings, now, settings, queue, marke
         close_clients(clients)
     marks = {t: markers.get(f"{name}~{t}") for t in states}
     for due in due_items(states, marks, now, dest_settings.settle_seconds, wall(), settings.work_lease_seconds):
-        item = WorkItem(name, due.call_type, due.window_start, now, uuid.uuid4().hex)
-        if not markers.start(item, wall(), due.replacing):
+        item = WorkItem(name, due.call_type, due.window_start, now, uuid.uuid4().hex,
+                        dest.integration_id, dest.action_id)  # the ids this plan checked the pin with
+        marker = markers.start(item, wall(), due.replacing)
+        if marker is None:
             continue  # another plan got there first: its item is the live one
         if due.replacing is not None:
             log.warning("%s: its work item made no progress for two leases (lost, poisoned or its worker "
                         "died): planned again", item.label())
         try:
-            queue.send(item.to_text())
+            queue.send(item.sent_with(marker.etag).to_text())
         except ExportError:
             markers.release(item)  # no message, no marker: the next plan plans it
             raise
