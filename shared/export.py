@@ -113,7 +113,9 @@ def _run(settings: Settings, clients: Clients, now: datetime, summary: RunSummar
     # The manifest chain starts before any unit of a new sequence commits (shared/manifests.py),
     # in the sequence's folder (a backfill's settings carry it as blob_path).
     key = sequence.state_key(dest.integration_id, dest.action_id)
-    ManifestChain(clients.blobs.at_path(settings.blob_path), clients.state, dest, key).start(states)
+    # (and catches up the manifests a crash left unwritten)
+    ManifestChain(clients.blobs.at_path(settings.blob_path), clients.state, dest, key).resume(
+        states, Recipe.of(settings))
     if scope is None:
         plan = _plan(states, now, settings)
     else:

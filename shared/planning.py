@@ -26,6 +26,7 @@ from shared.export import positions
 from shared.manifests import ManifestChain
 from shared.planned import PlannedDestination, planned
 from shared.planner import due_items
+from shared.recipe import Recipe
 from shared.settings import Settings
 from shared.state_store import StateStore, make_table_service
 from shared.telemetry import bind_log_context, record_queue_depth, reset_log_context
@@ -100,9 +101,11 @@ def _plan_destination(name, sequence, dest_settings, now, settings, queue, marke
     context = bind_log_context(destination=name)  # positions adds the ids; all undone here
     try:
         dest, states = positions(dest_settings, clients, now, sequence)
-        # The manifest chain starts before any unit of a new sequence commits (shared/manifests.py).
+        # The manifest chain starts before any unit of a new sequence commits (shared/manifests.py),
+        # and catches up the manifests a crash left unwritten.
         ManifestChain(clients.blobs.at_path(dest_settings.blob_path), clients.state, dest,
-                      sequence.state_key(dest.integration_id, dest.action_id)).start(states)
+                      sequence.state_key(dest.integration_id, dest.action_id)).resume(
+            states, Recipe.of(dest_settings))
     finally:
         reset_log_context(context)
         close_clients(clients)
