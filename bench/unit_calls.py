@@ -4,7 +4,7 @@ every HTTP request counted by service (table / queue / blob / ETL) and kind (met
 
     python bench/unit_calls.py [--windows 3]
 
-Prints the requests per unit (the plan's excluded) and the table of kinds. A measuring tool, not a
+Prints the plan's requests, the requests per unit (the plan's excluded) and the table of kinds. A measuring tool, not a
 test: it wraps urllib3's ``urlopen`` (what the Azure SDK and the ETL client both send through).
 See bench/README.md, "Scale-out benchmark".
 """
@@ -97,8 +97,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env(env)
         listed = [("dest-0", Sequence("dest-0"), settings)]
         now = W0 + args.windows * timedelta(minutes=10) + timedelta(seconds=61)
-        plan(settings, now, destinations=listed)
         _wrap()
+        plan(settings, now, destinations=listed)
+        planned = sum(COUNTS.values())
+        COUNTS.clear()
         started = time.perf_counter()
         handled = worker_loop(settings, 0.0, lambda s: listed)
         seconds = time.perf_counter() - started
@@ -107,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         az.stop()
     units = args.windows * len(CALL_TYPES)
     total = sum(COUNTS.values())
-    print(f"{handled} messages, {units} units, {seconds:.2f} s; {total} requests, {total / units:.2f} per unit")
+    print(f"plan: {planned} requests; work: {handled} messages, {units} units, {seconds:.2f} s; {total} requests, "
+          f"{total / units:.2f} per unit")
     by_service = collections.Counter()
     for (service, _), n in COUNTS.items():
         by_service[service] += n

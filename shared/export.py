@@ -197,7 +197,9 @@ def positions(settings: Settings, clients: Clients, now: datetime, sequence: Seq
     dest = Destination(pin.integration_id, pin.action_id)
     annotate_destination(dest.integration_id, dest.action_id)
     key = sequence.state_key(dest.integration_id, dest.action_id)
-    found = {t: store.get(key, t) for t in call_types}
+    # One query for the partition's rows when more than one type is wanted (a run, a plan).
+    rows = store.type_rows(key) if len(call_types) > 1 else {}
+    found = {t: rows.get(t) if len(call_types) > 1 else store.get(key, t) for t in call_types}
     states: dict[str, TypeState] = {}
     for t, state in found.items():
         # EXPORT_START first (a type started over), then the pin's start; pins of earlier versions

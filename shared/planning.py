@@ -74,10 +74,11 @@ def plan(settings: Settings, now: datetime, *, destinations: list[PlannedDestina
             result.errors.extend(unplanned)
             for name, error in unplanned:
                 log.error("destination %s was not planned: %s", name, error)
+        live = {m.key: m for m in markers.all()}  # one query; every write on them is conditional
         for name, sequence, dest_settings in destinations:
             try:
-                _plan_destination(name, sequence, dest_settings, now, settings, queue, markers, wall, result,
-                                  clients_kwargs or {})
+                _plan_destination(name, sequence, dest_settings, now, settings, queue, markers, live, wall,
+                                  result, clients_kwargs or {})
             except WindowNotClosed as exc:
                 result.waiting.append((name, str(exc)))
                 log.info("destination %s: %s", name, exc)
@@ -95,7 +96,7 @@ def plan(settings: Settings, now: datetime, *, destinations: list[PlannedDestina
     return result
 
 
-def _plan_destination(name, sequence, dest_settings, now, settings, queue, markers, wall, result,  # type: ignore[no-untyped-def]
+def _plan_destination(name, sequence, dest_settings, now, settings, queue, markers, live, wall, result,  # type: ignore[no-untyped-def]
                       clients_kwargs) -> None:
     clients = build_clients(dest_settings, **clients_kwargs)
     context = bind_log_context(destination=name)  # positions adds the ids; all undone here
@@ -109,7 +110,7 @@ def _plan_destination(name, sequence, dest_settings, now, settings, queue, marke
     finally:
         reset_log_context(context)
         close_clients(clients)
-    marks = {t: markers.get(f"{name}~{t}") for t in states}
+    marks = {t: live.get(f"{name}~{t}") for t in states}
     for due in due_items(states, marks, now, dest_settings.settle_seconds, wall(), settings.work_lease_seconds):
         item = WorkItem(name, due.call_type, due.window_start, now, uuid.uuid4().hex,
                         dest.integration_id, dest.action_id)  # the ids this plan checked the pin with

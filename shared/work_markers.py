@@ -68,10 +68,7 @@ class MarkerStore:
             e = self.store._call(lambda: self.store.table.get_entity(MARKERS_PARTITION, key), reading=True)
         except ResourceNotFoundError:
             return None
-        touched = e.get("touched")
-        return Marker(key, str(e.get("chain", "")), str(e.get("window", "")), str(e.get("horizon", "")),
-                      float(touched) if isinstance(touched, int | float) else 0.0,
-                      e.metadata.get("etag", ""))
+        return _read(key, e)
 
     def all(self) -> list[Marker]:
         try:
@@ -79,7 +76,7 @@ class MarkerStore:
                 f"PartitionKey eq '{MARKERS_PARTITION}'")), reading=True)
         except ResourceNotFoundError:
             return []
-        return [m for r in rows if (m := self.get(r["RowKey"])) is not None]
+        return [_read(r["RowKey"], r) for r in rows]
 
     def start(self, item: WorkItem, wall: float, replacing: Marker | None = None) -> Marker | None:
         """Make ``item`` the live chain: insert if there is no marker, else replace ``replacing``
@@ -148,6 +145,13 @@ class MarkerStore:
             _entity(item, wall), mode=UpdateMode.REPLACE, etag=marker.etag,
             match_condition=MatchConditions.IfNotModified))
         return _written(item, wall, meta)
+
+
+def _read(key: str, e: Any) -> Marker:
+    """A marker row as read (a point read or a query's entity, with its ETag)."""
+    touched = e.get("touched")
+    return Marker(key, str(e.get("chain", "")), str(e.get("window", "")), str(e.get("horizon", "")),
+                  float(touched) if isinstance(touched, int | float) else 0.0, e.metadata.get("etag", ""))
 
 
 def _written(item: WorkItem, wall: float, meta: dict[str, Any]) -> Marker:
