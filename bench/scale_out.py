@@ -12,9 +12,10 @@ queue and containers, one plan (the timer's work: ``shared.planning.plan``), the
 ``--idle-exit`` seconds. Reported:
 
 - **drain**: the workers are started first and given ``--warmup`` seconds (warm instances, as
-  Functions keeps them); then the plan, and the drain is timed from the plan until the last state
-  row reached the end of the backlog (sampled every 50 ms), so neither process start-up nor the
-  idle wait nor the exit is counted;
+  Functions keeps them); then the plan, and the drain is timed from the plan's start to the last
+  state commit (the newest ``Timestamp`` Azurite gave a type row, read once the workers exited:
+  nothing polls storage while they run), so neither process start-up nor the idle wait nor the
+  exit is counted;
 - **per-unit overhead**: with one process, ``drain / units`` minus the emulator's page delay
   (one page per unit; the plan is inside the drain): what a unit costs besides waiting for the
   ETL API (marker, positions, claim, blob commit, state commit, next message), on this machine;
@@ -29,6 +30,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import sys
 import tempfile
 import threading
@@ -41,6 +43,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from azure.data.tables import TableServiceClient  # noqa: E402
+
 from devtools.azurite import start_azurite  # noqa: E402
 from emulator.faults import Fault  # noqa: E402
 from emulator.server import EmulatorServer  # noqa: E402
@@ -50,7 +54,7 @@ from shared.calltypes import CALL_TYPES  # noqa: E402
 from shared.planned import PlannedDestination  # noqa: E402
 from shared.sequence import Sequence  # noqa: E402
 from shared.settings import Settings  # noqa: E402
-from shared.state_store import StateStore, make_table_service  # noqa: E402
+from shared.windows import format_rfc3339  # noqa: E402
 
 TOKEN = "bench-token-0123456789"
 W0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -74,11 +78,25 @@ def _calls(start: datetime, windows: int, seed: int) -> list[dict[str, Any]]:
     return out
 
 
+def _cpu(az: Any) -> dict[str, float]:
+    """CPU seconds so far: the worker processes (joined children), this process (the plan, the
+    watcher and the ETL API emulators' threads) and Azurite. The workers' whole life is counted:
+    start-up and idle polling too."""
+    import psutil
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    azurite = psutil.Process(az.process.pid).cpu_times() if az.process else None
+    return {"workers": children.ru_utime + children.ru_stime, "bench_and_etl": own.ru_utime + own.ru_stime,
+            "azurite": (azurite.user + azurite.system) if azurite else 0.0}
+
+
 def one(az: Any, workdir: Path, destinations: int, windows: int, processes: int, delay: float,
         idle_exit: float, warmup: float) -> dict[str, Any]:
     from shared.planning import plan
     from shared.work_runner import work
 
+    load = os.getloadavg()[0]
     table, queue = f"b{uuid.uuid4().hex[:16]}", f"b{uuid.uuid4().hex[:16]}"
     app_env = {"ETL_API_ENDPOINT": "https://etl.invalid", "ETL_API_TOKEN": TOKEN, "EXPORT_FORMAT": "csv",
                "BLOB_SAS_URL": az.sas_url("unused"), "AzureWebJobsStorage": az.connection_string,
@@ -102,36 +120,31 @@ def one(az: Any, workdir: Path, destinations: int, windows: int, processes: int,
         # Warm instances, as Functions keeps them: the workers start (imports, clients) before the
         # plan, and wait on the empty queue; the drain is timed from the plan on.
         exits: list[Any] = []
+        cpu_before = _cpu(az)
         runner = threading.Thread(target=lambda: exits.extend(
             work(app, processes, warmup + idle_exit, destinations=from_file)))
         runner.start()
         time.sleep(warmup)
-        store = StateStore(make_table_service(az.connection_string), table)
-        keys = [Sequence(name).state_key("2184", "13699") for name in listed]
-        drained: list[float] = []
-        stop = threading.Event()
-
-        def watch() -> None:
-            while not stop.wait(0.05):
-                rows = [store.get(k, t) for k in keys for t in CALL_TYPES]
-                if all(r is not None and r.window_end == end and r.pending_start is None for r in rows):
-                    drained.append(time.perf_counter())
-                    return
-
-        started = time.perf_counter()
+        started, started_wall = time.perf_counter(), time.time()
         planned = plan(app, now, destinations=from_file(app))
         plan_seconds = time.perf_counter() - started
-        watcher = threading.Thread(target=watch)
-        watcher.start()
         runner.join()
-        stop.set()
-        watcher.join()
-        store.service.close()
-        if not drained or any(e.exitcode != 0 for e in exits):
+        cpu = {k: round(v - cpu_before[k], 2) for k, v in _cpu(az).items()}
+        # The drain ends at the last state commit: the newest Timestamp Azurite (same clock) gave
+        # a type row. Read once at the end, not polled: polling the rows while the workers run
+        # (48 reads every 50 ms, as this script did) took Azurite's CPU from the workers.
+        with TableServiceClient.from_connection_string(az.connection_string) as service:
+            client = service.get_table_client(table)
+            rows = [e for name in listed for e in client.query_entities(
+                f"PartitionKey eq '{Sequence(name).state_key('2184', '13699')}'")]
+        if (len(rows) != destinations * len(CALL_TYPES) or any(e.get("pending_start") for e in rows)
+                or {e["window_end"] for e in rows} != {format_rfc3339(end)} or any(e.exitcode != 0 for e in exits)):
             raise SystemExit(f"the backlog was not drained with {processes} process(es): {exits}")
+        last_commit = max(e.metadata["timestamp"].timestamp() for e in rows)
         units = destinations * windows * len(CALL_TYPES)
         return {"processes": processes, "units": units, "plan_seconds": round(plan_seconds, 3),
-                "planned_items": len(planned.items), "drain_seconds": round(drained[0] - started, 3)}
+                "planned_items": len(planned.items), "drain_seconds": round(last_commit - started_wall, 3),
+                "cpu_seconds": cpu, "load_before": round(load, 2)}
     finally:
         for s in servers:
             s.stop()
@@ -164,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
                "per_unit_overhead_ms": round(overhead_ms, 1)}
     for r in results:
         print(f"work --processes {r['processes']}: {r['units']} units drained in {r['drain_seconds']:.2f} s "
-              f"(plan {r['plan_seconds']:.2f} s, {r['planned_items']} items)")
+              f"(plan {r['plan_seconds']:.2f} s, {r['planned_items']} items; load before {r['load_before']}; "
+              f"CPU s {r['cpu_seconds']})")
     print(f"speed-up {summary['speedup']}x with {args.processes} processes; "
           f"per-unit overhead {summary['per_unit_overhead_ms']} ms (one process, page delay excluded)")
     out = Path(args.json_out)

@@ -113,7 +113,9 @@ def _run(settings: Settings, clients: Clients, now: datetime, summary: RunSummar
     # The manifest chain starts before any unit of a new sequence commits (shared/manifests.py),
     # in the sequence's folder (a backfill's settings carry it as blob_path).
     key = sequence.state_key(dest.integration_id, dest.action_id)
-    ManifestChain(clients.blobs.at_path(settings.blob_path), clients.state, dest, key).start(states)
+    # (and catches up the manifests a crash left unwritten)
+    ManifestChain(clients.blobs.at_path(settings.blob_path), clients.state, dest, key).resume(
+        states, Recipe.of(settings))
     if scope is None:
         plan = _plan(states, now, settings)
     else:
@@ -205,7 +207,9 @@ def positions(settings: Settings, clients: Clients, now: datetime, sequence: Seq
     dest = Destination(pin.integration_id, pin.action_id)
     annotate_destination(dest.integration_id, dest.action_id)
     key = sequence.state_key(dest.integration_id, dest.action_id)
-    found = {t: store.get(key, t) for t in call_types}
+    # One query for the partition's rows when more than one type is wanted (a run, a plan).
+    rows = store.type_rows(key) if len(call_types) > 1 else {}
+    found = {t: rows.get(t) if len(call_types) > 1 else store.get(key, t) for t in call_types}
     states: dict[str, TypeState] = {}
     for t, state in found.items():
         # EXPORT_START first (a type started over), then the pin's start; pins of earlier versions
@@ -213,6 +217,20 @@ def positions(settings: Settings, clients: Clients, now: datetime, sequence: Seq
         states[t] = state or store.create(key, t, settings.export_start or pin.start or start())
     record_export_lag(now, {t: s.window_end for t, s in states.items()}, destination=sequence.destination)
     return dest, states
+
+
+def pinned_positions(clients: Clients, now: datetime, sequence: Sequence, call_type: str, dest: Destination,
+                     ) -> tuple[Destination, dict[str, TypeState]] | None:
+    """A work item's position when it carries its destination's pinned ids (shared/work_item.py):
+    the type's state row read directly, without ``GET /v1/destination`` and the pin (the plan that
+    started the chain checked them, and a pin's ids never change). None when the row is not there:
+    then :func:`positions`, which creates it."""
+    annotate_destination(dest.integration_id, dest.action_id)
+    state = clients.state.get(sequence.state_key(dest.integration_id, dest.action_id), call_type)
+    if state is None:
+        return None
+    record_export_lag(now, {call_type: state.window_end}, destination=sequence.destination)
+    return dest, {call_type: state}
 
 
 def _backfill_positions(clients: Clients, summary: RunSummary, sequence: Sequence,

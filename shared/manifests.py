@@ -14,7 +14,8 @@ the blobs, built by whoever completes the window (any run, any instance), never 
 is committed create-only; a 409 whose blob says the same (the recipe aside) is a manifest already
 written (a racing writer, a crash before the cursor moved); anything else is a permanent
 :class:`BlobConflictError`. A crash anywhere leaves the cursor behind: the next completion writes
-the missing manifests first, in order. Costs per unit: two Table reads; per window: one listing per
+the missing manifests first, in order. Costs per unit: one Table query (the type rows), and the
+cursor's read when the unit raised the least committed window end; per window: one listing per
 file of a type plus one, six dead-letter reads, one upload and one Table write.
 """
 
@@ -26,7 +27,7 @@ from datetime import datetime
 from shared.blob_store import BlobStore, FileIdentity
 from shared.calltypes import CALL_TYPES
 from shared.crashpoints import crashpoint
-from shared.errors import BlobConflictError, StorageError
+from shared.errors import BlobConflictError, ExportError, StorageError
 from shared.etl_client import Destination
 from shared.manifest import (
     CONTENT_TYPE,
@@ -91,16 +92,23 @@ class ManifestChain:
         return position
 
     # -- completing windows -----------------------------------------------------------------------
-    def complete(self, recipe: object) -> list[str]:
+    def complete(self, recipe: object, rose_to: datetime | None = None) -> list[str]:
         """Write the manifest of every window all six types have committed, oldest first; the names
-        written (or found already written)."""
+        written (or found already written).
+
+        ``rose_to``: the window end a unit has just committed. Unless it is now the least of the
+        rows (that unit raised the least: a window may be complete), nothing was completed and the
+        cursor is not read. A cursor left behind by a crash is caught up at the next rise, or at the
+        start of the next run or plan (:meth:`resume`)."""
         rows = self.state.type_rows(self.state_key)
         if not rows:
+            return []
+        least = min(r.window_end for r in rows.values())
+        if rose_to is not None and rose_to != least:
             return []
         cursor = self.start(rows)
         if cursor is None:
             return []
-        least = min(r.window_end for r in rows.values())
         done: list[str] = []
         while cursor.window_end < least and len(done) < MAX_PER_CALL:
             window = Window(cursor.window_end, cursor.window_end + WINDOW)
@@ -121,6 +129,20 @@ class ManifestChain:
             cursor = moved
             done.append(name)
         return done
+
+    def resume(self, rows: dict[str, TypeState], recipe: object) -> ManifestCursor | None:
+        """A run's or a plan's start: :meth:`start`, and the manifests a crash left unwritten (the
+        cursor behind the least committed window end). A transient failure waits for the next
+        completion, as after a unit."""
+        cursor = self.start(rows)
+        if cursor is not None and rows and cursor.window_end < min(r.window_end for r in rows.values()):
+            try:
+                self.complete(recipe)
+            except ExportError as exc:
+                if not exc.transient:
+                    raise
+                log.warning("the manifests of %s wait for the next window: %s", self.sequence.label(), exc)
+        return cursor
 
     def _build(self, window: Window, cursor: ManifestCursor, rows: dict[str, TypeState], recipe: object) -> Manifest:
         outcomes: dict[str, TypeOutcome] = {}

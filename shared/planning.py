@@ -28,6 +28,7 @@ from shared.export import positions
 from shared.manifests import ManifestChain
 from shared.planned import PlannedDestination, planned
 from shared.planner import due_items
+from shared.recipe import Recipe
 from shared.settings import Settings
 from shared.state_store import StateStore, make_table_service
 from shared.telemetry import bind_log_context, record_queue_depth, reset_log_context
@@ -75,10 +76,11 @@ def plan(settings: Settings, now: datetime, *, destinations: list[PlannedDestina
             result.errors.extend(unplanned)
             for name, error in unplanned:
                 log.error("destination %s was not planned: %s", name, error)
+        live = {m.key: m for m in markers.all()}  # one query; every write on them is conditional
         for name, sequence, dest_settings in destinations:
             try:
-                _plan_destination(name, sequence, dest_settings, now, settings, queue, markers, wall, result,
-                                  clients_kwargs or {})
+                _plan_destination(name, sequence, dest_settings, now, settings, queue, markers, live, wall,
+                                  result, clients_kwargs or {})
             except WindowNotClosed as exc:
                 result.waiting.append((name, str(exc)))
                 log.info("destination %s: %s", name, exc)
@@ -96,28 +98,32 @@ def plan(settings: Settings, now: datetime, *, destinations: list[PlannedDestina
     return result
 
 
-def _plan_destination(name, sequence, dest_settings, now, settings, queue, markers, wall, result,  # type: ignore[no-untyped-def]
+def _plan_destination(name, sequence, dest_settings, now, settings, queue, markers, live, wall, result,  # type: ignore[no-untyped-def]
                       clients_kwargs) -> None:
     clients = build_clients(dest_settings, **clients_kwargs)
     context = bind_log_context(destination=name)  # positions adds the ids; all undone here
     try:
         dest, states = positions(dest_settings, clients, now, sequence)
-        # The manifest chain starts before any unit of a new sequence commits (shared/manifests.py).
+        # The manifest chain starts before any unit of a new sequence commits (shared/manifests.py),
+        # and catches up the manifests a crash left unwritten.
         ManifestChain(clients.blobs.at_path(dest_settings.blob_path), clients.state, dest,
-                      sequence.state_key(dest.integration_id, dest.action_id)).start(states)
+                      sequence.state_key(dest.integration_id, dest.action_id)).resume(
+            states, Recipe.of(dest_settings))
     finally:
         reset_log_context(context)
         close_clients(clients)
-    marks = {t: markers.get(f"{name}~{t}") for t in states}
+    marks = {t: live.get(f"{name}~{t}") for t in states}
     for due in due_items(states, marks, now, dest_settings.settle_seconds, wall(), settings.work_lease_seconds):
-        item = WorkItem(name, due.call_type, due.window_start, now, uuid.uuid4().hex)
-        if not markers.start(item, wall(), due.replacing):
+        item = WorkItem(name, due.call_type, due.window_start, now, uuid.uuid4().hex,
+                        integration_id=dest.integration_id, action_id=dest.action_id)  # the ids this plan checked the pin with
+        marker = markers.start(item, wall(), due.replacing)
+        if marker is None:
             continue  # another plan got there first: its item is the live one
         if due.replacing is not None:
             log.warning("%s: its work item made no progress for two leases (lost, poisoned or its worker "
                         "died): planned again", item.label())
         try:
-            queue.send(item.to_text())
+            queue.send(item.sent_with(marker.etag).to_text())
         except ExportError:
             markers.release(item)  # no message, no marker: the next plan plans it
             raise

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 
 from opentelemetry import trace
@@ -153,16 +154,16 @@ class Unit(AbandonedOnError):
                     return Step(Next.STOP, result)
                 committed = current
             self._record(result)
-            self._manifests(files)
+            self._manifests(files, committed.window_end)
             return Step(Next.NEXT_WINDOW, result, committed)
 
-    def _manifests(self, files: WindowFiles) -> None:
+    def _manifests(self, files: WindowFiles, window_end: datetime) -> None:
         """After the state commit: the manifest of every window the six types have now committed
         (shared/manifests.py), in the folder the unit's files went to. A transient failure is left
         to the next completion, which writes the missing manifests first."""
         chain = ManifestChain(files.blobs, self.clients.state, self.dest, self.state.dest_key)
         try:
-            chain.complete(files.recipe)
+            chain.complete(files.recipe, rose_to=window_end)
         except ExportError as exc:
             if not exc.transient:
                 raise

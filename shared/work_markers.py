@@ -68,10 +68,7 @@ class MarkerStore:
             e = self.store._call(lambda: self.store.table.get_entity(MARKERS_PARTITION, key), reading=True)
         except ResourceNotFoundError:
             return None
-        touched = e.get("touched")
-        return Marker(key, str(e.get("chain", "")), str(e.get("window", "")), str(e.get("horizon", "")),
-                      float(touched) if isinstance(touched, int | float) else 0.0,
-                      e.metadata.get("etag", ""))
+        return _read(key, e)
 
     def all(self) -> list[Marker]:
         try:
@@ -79,19 +76,32 @@ class MarkerStore:
                 f"PartitionKey eq '{MARKERS_PARTITION}'")), reading=True)
         except ResourceNotFoundError:
             return []
-        return [m for r in rows if (m := self.get(r["RowKey"])) is not None]
+        return [_read(r["RowKey"], r) for r in rows]
 
-    def start(self, item: WorkItem, wall: float, replacing: Marker | None = None) -> bool:
+    def start(self, item: WorkItem, wall: float, replacing: Marker | None = None) -> Marker | None:
         """Make ``item`` the live chain: insert if there is no marker, else replace ``replacing``
-        (If-Match). False when another planner got there first."""
+        (If-Match). The marker written, or None when another planner got there first."""
         try:
             if replacing is None:
-                self.store._call(lambda: self.store.table.create_entity(_entity(item, wall)))
-            else:
-                self._replace(replacing, item, wall)
+                meta = self.store._call(lambda: self.store.table.create_entity(_entity(item, wall)))
+                return _written(item, wall, meta)
+            return self._replace(replacing, item, wall)
         except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
-            return False
-        return True
+            return None
+
+    def take(self, item: WorkItem, wall: float) -> Marker | None:
+        """A worker's first touch of ``item``'s marker: the marker written, or None when ``item``
+        is not its chain's current message (a stale duplicate, or a plan replaced the chain).
+
+        With the ETag the message carries (shared/work_item.py) this is one conditional write:
+        If-Match succeeds only if nobody wrote the marker since the message was sent, so the item
+        is still the live one. Without it, or when it is stale, the marker is read and touched."""
+        if item.marker:
+            sent = Marker(item.key, item.chain, format_rfc3339(item.window_start), format_rfc3339(item.horizon),
+                          0.0, item.marker)
+            with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):
+                return self._replace(sent, item, wall)
+        return self.touch(item, wall)
 
     def advance(self, item: WorkItem, following: WorkItem, wall: float, known: Marker | None = None,
                 ) -> Marker | None:
@@ -134,6 +144,18 @@ class MarkerStore:
         meta = self.store._call(lambda: self.store.table.update_entity(
             _entity(item, wall), mode=UpdateMode.REPLACE, etag=marker.etag,
             match_condition=MatchConditions.IfNotModified))
-        return Marker(marker.key, item.chain, format_rfc3339(item.window_start), format_rfc3339(item.horizon),
-                      float(wall), meta.get("etag", ""))
+        return _written(item, wall, meta)
+
+
+def _read(key: str, e: Any) -> Marker:
+    """A marker row as read (a point read or a query's entity, with its ETag)."""
+    touched = e.get("touched")
+    return Marker(key, str(e.get("chain", "")), str(e.get("window", "")), str(e.get("horizon", "")),
+                  float(touched) if isinstance(touched, int | float) else 0.0, e.metadata.get("etag", ""))
+
+
+def _written(item: WorkItem, wall: float, meta: dict[str, Any]) -> Marker:
+    """The marker as just written for ``item`` (``meta``: the write's response, with its ETag)."""
+    return Marker(item.key, item.chain, format_rfc3339(item.window_start), format_rfc3339(item.horizon),
+                  float(wall), (meta or {}).get("etag", ""))
 

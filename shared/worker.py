@@ -24,8 +24,11 @@ How each ending is acknowledged (docs/design.md, "Plan, queue, work"):
   raised, so the host retries it and, after ``maxDequeueCount``, moves it to the poison queue;
   its marker goes stale and the first plan after two leases plans the unit again.
 
-While the unit runs, a heartbeat touches the marker (and, under ``work``, renews the message's
-lease) every third of a lease, so a long unit is neither planned again nor delivered twice.
+The first touch of the marker is one conditional write when the message carries the marker's
+ETag (shared/work_markers.py ``take``); the type's row is read directly when it carries the pinned
+ids (shared/export.py ``pinned_positions``). While the unit runs, a heartbeat touches the marker
+(and, under ``work``, renews the message's lease) every third of a lease, so a long unit is
+neither planned again nor delivered twice.
 """
 
 from __future__ import annotations
@@ -42,7 +45,8 @@ from datetime import datetime
 from shared.backfill_chains import Track, backfill_track
 from shared.clients import Clients, build_clients, close_clients
 from shared.errors import WindowNotClosed
-from shared.export import positions, run_unit
+from shared.etl_client import Destination
+from shared.export import pinned_positions, positions, run_unit
 from shared.planned import PlannedDestination, planned_destination
 from shared.planning import marker_store
 from shared.sequence import Sequence
@@ -91,8 +95,9 @@ def handle(text: str, settings: Settings, *, queue: WorkQueue,
 
 def _handle(item: WorkItem, settings: Settings, queue: WorkQueue, markers: MarkerStore,  # type: ignore[no-untyped-def]
             destinations, renew, wall, clients_kwargs) -> Outcome:
-    marker = markers.get(item.key)
-    if marker is None or not marker.holds(item):
+    # The first touch: one If-Match write with the ETag the message carries (else read + write).
+    marker = markers.take(item, wall())
+    if marker is None:
         log.info("%s: not the live work item of its chain (a duplicate, or planned again): dropped", item.label())
         return Outcome(item, "dropped")
     if destinations is None:
@@ -109,8 +114,6 @@ def _handle(item: WorkItem, settings: Settings, queue: WorkQueue, markers: Marke
     clients = build_clients(dest_settings, **clients_kwargs)
     try:
         with _heartbeat(markers, item, marker, renew, wall, settings.work_lease_seconds) as beat:
-            if beat.marker is None:
-                return Outcome(item, "dropped")  # a duplicate or a plan moved the chain since our read
             try:
                 track = _track(item, dest_settings, clients, sequence)
             except WindowNotClosed as exc:
@@ -162,8 +165,9 @@ def _handle(item: WorkItem, settings: Settings, queue: WorkQueue, markers: Marke
                        _go_on(current, track.next_start(step.state.window_end), dest_settings, queue, markers,
                               wall, known))
     if step.result.status is UnitStatus.BUSY:
-        markers.touch(current, wall(), known)
-        queue.send(current.to_text(), delay_seconds=settings.work_lease_seconds)
+        touched = markers.touch(current, wall(), known)
+        again = current if touched is None else current.sent_with(touched.etag)
+        queue.send(again.to_text(), delay_seconds=settings.work_lease_seconds)
         log.info("%s: another instance holds its claim; the item comes back in one lease", current.label())
         return Outcome(item, outcome, current.window_start, current)
     # not closed, or a transient failure: the next plan plans it again
@@ -179,9 +183,10 @@ def _go_on(current: WorkItem, next_start: datetime | None, dest_settings: Settin
         markers.release(current, known)
         return None
     following = current.at(next_start)
-    if markers.advance(current, following, wall(), known) is None:
+    moved = markers.advance(current, following, wall(), known)
+    if moved is None:
         return None  # a duplicate of this item moved the chain first, or a plan replaced it
-    queue.send(following.to_text())
+    queue.send(following.sent_with(moved.etag).to_text())
     return following
 
 
@@ -190,7 +195,11 @@ def _track(item: WorkItem, dest_settings: Settings, clients: Clients, sequence: 
     backfill's chain) the recorded backfill's (shared/backfill_chains.py); None: no such backfill."""
     if item.backfill is not None:
         return backfill_track(dest_settings, clients, item)
-    dest, states = positions(dest_settings, clients, item.horizon, sequence, (item.call_type,), ensure_table=False)
+    # An item carrying the pinned ids reads its row alone (no GET /v1/destination, no pin read).
+    read = None if item.ids is None else pinned_positions(clients, item.horizon, sequence, item.call_type,
+                                                          Destination(*item.ids))
+    dest, states = read or positions(dest_settings, clients, item.horizon, sequence, (item.call_type,),
+                                     ensure_table=False)
     return Track(dest_settings, clients, dest, states[item.call_type], None)
 
 
@@ -224,9 +233,9 @@ class _Beat:
 @contextmanager
 def _heartbeat(markers: MarkerStore, item: WorkItem, marker: Marker, renew: Callable[[], None] | None,
                wall: Callable[[], float], lease_seconds: int) -> Iterator[_Beat]:
-    """Touch the marker now and (renewing the message too) every third of a lease until the block
-    ends. ``beat.marker`` is None when the first touch found the chain moved on."""
-    beat = _Beat(markers, item, markers.touch(item, wall(), marker), wall)
+    """Touch the marker (just touched: ``marker``) and renew the message every third of a lease
+    until the block ends."""
+    beat = _Beat(markers, item, marker, wall)
     stop = threading.Event()
 
     def loop() -> None:

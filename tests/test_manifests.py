@@ -93,6 +93,20 @@ def test_a_crash_before_a_manifest_is_repaired_by_the_next_window_before_its_own
     check_container(harness.blobs(), expected_ids=ids_of(calls), expected_rejected=1, manifest_windows=WINDOWS)
 
 
+def test_a_manifest_a_crash_left_unwritten_is_written_at_the_next_runs_start_with_nothing_due(harness):
+    """A unit that does not raise the least committed window end does not read the cursor; the run's
+    (and the plan's) start catches up what a crash left behind, even when no unit runs."""
+    _load(harness)
+    harness.env.update(START)
+    at = "2026-11-28T12:11:01Z"
+    proc = harness.cli("run", "--now", at, extra_env={"EXPORTER_CRASH_AT": "before_manifest_commit"})
+    assert proc.returncode == 137
+    assert harness.manifests() == {}
+    summary = harness.run(at)
+    assert summary.ok and summary.units == []  # nothing due: no unit ran
+    assert list(harness.manifests()) == [_manifest(harness, W0)[0]]
+
+
 def _chain(harness, settings):
     clients = build_clients(settings)
     return clients, ManifestChain(clients.blobs, clients.state, Destination("2184", "13699"), KEY)

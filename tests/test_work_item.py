@@ -21,14 +21,37 @@ W0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 names = st.from_regex(r"[a-z0-9][a-z0-9-]{0,31}", fullmatch=True)
 windows = st.integers(0, 10**6).map(lambda n: datetime(2020, 1, 1, tzinfo=UTC) + n * WINDOW)
+ids = st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True)
 items = st.builds(WorkItem, names, st.sampled_from(CALL_TYPES), windows,
                   st.integers(0, 10**9).map(lambda s: datetime(2020, 1, 1, tzinfo=UTC) + timedelta(seconds=s)),
                   st.from_regex(r"[0-9a-f]{32}", fullmatch=True))
+# with the optional pinned ids and marker ETag (neither, or the ids, or both)
+hinted = st.tuples(items, st.none() | st.tuples(ids, ids), st.none() | st.from_regex(r"[!-~]{1,200}", fullmatch=True))
 
 
 @given(items)
 def test_an_item_reads_back_as_it_was_written(item):
     assert WorkItem.from_text(item.to_text()) == item
+
+
+@given(hinted)
+def test_the_pinned_ids_and_the_marker_etag_read_back_as_written_and_decide_nothing(case):
+    item, pinned, etag = case
+    if pinned is not None:
+        item = item.pinned(*pinned)
+    if etag is not None:
+        item = item.sent_with(etag)
+    back = WorkItem.from_text(item.to_text())
+    assert (back, back.ids, back.marker) == (item, pinned, etag or "")
+    assert back.at(back.window_start + WINDOW).ids == pinned  # the chain's next item keeps the ids
+    assert back == replace(back, integration_id="", action_id="", marker="")  # not part of what it asks for
+
+
+def test_a_message_of_an_earlier_version_without_ids_or_marker_is_read():
+    text = ('{"v":1,"destination":"default","type":"track","window":"2026-11-28T12:00:00Z",'
+            '"horizon":"2026-11-28T12:31:00Z","chain":"c1"}')
+    item = WorkItem.from_text(text)
+    assert (item.ids, item.marker) == (None, "")
 
 
 @given(st.text(max_size=300) | st.binary(max_size=300).map(lambda b: b.decode("latin-1")))
@@ -45,6 +68,8 @@ def test_any_other_text_is_refused_in_one_line_without_echoing_it_whole(text):
 @pytest.mark.parametrize("change", [
     {"v": 2}, {"type": "click"}, {"destination": "Prod EU"}, {"window": "2026-11-28T12:05:00Z"},
     {"window": "yesterday"}, {"chain": ""}, {"horizon": 5},
+    {"integration_id": "a b", "action_id": "1"}, {"integration_id": "2184"}, {"action_id": 7},
+    {"marker": "x" * 201}, {"marker": "tab\there"},
 ])
 def test_a_message_this_version_did_not_write_is_refused_naming_what_is_wrong(change):
     import json

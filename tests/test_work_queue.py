@@ -83,6 +83,41 @@ def test_duplicate_and_stale_messages_are_dropped_and_never_repeat_a_file(fleet,
         fleet.check(name, END)
 
 
+def test_once_planned_a_chain_runs_without_asking_the_etl_api_for_its_destination_again(fleet, queue):
+    """The plan checks the pin against GET /v1/destination and its items carry the pinned ids: a
+    worker reads the type's row directly (one request less per unit)."""
+    from emulator.faults import Fault
+
+    planned = plan(fleet.app, NOW, destinations=fleet.planned(), queue=queue)
+    assert all(i.ids == ("2184", "13699") for i in planned.items)
+    for dest in fleet.dests.values():
+        dest.etl.add_fault(Fault("status", path="/v1/destination", status=503, times=10**6))
+    outcomes = drain(fleet, queue)
+    assert {o.status for o in outcomes} <= {"exported", "empty"}, outcomes
+    for name in fleet.dests:
+        fleet.check(name, END)
+
+
+def test_an_item_whose_marker_was_touched_since_it_was_sent_still_runs(fleet, queue):
+    """The ETag a message carries only saves the marker's read: when it is stale (a heartbeat or a
+    duplicate wrote the marker since), the marker is read and decides."""
+    from shared.planning import marker_store
+
+    markers = marker_store(fleet.app)
+    only = [d for d in fleet.planned() if d[0] == "default"]
+    plan(fleet.app, NOW, destinations=only, queue=queue)
+    message = queue.receive(30)
+    item = WorkItem.from_text(message.content)
+    assert item.marker
+    assert markers.touch(item, time.time()) is not None  # the ETag the message carries is stale now
+    first = handle(message.content, fleet.app, queue=queue, destinations=only, clients_kwargs={"etl_kwargs": FAST_ETL})
+    queue.delete(message)
+    assert first.status in ("exported", "empty") and first.window == W0
+    drain(fleet, queue, destinations=only)
+    fleet.check("default", END)
+    markers.store.service.close()
+
+
 def test_an_item_behind_or_ahead_of_the_state_row_goes_on_from_the_row_and_skips_nothing(fleet, queue):
     from shared.planning import marker_store
     from shared.work_markers import MarkerStore
