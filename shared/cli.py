@@ -204,7 +204,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     if args.command == "destinations":
         return destinations_command(args, settings, out, err)
     if args.command == "check":
-        return check_command(settings, env, args.name, out)
+        return check_command(settings, env, args.name, out, err)
     configure_azure_monitor(settings.appinsights_connection_string)
     try:
         now = parse_rfc3339(args.now) if getattr(args, "now", None) else datetime.now(UTC)
@@ -239,11 +239,13 @@ def _selected(settings: Settings, env: dict[str, str], name: str | None, *, quic
               ) -> tuple[list[NamedDestination], str | None]:
     """The destinations ``status`` or ``check`` covers (``name`` alone, or every one, disabled
     ones too) and an error that kept any from being read (an unknown name, the destinations table
-    unreachable). ``quick``: one retry for the table, as ``check`` does for every store."""
+    unreachable); SettingsError when there is no destination ``name``. ``quick``: one retry for the table, as ``check`` does for every store."""
     table_kwargs = {"retry_total": 1} if quick else None
     if name is not None:
         try:
             return [get_destination(settings, name, env=env, table_kwargs=table_kwargs)], None
+        except SettingsError:
+            raise  # no destination of that name: a usage error (exit 2), as for verify --destination
         except ExportError as exc:
             return [], str(exc)
     try:
@@ -283,7 +285,11 @@ def status_command(settings: Settings, env: dict[str, str], name: str | None, no
                    err: TextIO) -> int:
     """Every destination (disabled ones too, marked) or ``name``: lag and pending claims per type.
     A disabled destination's problem is shown without failing the command, unless it was named."""
-    destinations, table_error = _selected(settings, env, name)
+    try:
+        destinations, table_error = _selected(settings, env, name)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_USAGE
     alone = _only_default(destinations) and table_error is None
     failed = [table_error] if table_error else []
     for i, dest in enumerate(destinations):
@@ -327,10 +333,16 @@ def queue_status(settings: Settings, out: TextIO) -> None:
         print_queue(settings, out)
 
 
-def check_command(settings: Settings, env: dict[str, str], name: str | None, out: TextIO) -> int:
+def check_command(settings: Settings, env: dict[str, str], name: str | None, out: TextIO,
+                  err: TextIO) -> int:
     """``check`` of every destination (disabled ones too, whose failures do not fail the command)
-    or of ``name``; a header per destination when there is more than ``default``."""
-    destinations, table_error = _selected(settings, env, name, quick=True)
+    or of ``name`` (none of that name: exit 2); a header per destination when there is more than
+    ``default``."""
+    try:
+        destinations, table_error = _selected(settings, env, name, quick=True)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_USAGE
     alone = _only_default(destinations) and table_error is None and name is None
     ok = table_error is None
     if table_error:
