@@ -314,7 +314,7 @@ def status_command(settings: Settings, env: dict[str, str], name: str | None, no
             problem(str(exc) if alone else f"destination {dest.name}: {exc}")
             continue
         try:
-            print_status(dest.settings, clients, now, out, dest=dest)
+            print_status(dest.settings, clients, now, out, dest=dest, show_name=not alone)
         except ExportError as exc:
             problem(str(exc) if alone else f"destination {dest.name}: {exc}")
         finally:
@@ -442,7 +442,9 @@ def print_summary(summary: RunSummary, out: TextIO) -> None:
 
 
 def print_status(settings: Settings, clients, now: datetime, out: TextIO,  # type: ignore[no-untyped-def]
-                 dest: NamedDestination | None = None) -> int:
+                 dest: NamedDestination | None = None, show_name: bool = False) -> int:
+    """One destination's table, headed ``destination [NAME] ids -> place``: the name is shown for
+    every destination but ``default``, and for ``default`` too when ``show_name`` (there are others)."""
     named = dest or NamedDestination(DEFAULT_DESTINATION, LIVE_DEFAULT, True, settings)
     pinned = pinned_destination(clients.state, clients.etl.destination(), out, name=named.name)
     key = named.sequence.state_key(pinned.integration_id, pinned.action_id)
@@ -461,7 +463,7 @@ def print_status(settings: Settings, clients, now: datetime, out: TextIO,  # typ
         pending = (f"window {format_rfc3339(state.pending_start)} from position {state.pending_position}"
                    if state.pending_start else "")
         rows.append([call_type, str(state.position), last_window, _duration(lag), pending])
-    title = pinned.key if named.name == DEFAULT_DESTINATION else f"{named.name} {pinned.key}"
+    title = pinned.key if named.name == DEFAULT_DESTINATION and not show_name else f"{named.name} {pinned.key}"
     print(f"destination {title}{'' if named.enabled else ' (disabled)'} -> {settings.destination_label}",
           file=out)
     _table(rows, out)

@@ -171,7 +171,7 @@ def test_run_exports_every_destination_in_its_own_sequence_and_same_ids_never_sh
     ok(status)
     heads = [ln for ln in status.stdout.splitlines() if ln.startswith("destination ")]
     assert [h.split(" -> ")[0] for h in heads] == [
-        "destination 2184.13699", "destination eu 2184.13699", "destination us 9001.42"]
+        "destination default 2184.13699", "destination eu 2184.13699", "destination us 9001.42"]
     one = harness.cli("status", "us", extra_env=env)
     ok(one)
     assert [ln.split(" -> ")[0] for ln in one.stdout.splitlines() if ln.startswith("destination ")] == [
