@@ -238,8 +238,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
 def _selected(settings: Settings, env: dict[str, str], name: str | None, *, quick: bool = False,
               ) -> tuple[list[NamedDestination], str | None]:
     """The destinations ``status`` or ``check`` covers (``name`` alone, or every one, disabled
-    ones too) and an error that kept any from being read (an unknown name, the destinations table
-    unreachable); SettingsError when there is no destination ``name``. ``quick``: one retry for the table, as ``check`` does for every store."""
+    ones too) and an error that kept any from being read (the destinations table unreachable);
+    SettingsError when there is no destination ``name``. ``quick``: one retry for the table, as
+    ``check`` does for every store."""
     table_kwargs = {"retry_total": 1} if quick else None
     if name is not None:
         try:
