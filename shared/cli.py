@@ -644,6 +644,10 @@ def rejected_list(clients, args: argparse.Namespace, out: TextIO) -> int:  # typ
           + (f" since {format_rfc3339(since)}" if since else "")
           + f": {found.replayable} can be replayed (`rejected replay`), {found.unreplayable} cannot "
           "(over the line cap, or repeats of exported calls)", file=out)
+    for d in definitions(clients.state):
+        if d.kind == "replay" and d.destination == DEFAULT_DESTINATION:
+            print(f"replay {d.id} covers {d.range_label()} ({','.join(d.types)}): dead letters from "
+                  f"{format_rfc3339(d.end)} on need `rejected replay --since {format_rfc3339(d.end)}`", file=out)
     return EXIT_OK
 
 
@@ -699,7 +703,21 @@ def replay_definition(settings: Settings, clients, args: argparse.Namespace,  # 
         print(note, file=out)
     print(f"{found.total} quarantined call(s) in {len(files)} file(s): {found.replayable} re-validated now, "
           f"{found.unreplayable} cannot be replayed", file=out)
+    if known is not None:
+        newer_than_replay(clients, pin.key, definition, since, until, types, out)
     return definition
+
+
+def newer_than_replay(clients, dest_key: str, definition: Definition,  # type: ignore[no-untyped-def]
+                      since: datetime | None, until: datetime | None, types: tuple[str, ...], out: TextIO) -> None:
+    """A recorded replay's range was fixed at its first run: say how many dead letters the same
+    command would have covered that landed after it, and the command that replays them."""
+    start = definition.end if since is None else max(since, definition.end)
+    newer = [f for f in rejected_files(clients.blobs, dest_key, start, until) if f.call_type in types]
+    count = tally(clients.blobs, newer).total if newer else 0
+    if count:
+        print(f"{count} newer quarantined call(s) are outside this replay (it covers {definition.range_label()}): "
+              f"run `rejected replay --since {format_rfc3339(definition.end)}`", file=out)
 
 
 def _exported_any(clients, definition: Definition, dest_key: str) -> bool:  # type: ignore[no-untyped-def]
