@@ -58,12 +58,20 @@ def work(settings: Settings, processes: int, idle_exit: float, *, destinations: 
                              name=f"work-{i}") for i in range(processes)]
     for p in procs:
         p.start()
-    for p in procs:
-        p.join()
     done: dict[int, Tally] = {}
+    while True:  # read the reports while the processes run: a big one must not block its sender
+        while not reports.empty():
+            index, tally = reports.get()
+            done[index] = tally
+        alive = [p for p in procs if p.is_alive()]
+        if not alive:
+            break
+        alive[0].join(0.2)
     while not reports.empty():
         index, tally = reports.get()
         done[index] = tally
+    for p in procs:
+        p.join()
     reports.close()
     return [WorkerExit(i, p.exitcode, done.get(i, {})) for i, p in enumerate(procs)]
 
