@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from devtools.azurite import ROOT, start_azurite
 from emulator.server import EmulatorServer
 from emulator.sources import SyntheticSource
+from shared.manifest import ManifestError, parse
 from shared.windows import WINDOW, floor_window, format_rfc3339
 
 
@@ -61,7 +62,13 @@ def main() -> int:
         print("\n$ python -m shared.cli status\n", flush=True)
         subprocess.run([*cli, "status"], env=env, cwd=ROOT, check=True)
         _show(azurite, container, args.format)
-        return 0
+        print("\n$ python -m shared.cli verify --deep   (positions, manifests, and every file read again)\n",
+              flush=True)
+        verified = subprocess.run([*cli, "verify", "--deep"], env=env, cwd=ROOT)
+        print("\nNext steps: `scripts/test` runs the test suite; to run the exporter against your own "
+              "settings (a local Azurite that keeps its data, or your storage account), see the README, "
+              "'To run against your own settings locally'; docs/operations.md covers running it.", flush=True)
+        return verified.returncode
     finally:
         etl.stop()
         azurite.stop()
@@ -72,10 +79,12 @@ def _show(azurite, container: str, fmt: str) -> None:  # type: ignore[no-untyped
         client = svc.get_container_client(container)
         blobs = list(client.list_blobs(include=["metadata"]))
         print(f"\nThe container '{container}' now holds {len(blobs)} blob(s):\n")
+        width = max((len(b.name) for b in blobs), default=0)
         for b in blobs:
             md = b.metadata or {}
-            print(f"  {b.name:<45} {b.size:>9,} bytes  rows={md.get('rows', '?'):>4}  "
-                  f"window={md.get('window_start', '?')}")
+            what = (_manifest_summary(client.download_blob(b.name).readall()) if md.get("kind") == "manifest"
+                    else f"rows={md.get('rows', '?'):>4}")
+            print(f"  {b.name:<{width}} {b.size:>9,} bytes  {what}  window={md.get('window_start', '?')}")
         track = next((b.name for b in blobs if ".track." in b.name), None)
         if track:
             data = client.download_blob(track).readall()
@@ -88,6 +97,17 @@ def _show(azurite, container: str, fmt: str) -> None:  # type: ignore[no-untyped
             else:
                 for line in data.decode().splitlines()[:3]:
                     print("  " + line[:200])
+
+
+def _manifest_summary(data: bytes) -> str:
+    """A manifest's line in the listing: the files and calls it lists (it has no ``rows`` metadata)."""
+    try:
+        manifest = parse(data)
+    except ManifestError:
+        return "manifest (unreadable)"
+    files = sum(len(t.files) for t in manifest.types.values())
+    rows = sum(t.rows for t in manifest.types.values())
+    return f"manifest: {files} file(s), {rows} row(s)"
 
 
 if __name__ == "__main__":

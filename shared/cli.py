@@ -213,7 +213,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     if args.command == "destinations":
         return destinations_command(args, settings, out, err)
     if args.command == "check":
-        return check_command(settings, env, args.name, out)
+        return check_command(settings, env, args.name, out, err)
     configure_azure_monitor(settings.appinsights_connection_string)
     try:
         now = parse_rfc3339(args.now) if getattr(args, "now", None) else datetime.now(UTC)
@@ -247,12 +247,15 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
 def _selected(settings: Settings, env: dict[str, str], name: str | None, *, quick: bool = False,
               ) -> tuple[list[NamedDestination], str | None]:
     """The destinations ``status`` or ``check`` covers (``name`` alone, or every one, disabled
-    ones too) and an error that kept any from being read (an unknown name, the destinations table
-    unreachable). ``quick``: one retry for the table, as ``check`` does for every store."""
+    ones too) and an error that kept any from being read (the destinations table unreachable);
+    SettingsError when there is no destination ``name``. ``quick``: one retry for the table, as
+    ``check`` does for every store."""
     table_kwargs = {"retry_total": 1} if quick else None
     if name is not None:
         try:
             return [get_destination(settings, name, env=env, table_kwargs=table_kwargs)], None
+        except SettingsError:
+            raise  # no destination of that name: a usage error (exit 2), as for verify --destination
         except ExportError as exc:
             return [], str(exc)
     try:
@@ -292,7 +295,11 @@ def status_command(settings: Settings, env: dict[str, str], name: str | None, no
                    err: TextIO) -> int:
     """Every destination (disabled ones too, marked) or ``name``: lag and pending claims per type.
     A disabled destination's problem is shown without failing the command, unless it was named."""
-    destinations, table_error = _selected(settings, env, name)
+    try:
+        destinations, table_error = _selected(settings, env, name)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_USAGE
     alone = _only_default(destinations) and table_error is None
     failed = [table_error] if table_error else []
     for i, dest in enumerate(destinations):
@@ -317,7 +324,7 @@ def status_command(settings: Settings, env: dict[str, str], name: str | None, no
             problem(str(exc) if alone else f"destination {dest.name}: {exc}")
             continue
         try:
-            print_status(dest.settings, clients, now, out, dest=dest)
+            print_status(dest.settings, clients, now, out, dest=dest, show_name=not alone)
         except ExportError as exc:
             problem(str(exc) if alone else f"destination {dest.name}: {exc}")
         finally:
@@ -336,10 +343,16 @@ def queue_status(settings: Settings, out: TextIO) -> None:
         print_queue(settings, out)
 
 
-def check_command(settings: Settings, env: dict[str, str], name: str | None, out: TextIO) -> int:
+def check_command(settings: Settings, env: dict[str, str], name: str | None, out: TextIO,
+                  err: TextIO) -> int:
     """``check`` of every destination (disabled ones too, whose failures do not fail the command)
-    or of ``name``; a header per destination when there is more than ``default``."""
-    destinations, table_error = _selected(settings, env, name, quick=True)
+    or of ``name`` (none of that name: exit 2); a header per destination when there is more than
+    ``default``."""
+    try:
+        destinations, table_error = _selected(settings, env, name, quick=True)
+    except SettingsError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_USAGE
     alone = _only_default(destinations) and table_error is None and name is None
     ok = table_error is None
     if table_error:
@@ -439,7 +452,9 @@ def print_summary(summary: RunSummary, out: TextIO) -> None:
 
 
 def print_status(settings: Settings, clients, now: datetime, out: TextIO,  # type: ignore[no-untyped-def]
-                 dest: NamedDestination | None = None) -> int:
+                 dest: NamedDestination | None = None, show_name: bool = False) -> int:
+    """One destination's table, headed ``destination [NAME] ids -> place``: the name is shown for
+    every destination but ``default``, and for ``default`` too when ``show_name`` (there are others)."""
     named = dest or NamedDestination(DEFAULT_DESTINATION, LIVE_DEFAULT, True, settings)
     pinned = pinned_destination(clients.state, clients.etl.destination(), out, name=named.name)
     key = named.sequence.state_key(pinned.integration_id, pinned.action_id)
@@ -458,7 +473,7 @@ def print_status(settings: Settings, clients, now: datetime, out: TextIO,  # typ
         pending = (f"window {format_rfc3339(state.pending_start)} from position {state.pending_position}"
                    if state.pending_start else "")
         rows.append([call_type, str(state.position), last_window, _duration(lag), pending])
-    title = pinned.key if named.name == DEFAULT_DESTINATION else f"{named.name} {pinned.key}"
+    title = pinned.key if named.name == DEFAULT_DESTINATION and not show_name else f"{named.name} {pinned.key}"
     print(f"destination {title}{'' if named.enabled else ' (disabled)'} -> {settings.destination_label}",
           file=out)
     _table(rows, out)
@@ -638,6 +653,10 @@ def rejected_list(clients, args: argparse.Namespace, out: TextIO) -> int:  # typ
           + (f" since {format_rfc3339(since)}" if since else "")
           + f": {found.replayable} can be replayed (`rejected replay`), {found.unreplayable} cannot "
           "(over the line cap, or repeats of exported calls)", file=out)
+    for d in definitions(clients.state):
+        if d.kind == "replay" and d.destination == DEFAULT_DESTINATION:
+            print(f"replay {d.id} covers {d.range_label()} ({','.join(d.types)}): dead letters from "
+                  f"{format_rfc3339(d.end)} on need `rejected replay --since {format_rfc3339(d.end)}`", file=out)
     return EXIT_OK
 
 
@@ -693,7 +712,21 @@ def replay_definition(settings: Settings, clients, args: argparse.Namespace,  # 
         print(note, file=out)
     print(f"{found.total} quarantined call(s) in {len(files)} file(s): {found.replayable} re-validated now, "
           f"{found.unreplayable} cannot be replayed", file=out)
+    if known is not None:
+        newer_than_replay(clients, pin.key, definition, since, until, types, out)
     return definition
+
+
+def newer_than_replay(clients, dest_key: str, definition: Definition,  # type: ignore[no-untyped-def]
+                      since: datetime | None, until: datetime | None, types: tuple[str, ...], out: TextIO) -> None:
+    """A recorded replay's range was fixed at its first run: say how many dead letters the same
+    command would have covered that landed after it, and the command that replays them."""
+    start = definition.end if since is None else max(since, definition.end)
+    newer = [f for f in rejected_files(clients.blobs, dest_key, start, until) if f.call_type in types]
+    count = tally(clients.blobs, newer).total if newer else 0
+    if count:
+        print(f"{count} newer quarantined call(s) are outside this replay (it covers {definition.range_label()}): "
+              f"run `rejected replay --since {format_rfc3339(definition.end)}`", file=out)
 
 
 def _exported_any(clients, definition: Definition, dest_key: str) -> bool:  # type: ignore[no-untyped-def]

@@ -341,7 +341,9 @@ class Verifier:
                 if position <= self.floor.get(t, 0):
                     continue
                 self.problem("gap", f"{self.prefix}{self.dest.key}.{position}.{t}.*",
-                             f"{t} position {position} is committed but no file holds it (deleted?)")
+                             f"{t} position {position} is committed but no file holds it (deleted?)"
+                             + (" - gaps are checked over the whole sequence, whatever --since/--until: a "
+                                "deleted file's window is not known" if self.since or self.until else ""))
 
     def _own_metadata(self, name: str, md: dict[str, str], kind: str, t: str, position: int) -> Window | None:
         """The window a file's metadata records, checked against its name; None (and a problem) if not."""

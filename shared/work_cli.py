@@ -72,6 +72,13 @@ def cmd_work(settings: Settings, processes: int, idle_exit: float, out: TextIO, 
     for e in died:
         print(f"error: worker {e.index} exited with status {e.exitcode}; its work item comes back within "
               f"one lease ({settings.work_lease_seconds}s): run `work` again", file=err)
+    done: dict[str, list[int]] = {}
+    for e in exits:
+        for who, counts in e.done.items():
+            done[who] = [a + b for a, b in zip(done.get(who, [0, 0, 0]), counts, strict=True)]
+    for who in sorted(done):
+        units, files, calls = done[who]
+        print(f"{who}: {units} unit(s) committed, {files} file(s), {calls} call(s)", file=out)
     print(f"{len(exits) - len(died)} of {len(exits)} worker(s) finished: the queue was empty for {idle_exit:g}s",
           file=out)
     return EXIT_FAILED if died else EXIT_OK

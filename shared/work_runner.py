@@ -18,7 +18,7 @@ import logging
 import multiprocessing
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shared.errors import ExportError
@@ -38,27 +38,58 @@ POLL_SECONDS = (0.05, 1.0)
 Destinations = Callable[[Settings], list[PlannedDestination]] | None
 
 
+#: What a worker committed, per destination (``NAME`` or ``NAME backfill ID``): [units, files, calls].
+Tally = dict[str, list[int]]
+
+
 @dataclass(frozen=True)
 class WorkerExit:
     index: int
     exitcode: int | None
+    done: Tally = field(default_factory=dict)  # empty when the process died before reporting
 
 
 def work(settings: Settings, processes: int, idle_exit: float, *, destinations: Destinations = None,
          log_level: int = logging.INFO) -> list[WorkerExit]:
     """Run ``processes`` worker processes until each saw the queue empty for ``idle_exit`` seconds."""
     context = multiprocessing.get_context("spawn")
-    procs = [context.Process(target=_process_main, args=(settings, idle_exit, destinations, i, log_level),
+    reports = context.SimpleQueue()
+    procs = [context.Process(target=_process_main, args=(settings, idle_exit, destinations, i, log_level, reports),
                              name=f"work-{i}") for i in range(processes)]
     for p in procs:
         p.start()
+    done: dict[int, Tally] = {}
+    while True:  # read the reports while the processes run: a big one must not block its sender
+        while not reports.empty():
+            index, tally = reports.get()
+            done[index] = tally
+        alive = [p for p in procs if p.is_alive()]
+        if not alive:
+            break
+        alive[0].join(0.2)
+    while not reports.empty():
+        index, tally = reports.get()
+        done[index] = tally
     for p in procs:
         p.join()
-    return [WorkerExit(i, p.exitcode) for i, p in enumerate(procs)]
+    reports.close()
+    return [WorkerExit(i, p.exitcode, done.get(i, {})) for i, p in enumerate(procs)]
+
+
+class _DestinationField(logging.Filter):
+    """``%(where)s``: `` NAME`` of the destination whose item the record is about (from the log
+    context the worker binds), empty outside one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from shared.telemetry import current_log_context
+
+        name = current_log_context().get("destination")
+        record.where = f" {name}" if name else ""
+        return True
 
 
 def _process_main(settings: Settings, idle_exit: float, destinations: Destinations, index: int,
-                  log_level: int) -> None:
+                  log_level: int, reports: Any = None) -> None:
     import sys
 
     from shared.redact import (
@@ -78,17 +109,25 @@ def _process_main(settings: Settings, idle_exit: float, destinations: Destinatio
     register_connection_string(settings.storage_connection)
     sys.stdout = RedactingWriter(sys.stdout)
     sys.stderr = RedactingWriter(sys.stderr)
-    logging.basicConfig(level=log_level, format=f"%(asctime)s %(levelname)s work-{index} %(name)s: %(message)s",
+    logging.basicConfig(level=log_level,
+                        format=f"%(asctime)s %(levelname)s work-{index}%(where)s %(name)s: %(message)s",
                         stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_DestinationField())
     install_log_redaction()
     from shared.telemetry import quiet_sdk_loggers
 
     quiet_sdk_loggers()
-    worker_loop(settings, idle_exit, destinations)
+    tally: Tally = {}
+    worker_loop(settings, idle_exit, destinations, tally)
+    if reports is not None:
+        reports.put((index, tally))
 
 
-def worker_loop(settings: Settings, idle_exit: float, destinations: Destinations = None) -> int:
-    """Take and handle messages until the queue was empty for ``idle_exit`` seconds; the count handled."""
+def worker_loop(settings: Settings, idle_exit: float, destinations: Destinations = None,
+                tally: Tally | None = None) -> int:
+    """Take and handle messages until the queue was empty for ``idle_exit`` seconds; the count
+    handled. ``tally`` collects the units, files and calls committed, per destination."""
     from shared.worker import handle
 
     queue = WorkQueue.of(settings)
@@ -112,7 +151,7 @@ def worker_loop(settings: Settings, idle_exit: float, destinations: Destinations
                     pause = min(pause * 2, POLL_SECONDS[1])
                     continue
                 empty_since, pause = None, POLL_SECONDS[0]
-                if _take(queue, message, settings, destinations, handle):
+                if _take(queue, message, settings, destinations, handle, tally):
                     handled += 1
             except ExportError as exc:
                 if not exc.transient:
@@ -124,7 +163,7 @@ def worker_loop(settings: Settings, idle_exit: float, destinations: Destinations
 
 
 def _take(queue: WorkQueue, message: Any, settings: Settings, destinations: Destinations,
-          handle: Callable[..., Any]) -> bool:
+          handle: Callable[..., Any], tally: Tally | None = None) -> bool:
     """Handle one message with the host's semantics; True when it was handled and deleted."""
     lease = settings.work_lease_seconds
     if message.dequeue_count is not None and message.dequeue_count > MAX_DEQUEUE_COUNT:
@@ -142,7 +181,14 @@ def _take(queue: WorkQueue, message: Any, settings: Settings, destinations: Dest
             raise BadWorkItem(f"work item {message.id} is not base64 text: it was not sent by this exporter "
                               "(docs/operations.md, 'The poison queue')")
         listed = destinations(settings) if destinations is not None else None
-        handle(str(message.content), settings, queue=queue, destinations=listed, renew=renew)
+        outcome = handle(str(message.content), settings, queue=queue, destinations=listed, renew=renew)
+        if tally is not None and outcome.status in ("exported", "empty"):
+            item = outcome.item
+            who = item.destination if item.backfill is None else f"{item.destination} backfill {item.backfill}"
+            counts = tally.setdefault(who, [0, 0, 0])
+            counts[0] += 1
+            counts[1] += outcome.files
+            counts[2] += outcome.calls
     except Exception as exc:
         shown = str(exc) if isinstance(exc, ExportError) else f"unexpected {type(exc).__name__}: {exc}"
         if (message.dequeue_count or 0) >= MAX_DEQUEUE_COUNT:

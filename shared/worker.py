@@ -76,6 +76,8 @@ class Outcome:
     status: str
     window: datetime | None = None  # the window the unit ran for
     sent: WorkItem | None = None  # the item sent after it (the chain's next, or this one again)
+    files: int = 0  # the unit's files (exported or empty: committed)
+    calls: int = 0  # the calls in them
 
 
 def handle(text: str, settings: Settings, *, queue: WorkQueue,
@@ -157,13 +159,14 @@ def _handle(item: WorkItem, settings: Settings, queue: WorkQueue, markers: Marke
     finally:
         close_clients(clients)
     known = beat.marker
+    done = {"files": len(step.result.files), "calls": step.result.rows}
     if step.next is Next.NEXT_WINDOW:
         assert step.state is not None
         if item.backfill is not None:  # a backfill's progress, as its inline run records it
             backfill_windows.add(1, {"backfill": item.backfill, "type": item.call_type})
         return Outcome(item, outcome, current.window_start,
                        _go_on(current, track.next_start(step.state.window_end), dest_settings, queue, markers,
-                              wall, known))
+                              wall, known), **done)
     if step.result.status is UnitStatus.BUSY:
         touched = markers.touch(current, wall(), known)
         again = current if touched is None else current.sent_with(touched.etag)

@@ -176,7 +176,7 @@ def test_run_exports_every_destination_in_its_own_sequence_and_same_ids_never_sh
     ok(status)
     heads = [ln for ln in status.stdout.splitlines() if ln.startswith("destination ")]
     assert [h.split(" -> ")[0] for h in heads] == [
-        "destination 2184.13699", "destination eu 2184.13699", "destination us 9001.42"]
+        "destination default 2184.13699", "destination eu 2184.13699", "destination us 9001.42"]
     one = harness.cli("status", "us", extra_env=env)
     ok(one)
     assert [ln.split(" -> ")[0] for ln in one.stdout.splitlines() if ln.startswith("destination ")] == [
@@ -293,9 +293,10 @@ def test_default_cannot_be_added_disabled_or_removed_and_unknown_names_are_one_l
     result = harness.cli("destinations", "add", "Bad_Name", "EXPORT_FORMAT=csv")
     ok(result, 2)
     assert len(result.stderr.splitlines()) == 1 and "destination name 'Bad_Name'" in result.stderr
-    status = harness.cli("status", "nope")
-    ok(status, 1)
-    assert status.stderr.splitlines()[-1].startswith("error: there is no destination 'nope'")
+    for args in (("status", "nope"), ("check", "nope"), ("verify", "--destination", "nope")):
+        result = harness.cli(*args)
+        ok(result, 2)  # an unknown name is a usage error, whichever command names it
+        assert result.stderr.splitlines()[-1].startswith("error: there is no destination 'nope'"), args
 
 
 def test_the_app_wide_settings_are_refused_in_a_destination(harness):

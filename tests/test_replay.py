@@ -156,6 +156,35 @@ def test_a_replay_exports_the_calls_that_pass_now_and_is_idempotent(harness):
     assert any(ln.startswith(replay_id) and "replay" in ln and "done" in ln for ln in status.stdout.splitlines())
 
 
+def test_a_second_plain_replay_says_which_newer_dead_letters_it_leaves_out_and_how_to_replay_them(harness):
+    _, now = _setup(harness)
+    harness.env["MAX_CALL_BYTES"] = "200000"
+    first = harness.cli("rejected", "replay", "--now", now)
+    assert first.returncode == 0 and "done" in first.stdout, first.stderr
+    replay_id = re.search(r"replay (replay-[A-Za-z0-9_-]+):", first.stdout).group(1)
+    assert "newer quarantined" not in first.stdout
+    # a later window quarantines another call (the cap back where it was for the live run)
+    del harness.env["MAX_CALL_BYTES"]
+    harness.source.add([("track", "2026-11-28T12:33:00.000Z",
+                         _call("big-4", "2026-11-28T12:33:00.000Z", p={"x": "v" * 70_000}))])
+    later = format_rfc3339(W0 + 4 * WINDOW + timedelta(seconds=61))
+    assert harness.cli("run", "--now", later).returncode == 0
+    listed = harness.cli("rejected", "list")
+    assert f"replay {replay_id} covers 2026-11-28T12:00:00Z..2026-11-28T12:30:00Z (track,page): dead letters " \
+        "from 2026-11-28T12:30:00Z on need `rejected replay --since 2026-11-28T12:30:00Z`" in listed.stdout
+    harness.env["MAX_CALL_BYTES"] = "200000"
+    again = harness.cli("rejected", "replay", "--now", later)
+    assert again.returncode == 0 and f"replay {replay_id} done" in again.stdout, again.stderr
+    assert "1 newer quarantined call(s) are outside this replay (it covers 2026-11-28T12:00:00Z.." \
+        "2026-11-28T12:30:00Z): run `rejected replay --since 2026-11-28T12:30:00Z`" in again.stdout
+    newer = harness.cli("rejected", "replay", "--since", "2026-11-28T12:30:00Z", "--now", later)
+    assert newer.returncode == 0 and "done" in newer.stdout, newer.stderr
+    newer_id = re.search(r"replay (replay-[A-Za-z0-9_-]+):", newer.stdout).group(1)
+    assert newer_id != replay_id and "newer quarantined" not in newer.stdout
+    mine = {n: b for n, b in harness.blobs().items() if n.startswith(f"{LIVE_PATH}/_backfill/{newer_id}/")}
+    check_container(mine, expected_ids={"big-4"}, expected_rejected=0, blob_path=f"{LIVE_PATH}/_backfill/{newer_id}")
+
+
 def test_a_replay_killed_mid_way_and_run_again_ends_exactly_once(harness):
     calls, now = _setup(harness)
     harness.env.update(MAX_CALL_BYTES="200000", MAX_FILE_ROWS="1")

@@ -69,6 +69,19 @@ def test_a_deleted_blob_is_named(harness):
     assert any(p.startswith("gap: ") and "track position 1" in p for p in problems), problems
 
 
+def test_a_gap_is_reported_over_the_whole_sequence_even_with_since_and_says_so(harness):
+    _export(harness)
+    _container(harness).delete_blob(_file(harness))  # track position 1, window W0
+    code, problems, _ = _verify(harness, "--since", "2026-11-28T12:20:00Z")
+    assert code == 1
+    assert not [p for p in problems if p.startswith("missing: ")], problems  # W0's manifest is out of range
+    gaps = [p for p in problems if p.startswith("gap: ")]
+    assert len(gaps) == 1 and "track position 1" in gaps[0], problems
+    assert "gaps are checked over the whole sequence, whatever --since/--until" in gaps[0]
+    _, plain, _ = _verify(harness)
+    assert not any("whole sequence" in p for p in plain)
+
+
 def test_a_blob_overwritten_with_other_bytes_is_named(harness):
     _export(harness)
     _container(harness).upload_blob(_file(harness), b"messageId\r\nx\r\n", overwrite=True)

@@ -4,6 +4,7 @@ killed worker's message (real Azurite queue and table, real emulators)."""
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -250,6 +251,10 @@ def test_the_plan_and_work_commands_export_what_run_would_and_work_exits_once_th
     worked = harness.cli("work", "--processes", "2", "--idle-exit", "1")
     assert worked.returncode == 0, worked.stderr
     assert "2 of 2 worker(s) finished" in worked.stdout
+    # a summary per destination, and each unit's log line names its destination
+    assert f"default: {2 * len(CALL_TYPES)} unit(s) committed, 3 file(s), 7 call(s)" in worked.stdout.splitlines()
+    assert re.search(r" work-\d default shared\.unit: track 2026-11-28T12:00:00Z/\S+: 4 call\(s\)", worked.stderr), \
+        worked.stderr
     check_container(harness.blobs(), expected_ids=ids_of(calls), expected_rejected=0)
     status = harness.cli("status", extra_env={"EXPORT_MODE": "queue"})
     assert status.returncode == 0, status.stderr
