@@ -114,8 +114,9 @@ def _plan_destination(name, sequence, dest_settings, now, settings, queue, marke
         close_clients(clients)
     marks = {t: live.get(f"{name}~{t}") for t in states}
     for due in due_items(states, marks, now, dest_settings.settle_seconds, wall(), settings.work_lease_seconds):
+        # The ids this plan checked the pin with ride along (a hint: a worker reads its row by them).
         item = WorkItem(name, due.call_type, due.window_start, now, uuid.uuid4().hex,
-                        integration_id=dest.integration_id, action_id=dest.action_id)  # the ids this plan checked the pin with
+                        integration_id=dest.integration_id, action_id=dest.action_id)
         marker = markers.start(item, wall(), due.replacing)
         if marker is None:
             continue  # another plan got there first: its item is the live one
