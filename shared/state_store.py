@@ -395,20 +395,13 @@ class StateStore:
 
     # -- destination pins ---------------------------------------------------------------------
     def get_pin(self, name: str) -> DestinationPin | None:
-        try:
-            entity = self._call(lambda: self.table.get_entity(PINS_PARTITION, name), reading=True)
-        except ResourceNotFoundError:
-            return None
-        return _entity_to_pin(entity, self.table_name)
+        entity = self._entity(PINS_PARTITION, name)
+        return None if entity is None else _entity_to_pin(entity, self.table_name)
 
     def create_pin(self, pin: DestinationPin) -> DestinationPin:
         """Insert the pin if absent; when another run inserted one first, theirs is returned."""
-        with contextlib.suppress(ResourceExistsError):
-            self._call(lambda: self.table.create_entity(_pin_to_entity(pin)))
-        current = self.get_pin(pin.name)
-        if current is None:
-            raise StorageError(f"the destination pin {pin.name} vanished after it was created")
-        return current
+        return _entity_to_pin(self._insert_if_absent(_pin_to_entity(pin), f"the destination pin {pin.name}"),
+                              self.table_name)
 
     def move_pin(self, pin: DestinationPin, container: str, blob_path: str) -> None:
         """Record a new place for the files (If-Match; a concurrent move wins, that is fine)."""
@@ -430,20 +423,13 @@ class StateStore:
 
     # -- manifest cursors ---------------------------------------------------------------------
     def get_cursor(self, state_key: str) -> ManifestCursor | None:
-        try:
-            entity = self._call(lambda: self.table.get_entity(CURSORS_PARTITION, state_key), reading=True)
-        except ResourceNotFoundError:
-            return None
-        return _entity_to_cursor(entity, self.table_name)
+        entity = self._entity(CURSORS_PARTITION, state_key)
+        return None if entity is None else _entity_to_cursor(entity, self.table_name)
 
     def create_cursor(self, cursor: ManifestCursor) -> ManifestCursor:
         """Insert the cursor if absent; when another writer inserted one first, theirs is returned."""
-        with contextlib.suppress(ResourceExistsError):
-            self._call(lambda: self.table.create_entity(_cursor_to_entity(cursor)))
-        current = self.get_cursor(cursor.state_key)
-        if current is None:
-            raise StorageError(f"the manifest cursor {cursor.state_key} vanished after it was created")
-        return current
+        return _entity_to_cursor(self._insert_if_absent(_cursor_to_entity(cursor),
+                                                        f"the manifest cursor {cursor.state_key}"), self.table_name)
 
     def advance_cursor(self, before: ManifestCursor, after: ManifestCursor) -> ManifestCursor | None:
         """Move the cursor (If-Match): the new cursor, or None when another writer moved it first."""
@@ -470,19 +456,28 @@ class StateStore:
 
     # -- plain rows of other partitions (backfill definitions: shared/backfill.py reads them) ---
     def get_row(self, partition: str, row: str) -> dict[str, Any] | None:
-        try:
-            entity = self._call(lambda: self.table.get_entity(partition, row), reading=True)
-        except ResourceNotFoundError:
-            return None
-        return dict(entity)
+        entity = self._entity(partition, row)
+        return None if entity is None else dict(entity)
 
     def insert_row(self, entity: dict[str, Any]) -> dict[str, Any]:
         """Insert the row if absent; the row as stored (another run's, when it inserted one first)."""
+        return dict(self._insert_if_absent(entity, f"the row {entity['PartitionKey']}/{entity['RowKey']}"))
+
+    def _entity(self, partition: str, row: str) -> Any:
+        """One entity as the SDK returns it (with its ETag), or None when there is none (or no table)."""
+        try:
+            return self._call(lambda: self.table.get_entity(partition, row), reading=True)
+        except ResourceNotFoundError:
+            return None
+
+    def _insert_if_absent(self, entity: dict[str, Any], what: str) -> Any:
+        """Insert ``entity`` unless its row exists; the stored entity (another writer's, when it
+        inserted one first)."""
         with contextlib.suppress(ResourceExistsError):
             self._call(lambda: self.table.create_entity(entity))
-        current = self.get_row(entity["PartitionKey"], entity["RowKey"])
+        current = self._entity(entity["PartitionKey"], entity["RowKey"])
         if current is None:
-            raise StorageError(f"the row {entity['PartitionKey']}/{entity['RowKey']} vanished after it was created")
+            raise StorageError(f"{what} vanished after it was created")
         return current
 
     def rows(self, partition: str) -> list[dict[str, Any]]:
