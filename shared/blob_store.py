@@ -295,14 +295,18 @@ class BlobStore:
             return False
 
     def open(
-        self, name: str, identity: FileIdentity, content_type: str, *, guard: Callable[[], None] | None = None
+        self, name: str, identity: FileIdentity, content_type: str, *, guard: Callable[[], None] | None = None,
+        look_first: bool = True,
     ) -> StagedUpload:
         """Start a file. If our identical blob is already there, nothing is uploaded again.
 
         ``guard`` runs right before the create-only commit and raises to stop it (the writer lost
         its claim): a writer never commits a file after another run took its window over.
+        ``look_first=False`` skips the read of the name (where no file is expected): the bytes are
+        uploaded and the create-only commit sorts out a name that is taken (ours: not created
+        again; another: :class:`BlobConflictError`), as it does for a racing twin.
         """
-        existing = self.metadata_of(name)
+        existing = self.metadata_of(name) if look_first else None
         if existing is not None and not identity.matches(existing):
             raise _conflict(name, identity, existing)
         return StagedUpload(self, name, identity, content_type, verify_only=existing is not None, guard=guard)

@@ -29,6 +29,7 @@ from shared.calltypes import CALL_TYPES
 from shared.crashpoints import crashpoint
 from shared.errors import BlobConflictError, ExportError, StorageError
 from shared.etl_client import Destination
+from shared.file_audit import DATA_EXTENSIONS
 from shared.manifest import (
     CONTENT_TYPE,
     ListedFile,
@@ -61,6 +62,7 @@ class ManifestChain:
         self.state_key = state_key
         parsed = parse_state_key(state_key)
         self.sequence = parsed[1] if parsed else Sequence()
+        self._fresh()
 
     # -- the cursor -------------------------------------------------------------------------------
     def start(self, rows: dict[str, TypeState] | None = None) -> ManifestCursor | None:
@@ -70,6 +72,7 @@ class ManifestChain:
         cursor = self.state.get_cursor(self.state_key)
         if cursor is not None:
             return cursor
+        self._fresh()  # the rows (read by the caller or here) are newer than any listing
         rows = rows if rows is not None else self.state.type_rows(self.state_key)
         if not rows:
             return None
@@ -101,6 +104,7 @@ class ManifestChain:
         cursor is not read. A cursor left behind by a crash is caught up at the next rise, or at the
         start of the next run or plan (:meth:`resume`)."""
         rows = self.state.type_rows(self.state_key)
+        self._fresh()
         if not rows:
             return []
         least = min(r.window_end for r in rows.values())
@@ -174,17 +178,41 @@ class ManifestChain:
         )
 
     def _file(self, call_type: str, position: int) -> tuple[tuple[str, int], dict[str, str]] | None:
-        """The data file at a position (any extension): ((name, bytes), metadata), or None."""
-        prefix = self.blobs.data_file_name(self.dest.key, position, call_type, "")
-        for blob in self.blobs.listing(prefix):
-            return (blob.name, blob.size), blob.metadata
-        return None
+        """The data file at a position (any extension): ((name, bytes), metadata), or None.
+
+        One listing per position serves every type (``{key}.{position}.`` names them all: each
+        type counts its own positions), kept until the rows are read again (:meth:`_fresh`): a
+        lookup is only made at a position its type's row has committed, so the file was in place
+        before the rows were read, and so before the listing."""
+        found = self._at_position.get(position)
+        if found is None:
+            prefix = self.blobs.data_file_name(self.dest.key, position, "", "")[:-1]  # "{key}.{position}."
+            found = {}
+            for blob in self.blobs.listing(prefix):
+                kind, _, extension = blob.name[len(prefix):].partition(".")
+                if kind in CALL_TYPES and extension in DATA_EXTENSIONS and kind not in found:
+                    found[kind] = ((blob.name, blob.size), blob.metadata)  # not "…5.1.track.csv", "…5.track.a.csv"
+            self._at_position[position] = found
+        return found.get(call_type)
 
     def _rejected(self, window: Window, call_type: str) -> ListedFile | None:
-        blob = self.blobs.properties(self.blobs.rejected_file_name(self.dest.key, window.start, call_type))
-        if blob is None:
-            return None
-        return ListedFile(blob.name, _int(blob.metadata.get("rows")), blob.size, blob.metadata.get("sha256", ""))
+        """The window's dead-letter file of a type: one listing per window serves every type."""
+        found = self._rejected_in.get(window.start)
+        if found is None:
+            prefix = self.blobs.rejected_file_name(self.dest.key, window.start, "")[: -len(".ndjson")]
+            found = {}
+            for blob in self.blobs.listing(prefix):
+                kind = blob.name[len(prefix):]
+                if kind.endswith(".ndjson") and kind[: -len(".ndjson")] in CALL_TYPES:
+                    found[kind[: -len(".ndjson")]] = ListedFile(
+                        blob.name, _int(blob.metadata.get("rows")), blob.size, blob.metadata.get("sha256", ""))
+            self._rejected_in[window.start] = found
+        return found.get(call_type)
+
+    def _fresh(self) -> None:
+        """Forget what the listings found: the rows are read again."""
+        self._at_position: dict[int, dict[str, tuple[tuple[str, int], dict[str, str]]]] = {}
+        self._rejected_in: dict[datetime, dict[str, ListedFile]] = {}
 
     def _commit(self, name: str, manifest: Manifest, data: bytes) -> str:
         """Create-only; the SHA-256 of the manifest now in place (ours, or an equal one)."""

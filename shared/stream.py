@@ -44,11 +44,18 @@ class WindowFiles:
         recipe: Recipe,
         current: Recipe,
         guard: Callable[[], None] | None = None,
+        resumed: bool = True,
     ) -> None:
         """``recipe``: the one the window is written with (a resumed claim's own, read by the unit);
         ``current``: the recipe of the settings now.
-        ``guard``: runs before each file's commit and raises :class:`ClaimLost` once the claim is gone."""
+        ``guard``: runs before each file's commit and raises :class:`ClaimLost` once the claim is gone.
+        ``resumed``: the claim took over a pending claim of this window (a crash, another run), so
+        files of the window may be in place already: each file's name is looked up before its
+        upload (ours: only hashed, not sent again). A fresh claim (the row had no claim of this
+        window) skips that read: no writer held the window before, and the create-only commit still
+        finds whatever holds the name (docs/design.md, "The unit of work")."""
         self.call_type = claimed.call_type
+        self.resumed = resumed
         self.window = window
         if recipe != current:
             log.info("%s %s: finishing the window with the settings it was started with (%s)",
@@ -78,7 +85,8 @@ class WindowFiles:
 
         def open_sink(position: int) -> StagedUpload:
             identity = FileIdentity(window.start, window.end, self.call_type, position)
-            return blobs.open(name_of(position), identity, writer_cls.content_type_for(options), guard=guard)
+            return blobs.open(name_of(position), identity, writer_cls.content_type_for(options), guard=guard,
+                              look_first=resumed)
 
         self.blobs = blobs  # where the window's files go (its manifest too)
         self._blobs, self._name_of = blobs, name_of

@@ -102,7 +102,7 @@ class Unit(AbandonedOnError):
                 crashpoint("after_claim")
                 self.claimed = claimed
                 self.files = WindowFiles(self.clients, self.dest, claimed, self.window, recipe, current,
-                                         guard=self._guard)
+                                         guard=self._guard, resumed=self._resumed)
                 self.files.read(self.clients.etl, deadline)
                 ok = True
             except ClaimLost:
@@ -127,7 +127,7 @@ class Unit(AbandonedOnError):
             try:
                 closed = files.finish()
                 last_position = claimed.pending_position - 1 + len(closed)  # type: ignore[operator]
-                if closed or self.state.pending_start == window.start:  # wrote files, or resumed a claim
+                if self._resumed:  # only a window that was written before can have a file past it
                     files.check_nothing_past(last_position)
             except ClaimLost:
                 return self._lost()
@@ -169,6 +169,13 @@ class Unit(AbandonedOnError):
                 raise
             log.warning("the manifest of %s waits for the next window: %s", self.window.label(), exc)
 
+    @property
+    def _resumed(self) -> bool:
+        """The claim takes over a pending claim of this window (a crash, a takeover): files of the
+        window may already be in place. Otherwise no writer ever held the window (a claim is
+        cleared only by the state commit that moves past it), so none of its files exist."""
+        return self.state.pending_start == self.window.start
+
     def _recipe(self, current: Recipe) -> Recipe:
         """The recipe the window is written with: the one its pending claim recorded (the claim
         keeps it), else the settings now. A claim without a recipe (from before recipes) is finished
@@ -183,7 +190,7 @@ class Unit(AbandonedOnError):
                 f"{self.call_type} {self.window.label()} is pending with a recipe this version cannot read "
                 f"(STATE_TABLE {self.clients.state.table_name}, row {state.dest_key}/{self.call_type}, "
                 f"pending_recipe: {exc}): it was started by another version of the exporter: run that "
-                "version until `status` shows no pending window, or clear the claim (docs/operations.md, "
+                "version until `status` shows no pending window, or clear the claim's recipe (docs/operations.md, "
                 "'A pending window this version cannot read'); nothing was exported",
                 window=self.window, call_type=self.call_type,
             ) from None

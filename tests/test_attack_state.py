@@ -97,6 +97,35 @@ def test_a_pending_recipe_this_version_cannot_read_never_writes_the_window_a_sec
         assert set(_ids_everywhere(harness)) == ids_of(calls)
 
 
+@pytest.mark.parametrize("same_settings", [True, False], ids=["same-file-settings", "other-file-settings"])
+def test_clearing_an_unreadable_recipe_as_documented_resumes_the_window_without_writing_a_call_twice(
+        harness, same_settings):
+    """docs/operations.md, "A pending window this version cannot read": the run stops on the
+    unreadable recipe; the operator empties ``pending_recipe`` only (the claim stays). The next run
+    resumes the window from its first position with today's settings: with the same file settings
+    file 1 is found in place (not written again) and the window completes, every call once; with
+    other ones it stops on a conflict naming file 1, and no call is in two files."""
+    calls = make_window_calls(W0, per_type={"track": 25}, seed=9)
+    pending = _crash_after_first_file(harness, calls)
+    _edit_row(harness, "track", pending_recipe=_newer(pending.pending_recipe))
+    stopped = harness.run(NOW)
+    assert stopped.error and "cannot read" in stopped.error
+    first = harness.blobs()["exports/segment/2184.13699.1.track.csv"]
+    _edit_row(harness, "track", pending_recipe="")
+    if same_settings:
+        harness.env["MAX_FILE_ROWS"] = "10"
+    summary = harness.run(NOW)
+    assert not {i: n for i, n in _ids_everywhere(harness).items() if n > 1}
+    assert harness.blobs()["exports/segment/2184.13699.1.track.csv"] == first
+    if same_settings:
+        assert summary.ok, summary.error
+        assert set(_ids_everywhere(harness)) == ids_of(calls)
+        assert state_rows(harness)["track"].position == 3
+    else:
+        assert summary.error and "2184.13699.1.track.csv" in summary.error and "different content" in summary.error
+        assert state_rows(harness)["track"].pending_start == W0
+
+
 # -- 2. a state row edited by hand into nonsense ---------------------------------------------------
 
 @pytest.mark.parametrize("fields", [

@@ -119,3 +119,46 @@ def test_an_abandoned_upload_leaves_no_blob(azurite, container):
         assert store.metadata_of("x/f.csv") is None
     finally:
         store.close()
+
+
+# -- a fresh claim's file: no read of the name first (look_first=False) ------------------------------
+# The create-only commit alone must keep every promise above: a name already taken is never
+# overwritten, our identical file counts as done, our file with other content is a conflict.
+
+@pytest.mark.parametrize("size", [5, 50], ids=["one-request", "staged-blocks"])
+def test_without_the_first_look_a_blob_not_ours_is_still_a_conflict_and_is_left_as_it_is(azurite, container, size):
+    with azurite.blob_service() as svc:
+        svc.get_blob_client(container, "x/f.csv").upload_blob(b"someone else's", metadata={"owner": "bob"})
+    store = _store(azurite, container)
+    try:
+        upload = store.open("x/f.csv", IDENTITY, "text/csv", look_first=False)  # no request: the name is not read
+        upload.write(b"z" * size)
+        with pytest.raises(BlobConflictError, match="never overwrites") as conflict:
+            upload.commit(rows=1)
+    finally:
+        store.close()
+    assert (conflict.value.blob, conflict.value.call_type) == ("x/f.csv", "track")
+    assert _read(azurite, container, "x/f.csv") == (b"someone else's", {"owner": "bob"})
+
+
+@pytest.mark.parametrize("size", [5, 50], ids=["one-request", "staged-blocks"])
+def test_without_the_first_look_our_identical_file_counts_as_done_and_other_content_is_a_conflict(
+        azurite, container, size):
+    data = bytes(range(size))
+    store = _store(azurite, container)
+    try:
+        first = store.open("x/f.csv", IDENTITY, "text/csv")
+        first.write(data)
+        assert first.commit(rows=1).created
+        _, before = _read(azurite, container, "x/f.csv")
+        again = store.open("x/f.csv", IDENTITY, "text/csv", look_first=False)
+        again.write(data)
+        result = again.commit(rows=1)
+        other = store.open("x/f.csv", IDENTITY, "text/csv", look_first=False)
+        other.write(data[::-1])
+        with pytest.raises(BlobConflictError, match="different content"):
+            other.commit(rows=1)
+    finally:
+        store.close()
+    assert not result.created and result.sha256 == hashlib.sha256(data).hexdigest()
+    assert _read(azurite, container, "x/f.csv") == (data, before)

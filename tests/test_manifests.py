@@ -66,6 +66,29 @@ def test_every_window_gets_a_manifest_empty_ones_too_listing_its_files_and_dead_
     assert {n: b.etag for n, b in harness.manifests().items()} == {n: b.etag for n, b in before.items()}
 
 
+def test_blobs_whose_names_share_a_listing_prefix_are_not_taken_for_the_windows_files(harness):
+    """A manifest lists every type's file at a position, and every type's dead letters of a window,
+    with one listing each (prefixes ``{key}.{position}.`` and ``_rejected/{key}.{stamp}.``): a blob
+    there that is not a type's file (another key's ``{key}.1.0.track.csv``, ``….1.notes.txt``, a
+    ``….1.track.a.csv`` that sorts before the real file) must not be read as one."""
+    _load(harness)
+    harness.env.update(START)
+    stamp = W0.strftime("%Y%m%dT%H%MZ")
+    decoys = [f"exports/segment/{KEY}.1.0.track.csv", f"exports/segment/{KEY}.1.notes.txt",
+              f"exports/segment/{KEY}.1.track.a.csv", f"exports/segment/{KEY}.1.identify.csv.bak",
+              f"exports/segment/_rejected/{KEY}.{stamp}.track.a.ndjson",
+              f"exports/segment/_rejected/{KEY}.{stamp}.0.identify.ndjson"]
+    with harness.azurite.blob_service() as svc:
+        for name in decoys:  # names that sort before the real ones where they can
+            svc.get_blob_client(harness.container, name).upload_blob(b"decoy", metadata={"rows": "99"})
+    assert harness.run(NOW).ok
+    doc = json.loads(_manifest(harness, W0)[1])
+    assert [f["name"] for f in doc["types"]["track"]["files"]] == [f"exports/segment/{KEY}.1.track.csv"]
+    assert doc["types"]["track"]["rejected"]["name"] == f"exports/segment/_rejected/{KEY}.{stamp}.track.ndjson"
+    assert doc["types"]["track"]["rejected"]["calls"] == 1 and doc["types"]["identify"]["rejected"] is None
+    assert {t: d["rows"] for t, d in doc["types"].items() if d["rows"]} == {"track": 4, "identify": 2}
+
+
 @pytest.mark.parametrize("point", [
     "after_claim", "after_file_commit", "before_state_commit", "after_state_commit", "after_state_commit:6",
     "after_state_commit:7", "before_manifest_commit", "before_manifest_commit:2", "after_manifest_commit",
