@@ -19,6 +19,16 @@ if _OUT:
     _lock = threading.Lock()
     _run = threading.Thread.run
 
+    def _runq(name: str) -> None:
+        """The seconds this thread was runnable but waited for a core (the kernel's schedstat):
+        a thread that waits for the GIL sleeps, so it is not in this figure; one the other
+        threads and processes crowd out of the two cores is."""
+        try:
+            with open("/proc/thread-self/schedstat") as f:
+                _seconds[f"runq {name}"] += int(f.read().split()[1]) / 1e9
+        except (OSError, ValueError, IndexError):
+            pass
+
     def _counted_run(self: threading.Thread) -> None:
         try:
             _run(self)
@@ -26,6 +36,7 @@ if _OUT:
             name = re.sub(r"_\d+$", "", self.name)  # "parquet_0", "stage_1": one entry per pool
             with _lock:
                 _seconds[name] += time.thread_time()
+                _runq(name)
 
     threading.Thread.run = _counted_run  # type: ignore[method-assign]
 
@@ -33,6 +44,7 @@ if _OUT:
     def _write() -> None:
         with _lock:
             _seconds["MainThread"] += time.thread_time()
+            _runq("MainThread")
             with open(_OUT, "w") as f:
                 json.dump(dict(_seconds), f)
 
