@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from shared.lines import LineBlock
 from shared.page_reader import OversizedLine, Page
+from shared.records import RejectedCall
 
 T = TypeVar("T")
 
@@ -42,14 +43,14 @@ def rebatch(pages: Iterable[Sequence[bytes]], size: int = BATCH_LINES) -> Iterat
 
 def rebatch_pages(
     pages: Iterable[Page], size: int = BATCH_LINES
-) -> Iterator[tuple[LineBlock, list[OversizedLine]]]:
+) -> Iterator[tuple[LineBlock, list[OversizedLine | RejectedCall]]]:
     """:func:`rebatch` for pages from the ETL client: each batch comes with the over-cap lines
     (``Page.set_aside``) that stood right before one of its lines, or, for the last batch, after
     its last line. So where they land depends only on the order of the lines, never on the
     paging. The last batch may hold no lines, only over-cap ones."""
     pending: list[LineBlock] = []
     count = 0
-    extras: list[OversizedLine] = []
+    extras: list[OversizedLine | RejectedCall] = []
     for page in pages:
         block, marks = page.lines, page.set_aside
         m = 0

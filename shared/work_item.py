@@ -147,7 +147,7 @@ class WorkItem:
             version = data.get("v")
             if type(version) is not int or version not in (VERSION, BACKFILL_VERSION):
                 raise ValueError(f"version {version!r}, this exporter reads {VERSION} and {BACKFILL_VERSION}")
-            names = ("destination", "type", "window", "horizon", "chain")
+            names: tuple[str, ...] = ("destination", "type", "window", "horizon", "chain")
             names += ("backfill",) if version == BACKFILL_VERSION else ()
             fields = {k: data[k] for k in names}
             optional = {k: data.get(k, "") for k in ("integration_id", "action_id", "marker")}

@@ -21,9 +21,14 @@ from shared.writers.base import FormatWriter, WriterOptions
 
 
 class Committed(Protocol):
-    name: str
-    size: int
-    created: bool
+    """What a sink's commit tells (read-only: :class:`shared.blob_store.CommitResult` is frozen)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def created(self) -> bool: ...
 
 
 class FileSink(Protocol):
