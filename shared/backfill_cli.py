@@ -1,0 +1,212 @@
+"""The ``backfill``, ``rejected list`` and ``rejected replay`` commands of :mod:`shared.cli`, and the
+backfills' lines of ``status``."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from datetime import datetime
+from typing import TextIO
+
+from shared.backfill import Definition, UsageError, derived_id, parse_id, parse_range, parse_types
+from shared.backfill_run import definitions, drive, progress_of, recipe_of, record, recorded
+from shared.calltypes import CALL_TYPES
+from shared.cli_output import failures, print_summary, table
+from shared.clients import build_clients, close_clients
+from shared.errors import StateConflictError
+from shared.pinning import pinned_for_backfill
+from shared.replay import rejected_files, tally
+from shared.sequence import DEFAULT_DESTINATION
+from shared.sequence import Sequence as ExportSequence
+from shared.settings import Settings
+from shared.windows import WINDOW, floor_window, format_rfc3339, parse_rfc3339
+from shared.work_cli import cmd_enqueue_backfill
+
+EXIT_OK, EXIT_FAILED = 0, 1
+
+
+def print_backfills(clients, dest_key: str, out: TextIO) -> None:  # type: ignore[no-untyped-def]
+    """The backfills and replays recorded in the state table, with their progress."""
+    found = definitions(clients.state)
+    if not found:
+        return
+    rows = [["backfill", "kind", "range", "types", "units done", "state"]]
+    for d in found:
+        p = progress_of(clients, d, dest_key)
+        state = "done" if p.finished else (
+            f"pending at {format_rfc3339(p.through)}" if p.pending else f"through {format_rfc3339(p.through)}")
+        rows.append([d.id, d.kind, d.range_label(), ",".join(d.types), f"{p.done}/{p.total}", state])
+    print("backfills (files in BLOB_PATH/_backfill/<backfill>/):", file=out)
+    table(rows, out)
+
+
+def backfill_commands(args: argparse.Namespace, settings: Settings, now: datetime, out: TextIO,
+                      err: TextIO) -> int:
+    """``backfill``, ``rejected list`` and ``rejected replay``."""
+    wanted: Definition | None = None
+    if args.command == "backfill":  # the command line is checked before anything is reached
+        start, end = parse_range(args.start, args.end, now, settings.settle_seconds)
+        types = parse_types(args.types)
+        backfill_id = parse_id(args.id) if args.id else derived_id("backfill", start, end, types)
+        sequence = ExportSequence(DEFAULT_DESTINATION, backfill_id)
+        wanted = Definition(backfill_id, "backfill", start, end, types, recipe_of(settings, sequence))
+    clients = build_clients(settings)
+    try:
+        if args.command == "rejected" and args.verb == "list":
+            return rejected_list(clients, args, out)
+        definition: Definition | None
+        if wanted is not None:
+            pinned_for_backfill(clients.state, clients.etl.destination(), wanted.sequence)  # before recording
+            definition = record(clients.state, wanted)
+        else:
+            definition = replay_definition(settings, clients, args, out)
+            if definition is None:
+                return EXIT_OK
+        dest_key = pinned_key(clients)
+    finally:
+        close_clients(clients)
+    print(f"{definition.kind} {definition.id}: {definition.range_label()}, {','.join(definition.types)} -> "
+          f"{definition.sequence.folder(settings.blob_path)}/", file=out)
+    if args.queue:
+        return cmd_enqueue_backfill(settings, definition, now, out)
+    last = drive(settings, lambda: build_clients(settings), close_clients, now, definition,
+                 lambda summary: print_summary(summary, out))
+    clients = build_clients(settings)
+    try:
+        p = progress_of(clients, definition, dest_key or pinned_key(clients) or "")
+    finally:
+        close_clients(clients)
+    if last is not None and not last.ok:
+        print(f"error: {last.error or failures(last)}", file=err)
+    if p.finished:
+        print(f"{definition.kind} {definition.id} done: {p.done} of {p.total} (window, type) units", file=out)
+        return EXIT_OK
+    print(f"{definition.kind} {definition.id}: {p.done} of {p.total} (window, type) units done, through "
+          f"{format_rfc3339(p.through)}; run the same command again to resume it", file=out)
+    return EXIT_FAILED
+
+
+def pinned_key(clients) -> str | None:  # type: ignore[no-untyped-def]
+    pin = clients.state.get_pin(DEFAULT_DESTINATION)
+    return None if pin is None else pin.key
+
+
+def _since(option: str, text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return floor_window(parse_rfc3339(text))
+    except (ValueError, OverflowError):
+        raise UsageError(f"{option} {text[:40]!r} is not an RFC 3339 time like 2026-11-28T12:00:00Z") from None
+
+
+def rejected_list(clients, args: argparse.Namespace, out: TextIO) -> int:  # type: ignore[no-untyped-def]
+    since = _since("--since", args.since)
+    dest_key = pinned_key(clients)
+    if dest_key is None:
+        print("nothing exported yet (no destination pin): no dead letters", file=out)
+        return EXIT_OK
+    files = rejected_files(clients.blobs, dest_key, since)
+    found = tally(clients.blobs, files)
+    if found.total:
+        rows = [["window", "type", "calls"]]
+        rows += [[format_rfc3339(w), t, str(n)] for (w, t), n in sorted(found.by_window.items())]
+        table(rows, out)
+        print("", file=out)
+        rows = [["type", "calls", "reason"]]
+        rows += [[t, str(n), r] for (t, r), n in sorted(found.by_reason.items(), key=lambda kv: (kv[0][0], -kv[1]))]
+        table(rows, out)
+    print(f"{found.total} quarantined call(s) in {len(files)} file(s) of {clients.blobs.name('_rejected/')}"
+          + (f" since {format_rfc3339(since)}" if since else "")
+          + f": {found.replayable} can be replayed (`rejected replay`), {found.unreplayable} cannot "
+          "(over the line cap, or repeats of exported calls)", file=out)
+    for d in definitions(clients.state):
+        if d.kind == "replay" and d.destination == DEFAULT_DESTINATION:
+            print(f"replay {d.id} covers {d.range_label()} ({','.join(d.types)}): dead letters from "
+                  f"{format_rfc3339(d.end)} on need `rejected replay --since {format_rfc3339(d.end)}`", file=out)
+    return EXIT_OK
+
+
+def replay_definition(settings: Settings, clients, args: argparse.Namespace,  # type: ignore[no-untyped-def]
+                      out: TextIO) -> Definition | None:
+    """The replay's recorded definition (written at its first run), or None when there is nothing
+    to replay. Its range ends where every live type has been exported (those files are final)."""
+    since = _since("--since", args.since)
+    until = _since("--until", args.until)
+    types = parse_types(args.types)
+    replay_id = parse_id(args.id) if args.id else derived_replay_id(since, until, types)
+    sequence = ExportSequence(DEFAULT_DESTINATION, replay_id)
+    recipe = recipe_of(settings, sequence)
+    pin = clients.state.get_pin(DEFAULT_DESTINATION)
+    if pin is None:
+        print("nothing exported yet (no destination pin): nothing to replay", file=out)
+        return None
+    known = recorded(clients.state, DEFAULT_DESTINATION, replay_id)
+    if known is None:
+        live = [clients.state.get(pin.key, t) for t in CALL_TYPES]
+        final = min((r.window_end for r in live if r is not None), default=None)
+        if final is None:
+            print("nothing exported yet: nothing to replay", file=out)
+            return None
+        until = final if until is None else min(until, final)
+        files = [f for f in rejected_files(clients.blobs, pin.key, since, until) if f.call_type in types]
+        if not files:
+            print("no dead letters to replay" + (f" since {format_rfc3339(since)}" if since else ""), file=out)
+            return None
+        found_types = tuple(t for t in CALL_TYPES if any(f.call_type == t for f in files))
+        wanted = Definition(replay_id, "replay", files[0].window_start, files[-1].window_start + WINDOW,
+                            found_types, recipe)
+        for other in definitions(clients.state):
+            if other.kind == "replay" and other.id != replay_id and other.start < wanted.end \
+                    and wanted.start < other.end and set(other.types) & set(wanted.types) \
+                    and _exported_any(clients, other, pin.key):
+                raise StateConflictError(
+                    f"replay {other.id} already replayed the dead letters of {other.range_label()} "
+                    f"({','.join(other.types)}): replaying them again would export the calls that pass "
+                    f"twice; pass --since {format_rfc3339(other.end)} (or --types without those types)")
+        definition = record(clients.state, wanted)
+    else:
+        definition = known
+        if definition.kind != "replay" or definition.recipe != recipe:
+            what = "is a backfill" if definition.kind != "replay" else "was recorded with other settings"
+            raise StateConflictError(f"{replay_id} {what} (recipe {definition.recipe}): nothing was "
+                                     "exported; run it as recorded, or give a new replay its own --id")
+    notes: list[str] = []
+    files = [f for f in rejected_files(clients.blobs, pin.key, definition.start, definition.end)
+             if f.call_type in definition.types]
+    found = tally(clients.blobs, files, notes)
+    for note in notes:
+        print(note, file=out)
+    print(f"{found.total} quarantined call(s) in {len(files)} file(s): {found.replayable} re-validated now, "
+          f"{found.unreplayable} cannot be replayed", file=out)
+    if known is not None:
+        newer_than_replay(clients, pin.key, definition, since, until, types, out)
+    return definition
+
+
+def newer_than_replay(clients, dest_key: str, definition: Definition,  # type: ignore[no-untyped-def]
+                      since: datetime | None, until: datetime | None, types: tuple[str, ...], out: TextIO) -> None:
+    """A recorded replay's range was fixed at its first run: say how many dead letters the same
+    command would have covered that landed after it, and the command that replays them."""
+    start = definition.end if since is None else max(since, definition.end)
+    newer = [f for f in rejected_files(clients.blobs, dest_key, start, until) if f.call_type in types]
+    count = tally(clients.blobs, newer).total if newer else 0
+    if count:
+        print(f"{count} newer quarantined call(s) are outside this replay (it covers {definition.range_label()}): "
+              f"run `rejected replay --since {format_rfc3339(definition.end)}`", file=out)
+
+
+def _exported_any(clients, definition: Definition, dest_key: str) -> bool:  # type: ignore[no-untyped-def]
+    """Whether a replay wrote a data file, or may still (not finished): only then does another
+    replay of its dead letters risk exporting a call twice."""
+    key = definition.sequence.state_key(*dest_key.split("."))
+    rows = [clients.state.get(key, t) for t in definition.types]
+    return any(r is not None and r.position > 0 for r in rows) \
+        or not progress_of(clients, definition, dest_key).finished
+
+
+def derived_replay_id(since: datetime | None, until: datetime | None, types: tuple[str, ...]) -> str:
+    """``replay-<since or all>-<8 hex of since, until and the types>``: the same command, the same replay."""
+    text = f"{since and format_rfc3339(since)}|{until and format_rfc3339(until)}|{','.join(types)}"
+    stamp = since.strftime("%Y%m%dT%H%MZ") if since else "all"
+    return f"replay-{stamp}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
