@@ -18,6 +18,7 @@ import functools
 import hashlib
 import logging
 import os
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -389,7 +390,8 @@ class StagedUpload:
         self._attempt = os.urandom(12)
         self._block_size = store.block_size
         self._client: BlobClient = store.container.get_blob_client(name)
-        self._buffer = bytearray()
+        self._parts: deque[bytes | memoryview] = deque()  # written, not yet staged (read-only bytes)
+        self._buffered = 0
         self._hash = hashlib.sha256()
         self._size = 0
         self._blocks: list[str] = []
@@ -400,14 +402,30 @@ class StagedUpload:
         self._size += len(data)
         if self.verify_only:
             return len(data)
-        self._buffer += data
-        size = self._block_size
-        while len(self._buffer) >= size:
-            with memoryview(self._buffer) as view:
-                block = bytes(view[:size])  # one copy (a bytearray slice would be two)
-            del self._buffer[:size]
-            self._stage(block)
+        # Kept as written (a bytes object is immutable: no copy; a view is copied once, its
+        # buffer may be reused), then joined once per block: each byte is copied once on its way
+        # to a block, not appended to a buffer and cut off it again.
+        self._parts.append(data if isinstance(data, bytes) else bytes(data))
+        self._buffered += len(data)
+        while self._buffered >= self._block_size:
+            self._stage(self._take(self._block_size))
         return len(data)
+
+    def _take(self, size: int) -> bytes:
+        """The first ``size`` written bytes not yet staged (all of them with ``size=-1``)."""
+        size = self._buffered if size < 0 else size
+        out: list[bytes | memoryview] = []
+        need = size
+        while need:
+            part = self._parts.popleft()
+            if len(part) > need:
+                view = memoryview(part)
+                self._parts.appendleft(view[need:])
+                part = view[:need]
+            out.append(part)
+            need -= len(part)
+        self._buffered -= size
+        return out[0] if len(out) == 1 and isinstance(out[0], bytes) else b"".join(out)
 
     def _stage(self, block: bytes) -> None:
         block_id = _block_id(self._attempt, len(self._blocks))
@@ -432,9 +450,8 @@ class StagedUpload:
         digest = self._hash.hexdigest()
         metadata = self.identity.metadata(rows, digest)
         if not self.verify_only:
-            if self._blocks and self._buffer:
-                self._stage(bytes(self._buffer))
-                self._buffer.clear()
+            if self._blocks and self._buffered:
+                self._stage(self._take(-1))
             for fut in self._inflight:
                 fut.result()
             self._inflight.clear()
@@ -448,8 +465,7 @@ class StagedUpload:
             if not self._blocks and self.store.metadata_of(self.name) is None:
                 # Nothing committed, yet a create-only Put Blob was refused: another writer's
                 # uncommitted blocks hold the name (Azurite refuses then). A block list commits.
-                self._stage(bytes(self._buffer))
-                self._buffer.clear()
+                self._stage(self._take(-1))
                 self._inflight.pop().result()
                 try:
                     self._put(metadata)
@@ -481,7 +497,9 @@ class StagedUpload:
                 blocks, content_settings=settings, metadata=metadata, match_condition=MatchConditions.IfMissing,
             ))
         else:
-            data = bytes(self._buffer)
+            data = self._take(-1)
+            self._parts.append(data)  # kept until the commit is done: a refused one stages it
+            self._buffered = len(data)
             self.store.call("cw", lambda: self._client.upload_blob(
                 data, length=len(data), overwrite=False, content_settings=settings, metadata=metadata,
                 validate_content=CONTENT_MD5,
@@ -496,4 +514,5 @@ class StagedUpload:
         for fut in self._inflight:
             fut.cancel()
         self._inflight.clear()
-        self._buffer.clear()
+        self._parts.clear()
+        self._buffered = 0

@@ -5,9 +5,12 @@ our identical file counts as done; anything else there is a conflict that names 
 from __future__ import annotations
 
 import hashlib
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from shared.blob_store import BlobStore, FileIdentity, make_container_client
 from shared.errors import BlobConflictError
@@ -162,3 +165,31 @@ def test_without_the_first_look_our_identical_file_counts_as_done_and_other_cont
         store.close()
     assert not result.created and result.sha256 == hashlib.sha256(data).hexdigest()
     assert _read(azurite, container, "x/f.csv") == (data, before)
+
+
+# -- the block assembly: any sequence of writes, bytes or views of a reused buffer ---------------
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(writes=st.lists(st.tuples(st.binary(max_size=40), st.booleans()), max_size=12),
+       block_size=st.integers(min_value=1, max_value=17))
+def test_any_writes_in_any_pieces_commit_exactly_the_bytes_written(azurite, container, writes, block_size):
+    """The writes are kept and joined once per block: a view's buffer is reused by its writer right
+    after the write (as a serializer's scratch buffer is), and must not change what was written."""
+    name = f"x/p-{uuid.uuid4().hex}.csv"
+    store = _store(azurite, container, block_size=block_size)
+    scratch = bytearray(64)
+    try:
+        upload = store.open(name, IDENTITY, "text/csv", look_first=False)
+        for data, as_view in writes:
+            if as_view:
+                scratch[: len(data)] = data
+                upload.write(memoryview(scratch)[: len(data)])
+                scratch[:] = b"\xff" * len(scratch)  # the writer reuses its buffer
+            else:
+                upload.write(data)
+        done = upload.commit(rows=len(writes))
+    finally:
+        store.close()
+    expected = b"".join(d for d, _ in writes)
+    assert (done.size, done.sha256) == (len(expected), hashlib.sha256(expected).hexdigest())
+    assert _read(azurite, container, name)[0] == expected
