@@ -11,9 +11,11 @@ its own folder, and reads the live pin without writing it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from shared.backfill import BACKFILLS_PARTITION, Definition, Progress, Scope, progress, row_key
 from shared.clients import Clients
@@ -26,6 +28,7 @@ from shared.sequence import Sequence
 from shared.settings import Settings
 from shared.state_store import StateStore
 from shared.summary import RunSummary
+from shared.windows import format_rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,28 @@ def record(store: StateStore, wanted: Definition) -> Definition:
             "the new one its own --id"
         )
     return stored
+
+
+#: How long a replay may take to look for overlapping replays and record itself (a few requests);
+#: a replay that died in between holds the others off this long.
+REPLAY_LEASE_SECONDS = 120
+
+
+@contextmanager
+def recording_replay(store: StateStore, destination: str, replay_id: str) -> Iterator[None]:
+    """Hold the destination's replay lease while a new replay checks for overlapping replays and
+    records its definition; StateConflictError when another replay holds it."""
+    name, holder = f"replay~{destination}", f"{replay_id}/{uuid.uuid4().hex}"
+    held_until = store.take_lease(name, holder, REPLAY_LEASE_SECONDS, datetime.now(UTC))
+    if held_until is not None:
+        raise StateConflictError(
+            f"another replay of destination {destination} is choosing its dead letters right now (its lease "
+            f"ends {format_rfc3339(held_until)}): nothing was exported; run this one again after that (two "
+            "replays of the same dead letters would export the calls that pass twice)")
+    try:
+        yield
+    finally:
+        store.release_lease(name, holder)
 
 
 def progress_of(clients: Clients, definition: Definition, dest_key: str) -> Progress:

@@ -24,7 +24,7 @@ import contextlib
 import json
 import logging
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from azure.core import MatchConditions
@@ -60,6 +60,8 @@ CURSORS_PARTITION = "manifests"
 PINS_PARTITION = "destinations"
 #: PartitionKey of the backfill definitions (shared/backfill.py BACKFILLS_PARTITION).
 BACKFILLS_PARTITION = "backfills"
+#: PartitionKey of short leases (:meth:`StateStore.take_lease`): one step at a time across runs.
+LEASES_PARTITION = "leases"
 
 
 @dataclass(frozen=True)
@@ -463,6 +465,45 @@ class StateStore:
         """Insert the row if absent; the row as stored (another run's, when it inserted one first)."""
         return dict(self._insert_if_absent(entity, f"the row {entity['PartitionKey']}/{entity['RowKey']}"))
 
+    # -- leases: one holder at a time for a short step (recording a replay) ---------------------
+    def take_lease(self, name: str, holder: str, seconds: float, now: datetime) -> datetime | None:
+        """Hold the lease ``name`` for ``seconds`` from ``now``: None when taken (or already ours),
+        else the end of the other holder's lease. An expired lease is taken over with If-Match,
+        so two takers of a dead holder's lease never both win."""
+        entity = {"PartitionKey": LEASES_PARTITION, "RowKey": name, "holder": holder,
+                  "expires": format_rfc3339(now + timedelta(seconds=seconds))}
+        self.ensure_table()
+        with contextlib.suppress(ResourceExistsError):
+            self._call(lambda: self.table.create_entity(entity))
+            return None
+        current = self._entity(LEASES_PARTITION, name)
+        if current is None:  # released in between: take it fresh
+            return self.take_lease(name, holder, seconds, now)
+        if current.get("holder") == holder:
+            return None
+        expires = _lease_end(current, now)
+        if expires > now:
+            return expires
+        try:
+            self._call(lambda: self.table.update_entity(
+                entity, mode=UpdateMode.REPLACE, etag=current.metadata["etag"],
+                match_condition=MatchConditions.IfNotModified))
+        except (ResourceModifiedError, ResourceNotFoundError):  # another taker was first
+            taken = self._entity(LEASES_PARTITION, name)
+            if taken is None:
+                return self.take_lease(name, holder, seconds, now)
+            return None if taken.get("holder") == holder else _lease_end(taken, now + timedelta(seconds=seconds))
+        return None
+
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease back if it is still ours (never another holder's)."""
+        current = self._entity(LEASES_PARTITION, name)
+        if current is None or current.get("holder") != holder:
+            return
+        with contextlib.suppress(ResourceModifiedError, ResourceNotFoundError):
+            self._call(lambda: self.table.delete_entity(
+                LEASES_PARTITION, name, etag=current.metadata["etag"], match_condition=MatchConditions.IfNotModified))
+
     def _entity(self, partition: str, row: str) -> Any:
         """One entity as the SDK returns it (with its ETag), or None when there is none (or no table)."""
         try:
@@ -513,6 +554,14 @@ class StateStore:
                              "check STATE_TABLE and AzureWebJobsStorage; a run creates it when it starts",
         }
         return storage_call(fn, service="table", denied=_denied, missing=missing, url=self.service.url)
+
+
+def _lease_end(entity: Any, unreadable: datetime) -> datetime:
+    """When a lease row's lease ends (``unreadable`` when its ``expires`` is not a time)."""
+    try:
+        return parse_rfc3339(str(entity.get("expires", "")))
+    except ValueError:
+        return unreadable
 
 
 def _denied(exc: HttpResponseError) -> StoragePermissionError:

@@ -18,6 +18,7 @@ from shared.page_reader import OversizedLine
 from shared.records import RejectedCall
 from shared.replay import OVER_CAP, REPEATED, read_entry, reason_group
 from shared.windows import WINDOW, format_rfc3339
+from tests.support.blobs import rows_of
 from tests.support.calls import make_window_calls
 from tests.support.invariants import check_container, ids_of, snapshot
 from tests.support.runs import state_rows
@@ -200,3 +201,50 @@ def test_a_replay_killed_mid_way_and_run_again_ends_exactly_once(harness):
                     blob_path=f"{LIVE_PATH}/_backfill/killed")
     live = {n: b for n, b in blobs.items() if "/_backfill/" not in n}
     check_container(live, expected_ids=ids_of(calls), expected_rejected=5, before=before)
+
+
+def test_two_new_replays_started_at_once_never_both_export_a_call(harness, monkeypatch, capsys):
+    """Replay A has looked for overlapping replays and is about to record itself when replay B
+    (another id, the same dead letters) starts. Before the replay lease, B found A not recorded
+    yet, recorded and exported; then A did too: every call that passed was in two replays. Now B
+    is refused while A holds the lease, A goes on, and each call is exported once."""
+    import io
+    import threading
+
+    import shared.backfill_cli as backfill_cli
+    from shared.cli import main
+
+    _, now = _setup(harness)
+    harness.env.update(MAX_CALL_BYTES="200000")
+    for key, value in harness.env.items():
+        monkeypatch.setenv(key, value)
+    checked, go = threading.Event(), threading.Event()
+    real_record = backfill_cli.record
+
+    def record_after_b(store, wanted):  # A stops between its overlap check and its record
+        if wanted.id == "a":
+            checked.set()
+            assert go.wait(60)
+        return real_record(store, wanted)
+
+    monkeypatch.setattr(backfill_cli, "record", record_after_b)
+    exits: dict[str, int] = {}
+    a = threading.Thread(target=lambda: exits.update(
+        a=main(["--no-settings", "rejected", "replay", "--id", "a", "--now", now], out=io.StringIO())))
+    a.start()
+    try:
+        assert checked.wait(60)
+        b_out = io.StringIO()
+        exits["b"] = main(["--no-settings", "rejected", "replay", "--id", "b", "--now", now], out=b_out)
+    finally:
+        go.set()
+        a.join(60)
+    assert exits == {"a": 0, "b": 1}, exits
+    assert "another replay of destination default is choosing its dead letters right now" in capsys.readouterr().err
+    exported: dict[str, int] = {}
+    for name, blob in harness.blobs().items():
+        if "/_backfill/" in name and "/_rejected/" not in name and "/_manifests/" not in name:
+            for row in rows_of(name, blob.data):
+                exported[row["messageId"]] = exported.get(row["messageId"], 0) + 1
+    assert exported == {"big-1": 1, "big-2": 1, "big-3": 1}, exported
+    assert not [n for n in harness.blobs() if "/_backfill/b/" in n]

@@ -122,3 +122,33 @@ def test_no_table_reads_as_no_row_but_a_write_to_a_deleted_table_is_a_clear_erro
     with pytest.raises(StorageConfigError, match="STATE_TABLE"):
         store.claim(state, W0, "us")
     store.ensure_table()  # for the fixture's clean-up
+
+
+# -- leases (recording a replay: shared/backfill_run.py recording_replay) ---------------------------
+
+def test_a_lease_has_one_holder_until_it_is_released_or_expires(make_store):
+    store = make_store()
+    assert store.take_lease("replay~default", "a", 120, W0) is None
+    assert store.take_lease("replay~default", "a", 120, W0 + timedelta(seconds=5)) is None  # ours already
+    assert store.take_lease("replay~default", "b", 120, W0 + timedelta(seconds=60)) == W0 + timedelta(seconds=120)
+    store.release_lease("replay~default", "b")  # not b's: stays a's
+    assert store.take_lease("replay~default", "b", 120, W0 + timedelta(seconds=61)) == W0 + timedelta(seconds=120)
+    store.release_lease("replay~default", "a")
+    assert store.take_lease("replay~default", "b", 120, W0 + timedelta(seconds=62)) is None
+    # b dies holding it: once it has expired, c takes it over; b's late release leaves c's lease.
+    assert store.take_lease("replay~default", "c", 120, W0 + timedelta(seconds=200)) is None
+    store.release_lease("replay~default", "b")
+    assert store.take_lease("replay~default", "d", 120, W0 + timedelta(seconds=201)) == W0 + timedelta(seconds=320)
+    assert store.take_lease("replay~other", "d", 120, W0 + timedelta(seconds=201)) is None  # another name
+
+
+def test_of_many_takers_of_an_expired_lease_exactly_one_wins(make_store):
+    from concurrent.futures import ThreadPoolExecutor
+
+    stores = [make_store() for _ in range(6)]
+    assert stores[0].take_lease("replay~default", "dead", 120, W0) is None
+    later = W0 + timedelta(seconds=300)
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(lambda i: stores[i].take_lease("replay~default", f"t{i}", 120, later), range(6)))
+    assert results.count(None) == 1, results
+    assert all(r == later + timedelta(seconds=120) for r in results if r is not None), results
