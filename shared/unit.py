@@ -127,7 +127,7 @@ class Unit(AbandonedOnError):
             try:
                 closed = files.finish()
                 last_position = claimed.pending_position - 1 + len(closed)  # type: ignore[operator]
-                if self._resumed:  # only a window that was written before can have a file past it
+                if files.written_before:  # only a window that was written before can have a file past it
                     files.check_nothing_past(last_position)
             except ClaimLost:
                 return self._lost()
@@ -172,8 +172,10 @@ class Unit(AbandonedOnError):
     @property
     def _resumed(self) -> bool:
         """The claim takes over a pending claim of this window (a crash, a takeover): files of the
-        window may already be in place. Otherwise no writer ever held the window (a claim is
-        cleared only by the state commit that moves past it), so none of its files exist."""
+        window may already be in place. Otherwise no writer held the window since its row was
+        created (a claim is cleared only by the state commit that moves past it), so none of its
+        files is expected; one found all the same (a type started over without moving its files)
+        turns the window into a resumed one (:attr:`WindowFiles.written_before`)."""
         return self.state.pending_start == self.window.start
 
     def _recipe(self, current: Recipe) -> Recipe:
