@@ -27,7 +27,7 @@ from datetime import datetime
 from shared.blob_store import BlobStore, FileIdentity
 from shared.calltypes import CALL_TYPES
 from shared.crashpoints import crashpoint
-from shared.errors import BlobConflictError, ExportError, StorageError
+from shared.errors import BlobConflictError, ExportError, StateConflictError, StorageError
 from shared.etl_client import Destination
 from shared.file_audit import DATA_EXTENSIONS
 from shared.manifest import (
@@ -42,7 +42,7 @@ from shared.manifest import (
     sha256_hex,
 )
 from shared.sequence import Sequence, parse_state_key
-from shared.state_store import ManifestCursor, StateStore, TypeState
+from shared.state_store import CURSORS_PARTITION, ManifestCursor, StateStore, TypeState
 from shared.telemetry import manifests_written
 from shared.windows import WINDOW, Window, format_rfc3339
 
@@ -152,6 +152,8 @@ class ManifestChain:
         outcomes: dict[str, TypeOutcome] = {}
         for t in _types(rows):
             last = cursor.positions.get(t, 0)
+            if rows[t].position < last:
+                raise self._unchained(t, window, f"its row is at position {rows[t].position}, the chain at {last}")
             files: list[ListedFile] = []
             position = last + 1
             while position <= rows[t].position:
@@ -165,6 +167,9 @@ class ManifestChain:
                 (name, size), metadata = found
                 identity = FileIdentity(window.start, window.end, t, position)
                 if not identity.matches(metadata):
+                    if metadata.get("window_start", "~") < format_rfc3339(window.start):
+                        raise self._unchained(t, window, f"{name}, after its position {last} in the chain, "
+                                                         f"is of the earlier window {metadata['window_start']}")
                     break  # a file of a later window: this window's files end here
                 files.append(ListedFile(name, _int(metadata.get("rows")), size, metadata.get("sha256", ""), position))
                 position += 1
@@ -208,6 +213,15 @@ class ManifestChain:
                         blob.name, _int(blob.metadata.get("rows")), blob.size, blob.metadata.get("sha256", ""))
             self._rejected_in[window.start] = found
         return found.get(call_type)
+
+    def _unchained(self, call_type: str, window: Window, what: str) -> StateConflictError:
+        """The type's row and files do not go on from where the chain says it stood (the rows were
+        started over by hand under it): no manifest is written from them."""
+        return StateConflictError(
+            f"the manifest of {window.label()} is not written: {call_type}'s {what} (STATE_TABLE "
+            f"{self.state.table_name}, row {CURSORS_PARTITION}/{self.state_key}): the type was started over "
+            "under the manifest chain: delete that row too (docs/operations.md, 'Start a destination over')",
+            window=window, call_type=call_type)
 
     def _fresh(self) -> None:
         """Forget what the listings found: the rows are read again."""

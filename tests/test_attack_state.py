@@ -214,10 +214,13 @@ def test_a_first_run_stopped_between_row_creations_starts_every_type_at_the_same
 
 # -- 5. a fresh claim over a window that was written before (a destination started over) -----------
 
-def _delete_row(harness, call_type: str) -> None:
-    """docs/operations.md, "Start a destination over": `az storage entity delete` of a type's row."""
+def _start_over(harness, call_type: str) -> None:
+    """docs/operations.md, "Start a destination over": `az storage entity delete` of the type's row
+    and of the manifest cursor row."""
     with TableServiceClient.from_connection_string(harness.azurite.connection_string) as svc:
-        svc.get_table_client(harness.table).delete_entity(DEST, call_type)
+        table = svc.get_table_client(harness.table)
+        table.delete_entity(DEST, call_type)
+        table.delete_entity("manifests", DEST)
 
 
 def _export_then_start_over(harness, calls, kept: int):
@@ -231,7 +234,7 @@ def _export_then_start_over(harness, calls, kept: int):
     assert len(names) == 3
     keep = {r["messageId"] for n in names[:kept] for r in rows_of(n, harness.blobs()[n].data)}
     harness.source.remove({c["messageId"] for c in calls if c["type"] == "track"} - keep)
-    _delete_row(harness, "track")
+    _start_over(harness, "track")
     return names
 
 
@@ -265,6 +268,8 @@ def test_a_window_started_over_with_the_same_calls_finds_its_files_and_sends_onl
     calls = make_window_calls(W0, per_type={"track": 25}, seed=22)
     names = _export_then_start_over(harness, calls, kept=3)
     before = {n: b.etag for n, b in harness.data_blobs().items()}
+    manifests = {n: b.etag for n, b in harness.manifests().items()}
+    assert len(manifests) == 1
     sent = LosingTransport(is_blob_commit, times=0)  # loses nothing: counts the data file commits sent
     summary = run_with(harness, NOW, blob_transport=sent)
     assert summary.ok, summary.error
@@ -272,6 +277,7 @@ def test_a_window_started_over_with_the_same_calls_finds_its_files_and_sends_onl
     assert [(f.name, f.created) for f in unit.files] == [(n, False) for n in names]
     assert sent.seen == 1
     assert {n: b.etag for n, b in harness.data_blobs().items()} == before
+    assert {n: b.etag for n, b in harness.manifests().items()} == manifests  # rebuilt: the same bytes
     assert Counter(_ids_everywhere(harness)) == Counter(dict.fromkeys(ids_of(calls), 1))
     row = state_rows(harness)["track"]
     assert (row.position, row.window_end, row.pending_start) == (3, W0 + timedelta(minutes=10), None)

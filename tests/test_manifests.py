@@ -12,6 +12,7 @@ from azure.data.tables import TableServiceClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shared.calltypes import CALL_TYPES
 from shared.clients import build_clients, close_clients
 from shared.errors import BlobConflictError
 from shared.etl_client import Destination
@@ -217,3 +218,61 @@ def test_a_lost_response_to_a_manifest_upload_is_recognised_as_written(harness):
     assert len(lose.fired) == 1 and lose.fired[0].status == 201
     assert lose.retried_statuses == [409]
     check_container(harness.blobs(), expected_ids=ids_of(calls), expected_rejected=1, manifest_windows=WINDOWS)
+
+
+# -- a destination (or a backfill) started over under a chain that stays ---------------------------
+
+def _delete_rows(harness, partition: str, *row_keys: str) -> None:
+    with TableServiceClient.from_connection_string(harness.azurite.connection_string) as svc:
+        table = svc.get_table_client(harness.table)
+        for row in row_keys:
+            table.delete_entity(partition, row)
+
+
+def test_a_destination_started_over_in_a_new_folder_gets_its_own_chain_never_a_manifest_missing_its_files(harness):
+    """docs/operations.md, "Start a destination over": the six rows deleted, BLOB_PATH changed,
+    EXPORT_START later than the first export's. The manifest cursor row of the sequence is not a
+    type row: left in place, it still says the chain stands at 12:40 with the old positions, so the
+    new folder's windows 12:20 and 12:30 got no manifest and 12:40's said track had no calls
+    while its file was there (a loader skips those calls; `verify` saw no problem). A row must not
+    be created under a chain that counts files of its type: the run stops naming the cursor row,
+    exporting nothing; with that row deleted too (as the docs now say) the new folder gets its own
+    chain."""
+    calls = make_window_calls(W0, minutes=50, per_type={"track": 8, "page": 3}, seed=5)
+    harness.source.add(calls)
+    harness.env.update(START)
+    assert harness.run("2026-11-28T12:41:01Z").ok  # 12:00..12:30; the chain stands at 12:40
+    _delete_rows(harness, KEY, *CALL_TYPES)
+    harness.env.update(BLOB_PATH="exports/again", EXPORT_START="2026-11-28T12:20:00Z")
+    stopped = harness.run("2026-11-28T12:51:01Z")
+    assert stopped.error and f"manifests/{KEY}" in stopped.error and "Start a destination over" in stopped.error
+    assert {"track", "page"}.isdisjoint(state_rows(harness))
+    assert not [n for n in harness.blobs() if n.startswith("exports/again/")]
+    _delete_rows(harness, "manifests", KEY)
+    assert harness.run("2026-11-28T12:51:01Z").ok
+    again = {n: b for n, b in harness.blobs().items() if n.startswith("exports/again/")}
+    later = {c["messageId"] for c in calls if c["receivedAt"] >= "2026-11-28T12:20"}
+    check_container(again, blob_path="exports/again", expected_ids=later,
+                    manifest_windows=[W0 + timedelta(minutes=m) for m in (20, 30, 40)])
+
+
+def test_a_type_started_over_under_the_chain_whose_files_do_not_follow_it_gets_no_false_manifest(harness):
+    """The screen row (no calls: the chain counts no file of it) is deleted and its manifest cursor
+    kept, so the row is created again at the destination's start; but the ETL API now serves
+    screen calls for 12:00, a window whose manifest already said it had none, and for 12:30. The
+    re-walk writes screen files 1 (12:00) and 2 (12:30). The chain says screen stood at position 0:
+    its next file is of 12:00, before the window being announced, so 12:30's manifest would have
+    said "no calls" for screen (and every later one too, stuck at file 1), with file 2 there. No
+    manifest is written from files that do not follow the chain: the run says so, naming the row."""
+    harness.source.add(make_window_calls(W0, minutes=30, per_type={"track": 3}, seed=31))
+    harness.env.update(START)
+    assert harness.run(NOW).ok  # 12:00..12:20; the chain stands at 12:30
+    _delete_rows(harness, KEY, "screen")
+    harness.source.add(make_window_calls(W0, per_type={"screen": 1}, seed=32))
+    harness.source.add(make_window_calls(W0 + timedelta(minutes=30), per_type={"screen": 1}, seed=33))
+    summary = harness.run("2026-11-28T12:41:01Z")
+    assert summary.error and "earlier window 2026-11-28T12:00:00Z" in summary.error, summary.error
+    assert f"manifests/{KEY}" in summary.error and "screen" in summary.error
+    assert sorted(n for n in harness.data_blobs() if ".screen." in n) == [
+        f"exports/segment/{KEY}.1.screen.csv", f"exports/segment/{KEY}.2.screen.csv"]
+    assert not [n for n in harness.manifests() if "20261128T1230Z" in n]
