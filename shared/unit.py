@@ -26,7 +26,7 @@ from shared.crashpoints import crashpoint
 from shared.errors import ClaimLost, ExportError, StateConflictError, WindowNotClosed
 from shared.etl_client import Destination
 from shared.manifests import ManifestChain
-from shared.recipe import Recipe, UnreadableRecipe
+from shared.recipe import Recipe, UnreadableRecipe, recorded_place
 from shared.settings import Settings
 from shared.state_store import TypeState
 from shared.stream import WindowFiles
@@ -188,12 +188,15 @@ class Unit(AbandonedOnError):
         try:
             return Recipe.from_json(state.pending_recipe, current)
         except UnreadableRecipe as exc:
+            place = recorded_place(state.pending_recipe)
+            started = f"; its files went to {place}" if place else ""
             raise StateConflictError(
                 f"{self.call_type} {self.window.label()} is pending with a recipe this version cannot read "
                 f"(STATE_TABLE {self.clients.state.table_name}, row {state.dest_key}/{self.call_type}, "
-                f"pending_recipe: {exc}): it was started by another version of the exporter: run that "
-                "version until `status` shows no pending window, or clear the claim's recipe (docs/operations.md, "
-                "'A pending window this version cannot read'); nothing was exported",
+                f"pending_recipe: {exc}{started}): it was started by another version of the exporter: run that "
+                "version until `status` shows no pending window, or clear the claim's recipe with the settings "
+                "pointing where its files went (docs/operations.md, 'A pending window this version cannot read'); "
+                "nothing was exported",
                 window=self.window, call_type=self.call_type,
             ) from None
 

@@ -126,6 +126,33 @@ def test_clearing_an_unreadable_recipe_as_documented_resumes_the_window_without_
         assert state_rows(harness)["track"].pending_start == W0
 
 
+def test_clearing_an_unreadable_recipe_after_a_move_finishes_the_window_where_it_started(harness):
+    """As above, but BLOB_PATH was changed after the crash. A cleared recipe is finished in the
+    place of the settings, where file 1 (in exports/segment) is not found: the window would be
+    written again from position 1 in exports/moved, its first 10 calls in two folders. The error
+    names where the window's files went (the recipe's place reads even when the rest does not);
+    the operator points BLOB_PATH there before clearing it, as the docs say, and the window ends
+    there with every call once; the next windows go to the new folder."""
+    calls = make_window_calls(W0, per_type={"track": 25}, seed=10)
+    pending = _crash_after_first_file(harness, calls)
+    _edit_row(harness, "track", pending_recipe=_newer(pending.pending_recipe))
+    harness.env["BLOB_PATH"] = "exports/moved"
+    stopped = harness.run(NOW)
+    assert stopped.error and "its files went to BLOB_PATH=exports/segment in http" in stopped.error
+    assert "sig=" not in stopped.error and "?" not in stopped.error
+    harness.env.update(BLOB_PATH="exports/segment", MAX_FILE_ROWS="10")
+    _edit_row(harness, "track", pending_recipe="")
+    assert harness.run(NOW).ok
+    assert Counter(_ids_everywhere(harness)) == Counter(dict.fromkeys(ids_of(calls), 1))
+    assert not [n for n in harness.blobs() if n.startswith("exports/moved/")]
+    later = make_window_calls(W0 + timedelta(minutes=10), per_type={"track": 2}, seed=11)
+    harness.source.add(later)
+    harness.env["BLOB_PATH"] = "exports/moved"
+    assert harness.run("2026-11-28T12:21:01Z").ok
+    assert {n for n in harness.data_blobs() if n.startswith("exports/moved/")} == {
+        "exports/moved/2184.13699.4.track.csv"}
+
+
 # -- 2. a state row edited by hand into nonsense ---------------------------------------------------
 
 @pytest.mark.parametrize("fields", [
