@@ -308,6 +308,8 @@ class BlobStore:
         """
         existing = self.metadata_of(name) if look_first else None
         if existing is not None and not identity.matches(existing):
+            if guard is not None:
+                guard()  # a writer that lost its claim does not judge the new owner's names
             raise _conflict(name, identity, existing)
         return StagedUpload(self, name, identity, content_type, verify_only=existing is not None, guard=guard)
 
@@ -426,8 +428,8 @@ class StagedUpload:
         """Commit create-only with metadata. Raises BlobConflictError if another file is there.
 
         The guard (is the claim still ours?) runs last thing before the commit, and again before a
-        difference is reported: a writer that lost its claim neither commits nor judges the file
-        the new owner put there (its guard raises instead).
+        difference or a foreign blob is reported: a writer that lost its claim neither commits nor
+        judges the file the new owner put there (its guard raises instead).
         """
         digest = self._hash.hexdigest()
         metadata = self.identity.metadata(rows, digest)
@@ -461,6 +463,7 @@ class StagedUpload:
             raise StorageError(f"{self.name}: the create-only commit was refused but no blob is there",
                                blob=self.name, window=self.identity.window, call_type=self.identity.call_type)
         if not self.identity.matches(existing):
+            self._check_claim()  # taken over: the name may hold the new owner's file of its next window
             raise _conflict(self.name, self.identity, existing)
         if existing.get("sha256") != digest:
             self._check_claim()  # taken over between our check and our commit: the new owner's file
