@@ -16,7 +16,8 @@ written (a racing writer, a crash before the cursor moved); anything else is a p
 :class:`BlobConflictError`. A crash anywhere leaves the cursor behind: the next completion writes
 the missing manifests first, in order. Costs per unit: one Table query (the type rows), and the
 cursor's read when the unit raised the least committed window end; per window: one listing per
-file of a type plus one, six dead-letter reads, one upload and one Table write.
+position its files hold plus one (``{key}.{position}.`` lists every type's file there), one
+listing of its dead-letter files, one upload and one Table write.
 """
 
 from __future__ import annotations
@@ -194,9 +195,9 @@ class ManifestChain:
             prefix = self.blobs.data_file_name(self.dest.key, position, "", "")[:-1]  # "{key}.{position}."
             found = {}
             for blob in self.blobs.listing(prefix):
-                kind, _, extension = blob.name[len(prefix):].partition(".")
-                if kind in CALL_TYPES and extension in DATA_EXTENSIONS and kind not in found:
-                    found[kind] = ((blob.name, blob.size), blob.metadata)  # not "…5.1.track.csv", "…5.track.a.csv"
+                kind = data_file_type(blob.name[len(prefix):])
+                if kind is not None and kind not in found:
+                    found[kind] = ((blob.name, blob.size), blob.metadata)
             self._at_position[position] = found
         return found.get(call_type)
 
@@ -207,9 +208,9 @@ class ManifestChain:
             prefix = self.blobs.rejected_file_name(self.dest.key, window.start, "")[: -len(".ndjson")]
             found = {}
             for blob in self.blobs.listing(prefix):
-                kind = blob.name[len(prefix):]
-                if kind.endswith(".ndjson") and kind[: -len(".ndjson")] in CALL_TYPES:
-                    found[kind[: -len(".ndjson")]] = ListedFile(
+                kind = rejected_file_type(blob.name[len(prefix):])
+                if kind is not None:
+                    found[kind] = ListedFile(
                         blob.name, _int(blob.metadata.get("rows")), blob.size, blob.metadata.get("sha256", ""))
             self._rejected_in[window.start] = found
         return found.get(call_type)
@@ -254,6 +255,21 @@ class ManifestChain:
                 "overwrites a manifest; run `python -m shared.cli verify` and move the wrong one away "
                 "(docs/guarantees.md, 'Manifests')", blob=name, window=window)
         return sha256_hex(existing)
+
+
+def data_file_type(rest: str) -> str | None:
+    """The type of a data file named ``{key}.{position}.`` + ``rest`` (``track.csv``, ``page.json.gz``),
+    or None for any other blob under that prefix (``1.track.csv`` of position 51, ``track.a.csv``,
+    ``notes.txt``, ``track.csv.bak``)."""
+    kind, _, extension = rest.partition(".")
+    return kind if kind in CALL_TYPES and extension in DATA_EXTENSIONS else None
+
+
+def rejected_file_type(rest: str) -> str | None:
+    """The type of a dead-letter file named ``_rejected/{key}.{stamp}.`` + ``rest`` (``track.ndjson``),
+    or None for any other blob under that prefix."""
+    kind, dot, extension = rest.partition(".")
+    return kind if kind in CALL_TYPES and dot and extension == "ndjson" else None
 
 
 def _types(rows: dict[str, TypeState]) -> list[str]:

@@ -323,3 +323,30 @@ def test_a_window_started_over_that_now_has_only_its_dead_letters_is_not_committ
     assert names[0] in summary.error
     row = state_rows(harness)["track"]
     assert (row.position, row.window_end, row.pending_start) == (0, W0, W0)
+
+
+def test_a_fresh_claim_whose_first_name_holds_a_late_file_of_the_window_before_stops_and_moves_nothing(harness):
+    """A fresh claim does not read its names before uploading. Where one is taken all the same (a
+    stale writer's late commit of the window before, after that window shrank and was committed
+    without it), the create-only commit must still refuse to overwrite it and must not count it as
+    the fresh window's file: the run stops with a conflict naming it, the blob is as it was, and
+    the type stays at the window (its claim kept, nothing committed past it)."""
+    harness.source.add(make_window_calls(W0, per_type={"track": 3}, seed=24))
+    harness.env.update(START)
+    assert harness.run(NOW).ok  # 12:00 -> track file 1
+    late = "exports/segment/2184.13699.2.track.csv"
+    metadata = {"exporter": "cdp-blob-exporter", "kind": "data", "window_start": "2026-11-28T12:00:00Z",
+                "window_end": "2026-11-28T12:10:00Z", "call_type": "track", "position": "2", "rows": "1",
+                "sha256": "0" * 64}
+    with harness.azurite.blob_service() as svc:
+        svc.get_blob_client(harness.container, late).upload_blob(b"late,file\n", metadata=metadata)
+        etag = svc.get_blob_client(harness.container, late).get_blob_properties().etag
+    harness.source.add(make_window_calls(W0 + timedelta(minutes=10), per_type={"track": 2}, seed=25))
+    summary = harness.run("2026-11-28T12:21:01Z")
+    assert summary.error and late in summary.error and "never overwrites" in summary.error, summary.error
+    with harness.azurite.blob_service() as svc:
+        blob = svc.get_blob_client(harness.container, late)
+        assert blob.get_blob_properties().etag == etag and blob.download_blob().readall() == b"late,file\n"
+    row = state_rows(harness)["track"]
+    assert (row.position, row.window_end, row.pending_start) == (1, W0 + timedelta(minutes=10),
+                                                                  W0 + timedelta(minutes=10))

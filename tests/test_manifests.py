@@ -16,8 +16,9 @@ from shared.calltypes import CALL_TYPES
 from shared.clients import build_clients, close_clients
 from shared.errors import BlobConflictError
 from shared.etl_client import Destination
+from shared.file_audit import DATA_EXTENSIONS
 from shared.manifest import ManifestError, parse
-from shared.manifests import ManifestChain
+from shared.manifests import ManifestChain, data_file_type, rejected_file_type
 from shared.recipe import Recipe
 from tests.support.calls import make_window_calls
 from tests.support.invariants import check_container, ids_of
@@ -276,3 +277,51 @@ def test_a_type_started_over_under_the_chain_whose_files_do_not_follow_it_gets_n
     assert sorted(n for n in harness.data_blobs() if ".screen." in n) == [
         f"exports/segment/{KEY}.1.screen.csv", f"exports/segment/{KEY}.2.screen.csv"]
     assert not [n for n in harness.manifests() if "20261128T1230Z" in n]
+
+
+def test_one_chain_completing_again_after_more_commits_lists_the_positions_again(harness):
+    """A chain lists every type's files at a position once (one listing serves them all) and keeps
+    that until it reads the rows again. Here one chain (as the loop of a run that notices a move
+    uses one) writes 12:00's manifest, listing position 1 (track's file of 12:00); then page
+    commits its own file 1 (12:10). The same chain's next completion must list position 1 again
+    and find page's file, never answer from the listing taken before the commit (page's position
+    1 "committed but no file of it", or a manifest without it)."""
+    harness.source.add(make_window_calls(W0, per_type={"track": 2}, seed=41))
+    harness.source.add(make_window_calls(W0 + timedelta(minutes=10), per_type={"page": 2}, seed=42))
+    harness.env.update(START)
+    crash = {"EXPORTER_CRASH_AT": "before_manifest_commit"}
+    assert harness.cli("run", "--now", "2026-11-28T12:11:01Z", extra_env=crash).returncode == 137
+    settings = harness.settings()
+    clients, chain = _chain(harness, settings)
+    try:
+        assert chain.complete(Recipe.of(settings)) == [_manifest_name(W0)]
+        assert harness.cli("run", "--now", "2026-11-28T12:21:01Z", extra_env=crash).returncode == 137
+        assert list(harness.manifests()) == [_manifest_name(W0)]
+        assert chain.complete(Recipe.of(settings)) == [_manifest_name(W0 + timedelta(minutes=10))]
+    finally:
+        close_clients(clients)
+    doc = json.loads(_manifest(harness, W0 + timedelta(minutes=10))[1])
+    assert [f["name"] for f in doc["types"]["page"]["files"]] == [f"exports/segment/{KEY}.1.page.csv"]
+    check_container(harness.blobs(), expected_ids=None, manifest_windows=[W0, W0 + timedelta(minutes=10)])
+
+
+def _manifest_name(start: datetime) -> str:
+    return f"exports/segment/_manifests/{KEY}.{start.strftime('%Y%m%dT%H%MZ')}.json"
+
+
+_NEAR = st.builds(lambda t, sep, e, junk: f"{junk[:1]}{t}{sep}{e}{junk[1:]}", st.sampled_from(CALL_TYPES),
+                  st.sampled_from([".", "..", "", "_"]),
+                  st.sampled_from([*DATA_EXTENSIONS, "ndjson", "csv.bak", "gz", "", "CSV", "track.csv"]),
+                  st.text(alphabet=".1a/", max_size=3))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.text(max_size=30), _NEAR))
+def test_only_a_types_own_name_under_a_listing_prefix_is_taken_for_its_file(rest):
+    """The two listings of a manifest (``{key}.{position}.``, ``_rejected/{key}.{stamp}.``) return
+    whatever a container holds under the prefix: a blob is a type's file there only when the rest
+    of its name is exactly ``{type}.{data extension}`` (``{type}.ndjson`` for dead letters)."""
+    data = {f"{t}.{e}": t for t in CALL_TYPES for e in DATA_EXTENSIONS}
+    rejected = {f"{t}.ndjson": t for t in CALL_TYPES}
+    assert data_file_type(rest) == data.get(rest)
+    assert rejected_file_type(rest) == rejected.get(rest)
