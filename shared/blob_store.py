@@ -199,6 +199,10 @@ class BlobStore:
         self.blob_path = blob_path.strip("/")
         self.block_size = block_size
         self._sas_url = sas_url
+        # A SAS that says it grants no read (not one whose permissions are a stored policy's):
+        # found before a fresh claim's first upload, which reads nothing (see open).
+        granted = sas_permissions(sas_url) if sas_url else ""
+        self._sas_lacks_read = bool(granted) and "r" not in granted
         self._pool = ThreadPoolExecutor(UPLOAD_CONCURRENCY, thread_name_prefix="stage")
 
     def close(self) -> None:
@@ -306,6 +310,12 @@ class BlobStore:
         uploaded and the create-only commit sorts out a name that is taken (ours: not created
         again; another: :class:`BlobConflictError`), as it does for a racing twin.
         """
+        if not look_first and self._sas_lacks_read:
+            # The read a resumed window makes first would be refused: say so now, before any
+            # upload, not at the first crash (when a window must be resumed and cannot be).
+            raise StoragePermissionError(
+                "the BLOB_SAS_URL token lacks the read permission: the exporter reads its own files "
+                "back to resume a window after a crash; issue a SAS with sp=rcwl")
         existing = self.metadata_of(name) if look_first else None
         if existing is not None and not identity.matches(existing):
             if guard is not None:
