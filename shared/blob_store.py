@@ -200,6 +200,10 @@ class BlobStore:
         self.blob_path = blob_path.strip("/")
         self.block_size = block_size
         self._sas_url = sas_url
+        # A SAS that says it grants no read (not one whose permissions are a stored policy's):
+        # found before a fresh claim's first upload, which reads nothing (see open).
+        granted = sas_permissions(sas_url) if sas_url else ""
+        self._sas_lacks_read = bool(granted) and "r" not in granted
         self._pool = ThreadPoolExecutor(UPLOAD_CONCURRENCY, thread_name_prefix="stage")
 
     def close(self) -> None:
@@ -307,8 +311,16 @@ class BlobStore:
         uploaded and the create-only commit sorts out a name that is taken (ours: not created
         again; another: :class:`BlobConflictError`), as it does for a racing twin.
         """
+        if not look_first and self._sas_lacks_read:
+            # The read a resumed window makes first would be refused: say so now, before any
+            # upload, not at the first crash (when a window must be resumed and cannot be).
+            raise StoragePermissionError(
+                "the BLOB_SAS_URL token lacks the read permission: the exporter reads its own files "
+                "back to resume a window after a crash; issue a SAS with sp=rcwl")
         existing = self.metadata_of(name) if look_first else None
         if existing is not None and not identity.matches(existing):
+            if guard is not None:
+                guard()  # a writer that lost its claim does not judge the new owner's names
             raise _conflict(name, identity, existing)
         return StagedUpload(self, name, identity, content_type, verify_only=existing is not None, guard=guard)
 
@@ -444,8 +456,8 @@ class StagedUpload:
         """Commit create-only with metadata. Raises BlobConflictError if another file is there.
 
         The guard (is the claim still ours?) runs last thing before the commit, and again before a
-        difference is reported: a writer that lost its claim neither commits nor judges the file
-        the new owner put there (its guard raises instead).
+        difference or a foreign blob is reported: a writer that lost its claim neither commits nor
+        judges the file the new owner put there (its guard raises instead).
         """
         digest = self._hash.hexdigest()
         metadata = self.identity.metadata(rows, digest)
@@ -477,6 +489,7 @@ class StagedUpload:
             raise StorageError(f"{self.name}: the create-only commit was refused but no blob is there",
                                blob=self.name, window=self.identity.window, call_type=self.identity.call_type)
         if not self.identity.matches(existing):
+            self._check_claim()  # taken over: the name may hold the new owner's file of its next window
             raise _conflict(self.name, self.identity, existing)
         if existing.get("sha256") != digest:
             self._check_claim()  # taken over between our check and our commit: the new owner's file

@@ -62,6 +62,7 @@ class DeadLetters(AbandonedOnError):
         self.guard = guard
         self.count = 0
         self.blob: str | None = None  # its name, once a bad call opened it
+        self.found_in_place = False  # committed, and our identical file was there already
         self._upload: StagedUpload | None = None
 
     def add(self, rejected: Sequence[RejectedCall | OversizedLine]) -> None:
@@ -82,7 +83,7 @@ class DeadLetters(AbandonedOnError):
     def commit(self) -> None:
         """Commit the file create-only (nothing when no call was bad)."""
         if self._upload is not None:
-            self._upload.commit(self.count)
+            self.found_in_place = not self._upload.commit(self.count).created
 
     def abandon(self) -> None:
         if self._upload is not None:

@@ -16,7 +16,8 @@ written (a racing writer, a crash before the cursor moved); anything else is a p
 :class:`BlobConflictError`. A crash anywhere leaves the cursor behind: the next completion writes
 the missing manifests first, in order. Costs per unit: one Table query (the type rows), and the
 cursor's read when the unit raised the least committed window end; per window: one listing per
-file of a type plus one, six dead-letter reads, one upload and one Table write.
+position its files hold plus one (``{key}.{position}.`` lists every type's file there), one
+listing of its dead-letter files, one upload and one Table write.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from datetime import datetime
 from shared.blob_store import BlobStore, FileIdentity
 from shared.calltypes import CALL_TYPES
 from shared.crashpoints import crashpoint
-from shared.errors import BlobConflictError, ExportError, StorageError
+from shared.errors import BlobConflictError, ExportError, StateConflictError, StorageError
 from shared.etl_client import Destination
 from shared.file_audit import DATA_EXTENSIONS
 from shared.manifest import (
@@ -42,7 +43,7 @@ from shared.manifest import (
     sha256_hex,
 )
 from shared.sequence import Sequence, parse_state_key
-from shared.state_store import ManifestCursor, StateStore, TypeState
+from shared.state_store import CURSORS_PARTITION, ManifestCursor, StateStore, TypeState
 from shared.telemetry import manifests_written
 from shared.windows import WINDOW, Window, format_rfc3339
 
@@ -152,6 +153,8 @@ class ManifestChain:
         outcomes: dict[str, TypeOutcome] = {}
         for t in _types(rows):
             last = cursor.positions.get(t, 0)
+            if rows[t].position < last:
+                raise self._unchained(t, window, f"its row is at position {rows[t].position}, the chain at {last}")
             files: list[ListedFile] = []
             position = last + 1
             while position <= rows[t].position:
@@ -165,6 +168,9 @@ class ManifestChain:
                 (name, size), metadata = found
                 identity = FileIdentity(window.start, window.end, t, position)
                 if not identity.matches(metadata):
+                    if metadata.get("window_start", "~") < format_rfc3339(window.start):
+                        raise self._unchained(t, window, f"{name}, after its position {last} in the chain, "
+                                                         f"is of the earlier window {metadata['window_start']}")
                     break  # a file of a later window: this window's files end here
                 files.append(ListedFile(name, _int(metadata.get("rows")), size, metadata.get("sha256", ""), position))
                 position += 1
@@ -189,9 +195,9 @@ class ManifestChain:
             prefix = self.blobs.data_file_name(self.dest.key, position, "", "")[:-1]  # "{key}.{position}."
             found = {}
             for blob in self.blobs.listing(prefix):
-                kind, _, extension = blob.name[len(prefix):].partition(".")
-                if kind in CALL_TYPES and extension in DATA_EXTENSIONS and kind not in found:
-                    found[kind] = ((blob.name, blob.size), blob.metadata)  # not "…5.1.track.csv", "…5.track.a.csv"
+                kind = data_file_type(blob.name[len(prefix):])
+                if kind is not None and kind not in found:
+                    found[kind] = ((blob.name, blob.size), blob.metadata)
             self._at_position[position] = found
         return found.get(call_type)
 
@@ -202,12 +208,21 @@ class ManifestChain:
             prefix = self.blobs.rejected_file_name(self.dest.key, window.start, "")[: -len(".ndjson")]
             found = {}
             for blob in self.blobs.listing(prefix):
-                kind = blob.name[len(prefix):]
-                if kind.endswith(".ndjson") and kind[: -len(".ndjson")] in CALL_TYPES:
-                    found[kind[: -len(".ndjson")]] = ListedFile(
+                kind = rejected_file_type(blob.name[len(prefix):])
+                if kind is not None:
+                    found[kind] = ListedFile(
                         blob.name, _int(blob.metadata.get("rows")), blob.size, blob.metadata.get("sha256", ""))
             self._rejected_in[window.start] = found
         return found.get(call_type)
+
+    def _unchained(self, call_type: str, window: Window, what: str) -> StateConflictError:
+        """The type's row and files do not go on from where the chain says it stood (the rows were
+        started over by hand under it): no manifest is written from them."""
+        return StateConflictError(
+            f"the manifest of {window.label()} is not written: {call_type}'s {what} (STATE_TABLE "
+            f"{self.state.table_name}, row {CURSORS_PARTITION}/{self.state_key}): the type was started over "
+            "under the manifest chain: delete that row too (docs/operations.md, 'Start a destination over')",
+            window=window, call_type=call_type)
 
     def _fresh(self) -> None:
         """Forget what the listings found: the rows are read again."""
@@ -240,6 +255,21 @@ class ManifestChain:
                 "overwrites a manifest; run `python -m shared.cli verify` and move the wrong one away "
                 "(docs/guarantees.md, 'Manifests')", blob=name, window=window)
         return sha256_hex(existing)
+
+
+def data_file_type(rest: str) -> str | None:
+    """The type of a data file named ``{key}.{position}.`` + ``rest`` (``track.csv``, ``page.json.gz``),
+    or None for any other blob under that prefix (``1.track.csv`` of position 51, ``track.a.csv``,
+    ``notes.txt``, ``track.csv.bak``)."""
+    kind, _, extension = rest.partition(".")
+    return kind if kind in CALL_TYPES and extension in DATA_EXTENSIONS else None
+
+
+def rejected_file_type(rest: str) -> str | None:
+    """The type of a dead-letter file named ``_rejected/{key}.{stamp}.`` + ``rest`` (``track.ndjson``),
+    or None for any other blob under that prefix."""
+    kind, dot, extension = rest.partition(".")
+    return kind if kind in CALL_TYPES and dot and extension == "ndjson" else None
 
 
 def _types(rows: dict[str, TypeState]) -> list[str]:

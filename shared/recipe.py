@@ -91,5 +91,21 @@ class Recipe:
 _PLACE = frozenset({"container", "blob_path"})
 
 
+def recorded_place(text: str) -> str | None:
+    """Where a recorded recipe says its window's files go (``BLOB_PATH=... in <container URL>``),
+    when that much of it can be read even though the rest cannot; else None. The container is
+    recorded without any query, so no secret is shown."""
+    try:
+        stored = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(stored, dict):
+        return None
+    path, container = stored.get("blob_path"), stored.get("container")
+    if not isinstance(path, str) or not isinstance(container, str) or "?" in container:
+        return None
+    return f"BLOB_PATH={path or '(none)'} in {container or 'the container of the settings'}"
+
+
 class UnreadableRecipe(ValueError):
     """A recorded recipe this version cannot read exactly (the message says what is wrong)."""

@@ -337,7 +337,27 @@ class StateStore:
         return _entity_to_state(entity, self.table_name)
 
     def create(self, dest_key: str, call_type: str, first_window_start: datetime) -> TypeState:
-        """Insert the row if absent (409 -> someone else did: read theirs)."""
+        """Insert the row if absent (409 -> someone else did: read theirs).
+
+        Never under a manifest chain that counts files of the type (a cursor row of ``dest_key``
+        with a position of it): the chain is started once every type has its row
+        (shared/manifests.py), so a row missing under it was deleted by hand, and a new one would
+        start over at positions the chain does not know (its next manifests would list none of the
+        type's files): a StateConflictError naming the cursor row, the row not created. One more
+        read, only when a row is created."""
+        cursor = self.get_cursor(dest_key)
+        if cursor is not None and cursor.positions.get(call_type, 0) > 0:
+            current = self.get(dest_key, call_type)  # created by a run beside us (then the chain)
+            if current is not None:
+                return current
+            raise StateConflictError(
+                f"STATE_TABLE {self.table_name} has no row {dest_key}/{call_type} but the manifest chain of "
+                f"{dest_key} is there (row {CURSORS_PARTITION}/{dest_key}, {call_type} at position "
+                f"{cursor.positions[call_type]}): the rows were deleted to start over, and the chain would go "
+                "on at the positions of before; the row was not created: delete that row too (docs/operations.md, "
+                "'Start a destination over'), or put the deleted rows back",
+                call_type=call_type,
+            )
         state = TypeState(dest_key, call_type, position=0, window_end=first_window_start)
         with contextlib.suppress(ResourceExistsError):  # someone else created it: read theirs
             self._call(lambda: self.table.create_entity(_state_to_entity(state)))

@@ -53,7 +53,9 @@ class WindowFiles:
         files of the window may be in place already: each file's name is looked up before its
         upload (ours: only hashed, not sent again). A fresh claim (the row had no claim of this
         window) skips that read: no writer held the window before, and the create-only commit still
-        finds whatever holds the name (docs/design.md, "The unit of work")."""
+        finds whatever holds the name (docs/design.md, "The unit of work"). Once a fresh claim
+        finds one of its files in place all the same (a type started over without moving its
+        files), it is treated as resumed from there on (:attr:`written_before`)."""
         self.call_type = claimed.call_type
         self.resumed = resumed
         self.window = window
@@ -86,7 +88,7 @@ class WindowFiles:
         def open_sink(position: int) -> StagedUpload:
             identity = FileIdentity(window.start, window.end, self.call_type, position)
             return blobs.open(name_of(position), identity, writer_cls.content_type_for(options), guard=guard,
-                              look_first=resumed)
+                              look_first=self.written_before)
 
         self.blobs = blobs  # where the window's files go (its manifest too)
         self._blobs, self._name_of = blobs, name_of
@@ -97,6 +99,15 @@ class WindowFiles:
             max_rows=recipe.max_file_rows, max_bytes=recipe.max_file_bytes, open_sink=open_sink,
         )
         self.dead_letters = DeadLetters(blobs, dest.key, window, self.call_type, guard=guard)
+
+    @property
+    def written_before(self) -> bool:
+        """Whether files of the window may have been in place before this claim: it resumed one,
+        or a file it committed (data or dead letters) was found there already, ours (a fresh claim
+        of a type started over, docs/operations.md). Such a window gets the checks of a resumed
+        one: its names are looked up before an upload, and :meth:`check_nothing_past` runs."""
+        return (self.resumed or any(not f.created for f in self.files.files)
+                or self.dead_letters.found_in_place)
 
     def read(self, etl: EtlClient, deadline: float | None = None) -> None:
         """Stream the window's calls into files; every file but the last one is committed.

@@ -26,7 +26,7 @@ from shared.crashpoints import crashpoint
 from shared.errors import ClaimLost, ExportError, StateConflictError, WindowNotClosed
 from shared.etl_client import Destination
 from shared.manifests import ManifestChain
-from shared.recipe import Recipe, UnreadableRecipe
+from shared.recipe import Recipe, UnreadableRecipe, recorded_place
 from shared.settings import Settings
 from shared.state_store import TypeState
 from shared.stream import WindowFiles
@@ -127,7 +127,7 @@ class Unit(AbandonedOnError):
             try:
                 closed = files.finish()
                 last_position = claimed.pending_position - 1 + len(closed)  # type: ignore[operator]
-                if self._resumed:  # only a window that was written before can have a file past it
+                if files.written_before:  # only a window that was written before can have a file past it
                     files.check_nothing_past(last_position)
             except ClaimLost:
                 return self._lost()
@@ -172,8 +172,10 @@ class Unit(AbandonedOnError):
     @property
     def _resumed(self) -> bool:
         """The claim takes over a pending claim of this window (a crash, a takeover): files of the
-        window may already be in place. Otherwise no writer ever held the window (a claim is
-        cleared only by the state commit that moves past it), so none of its files exist."""
+        window may already be in place. Otherwise no writer held the window since its row was
+        created (a claim is cleared only by the state commit that moves past it), so none of its
+        files is expected; one found all the same (a type started over without moving its files)
+        turns the window into a resumed one (:attr:`WindowFiles.written_before`)."""
         return self.state.pending_start == self.window.start
 
     def _recipe(self, current: Recipe) -> Recipe:
@@ -186,12 +188,15 @@ class Unit(AbandonedOnError):
         try:
             return Recipe.from_json(state.pending_recipe, current)
         except UnreadableRecipe as exc:
+            place = recorded_place(state.pending_recipe)
+            started = f"; its files went to {place}" if place else ""
             raise StateConflictError(
                 f"{self.call_type} {self.window.label()} is pending with a recipe this version cannot read "
                 f"(STATE_TABLE {self.clients.state.table_name}, row {state.dest_key}/{self.call_type}, "
-                f"pending_recipe: {exc}): it was started by another version of the exporter: run that "
-                "version until `status` shows no pending window, or clear the claim's recipe (docs/operations.md, "
-                "'A pending window this version cannot read'); nothing was exported",
+                f"pending_recipe: {exc}{started}): it was started by another version of the exporter: run that "
+                "version until `status` shows no pending window, or clear the claim's recipe with the settings "
+                "pointing where its files went (docs/operations.md, 'A pending window this version cannot read'); "
+                "nothing was exported",
                 window=self.window, call_type=self.call_type,
             ) from None
 

@@ -9,7 +9,7 @@ Each test was marked ``xfail(strict=True)`` until its cause was fixed; they all 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from azure.data.tables import TableServiceClient, UpdateMode
@@ -126,6 +126,33 @@ def test_clearing_an_unreadable_recipe_as_documented_resumes_the_window_without_
         assert state_rows(harness)["track"].pending_start == W0
 
 
+def test_clearing_an_unreadable_recipe_after_a_move_finishes_the_window_where_it_started(harness):
+    """As above, but BLOB_PATH was changed after the crash. A cleared recipe is finished in the
+    place of the settings, where file 1 (in exports/segment) is not found: the window would be
+    written again from position 1 in exports/moved, its first 10 calls in two folders. The error
+    names where the window's files went (the recipe's place reads even when the rest does not);
+    the operator points BLOB_PATH there before clearing it, as the docs say, and the window ends
+    there with every call once; the next windows go to the new folder."""
+    calls = make_window_calls(W0, per_type={"track": 25}, seed=10)
+    pending = _crash_after_first_file(harness, calls)
+    _edit_row(harness, "track", pending_recipe=_newer(pending.pending_recipe))
+    harness.env["BLOB_PATH"] = "exports/moved"
+    stopped = harness.run(NOW)
+    assert stopped.error and "its files went to BLOB_PATH=exports/segment in http" in stopped.error
+    assert "sig=" not in stopped.error and "?" not in stopped.error
+    harness.env.update(BLOB_PATH="exports/segment", MAX_FILE_ROWS="10")
+    _edit_row(harness, "track", pending_recipe="")
+    assert harness.run(NOW).ok
+    assert Counter(_ids_everywhere(harness)) == Counter(dict.fromkeys(ids_of(calls), 1))
+    assert not [n for n in harness.blobs() if n.startswith("exports/moved/")]
+    later = make_window_calls(W0 + timedelta(minutes=10), per_type={"track": 2}, seed=11)
+    harness.source.add(later)
+    harness.env["BLOB_PATH"] = "exports/moved"
+    assert harness.run("2026-11-28T12:21:01Z").ok
+    assert {n for n in harness.data_blobs() if n.startswith("exports/moved/")} == {
+        "exports/moved/2184.13699.4.track.csv"}
+
+
 # -- 2. a state row edited by hand into nonsense ---------------------------------------------------
 
 @pytest.mark.parametrize("fields", [
@@ -210,3 +237,116 @@ def test_a_first_run_stopped_between_row_creations_starts_every_type_at_the_same
     second = harness.run("2026-11-28T12:21:01Z")
     assert second.ok, second.error
     assert set(_ids_everywhere(harness)) == ids_of(calls)
+
+
+# -- 5. a fresh claim over a window that was written before (a destination started over) -----------
+
+def _start_over(harness, call_type: str) -> None:
+    """docs/operations.md, "Start a destination over": `az storage entity delete` of the type's row
+    and of the manifest cursor row."""
+    with TableServiceClient.from_connection_string(harness.azurite.connection_string) as svc:
+        table = svc.get_table_client(harness.table)
+        table.delete_entity(DEST, call_type)
+        table.delete_entity("manifests", DEST)
+
+
+def _export_then_start_over(harness, calls, kept: int):
+    """Track 12:00 exported in three files (10 calls each at most); then the operator starts the
+    type over without moving its files (same settings), and the ETL API now serves only the calls
+    of the window's first ``kept`` files. Returns the names of the window's files."""
+    harness.source.add(calls)
+    harness.env.update(START, MAX_FILE_ROWS="10")
+    assert harness.run(NOW).ok
+    names = sorted(n for n in harness.data_blobs() if ".track." in n)
+    assert len(names) == 3
+    keep = {r["messageId"] for n in names[:kept] for r in rows_of(n, harness.blobs()[n].data)}
+    harness.source.remove({c["messageId"] for c in calls if c["type"] == "track"} - keep)
+    _start_over(harness, "track")
+    return names
+
+
+def test_a_window_started_over_that_now_has_fewer_calls_is_not_committed_over_its_own_files(harness):
+    """A fresh claim (the row was deleted: no claim of 12:00) meets the window's old files: file 1
+    is rebuilt identical and found in place, but the window now ends there, with its old files 2
+    and 3 past it. Committing the state at position 1 would leave them in the way of the next
+    window (whose first file would stop on a conflict naming a file of 12:00, the wrong cause).
+    Before the state moves, the name after the window's last file must be looked up, as for a
+    resumed claim: the run stops with the ETL API's fault and nothing moves."""
+    calls = make_window_calls(W0, per_type={"track": 25}, seed=21)
+    names = _export_then_start_over(harness, calls, kept=1)
+    before = {n: b.etag for n, b in harness.data_blobs().items()}
+    summary = harness.run(NOW)
+    assert summary.error and "fewer calls for the closed window" in summary.error, summary.error
+    assert names[1] in summary.error
+    row = state_rows(harness)["track"]
+    assert (row.position, row.window_end, row.pending_start) == (0, W0, W0)
+    assert {n: b.etag for n, b in harness.data_blobs().items()} == before
+
+
+def test_a_window_started_over_with_the_same_calls_finds_its_files_and_sends_only_the_first_again(harness):
+    """docs/operations.md, "Start a destination over" without moving the files: the window is
+    walked again with a fresh claim and every file is found in place, none created again, every
+    call once. A fresh claim does not read a name before its upload, so file 1's bytes are sent
+    (and refused by the create-only commit: ours, identical); from then on the window counts as
+    written before and files 2 and 3 are looked up first and only hashed, not sent again."""
+    from tests.support.faulty_transport import LosingTransport, is_blob_commit
+    from tests.support.runs import run_with
+
+    calls = make_window_calls(W0, per_type={"track": 25}, seed=22)
+    names = _export_then_start_over(harness, calls, kept=3)
+    before = {n: b.etag for n, b in harness.data_blobs().items()}
+    manifests = {n: b.etag for n, b in harness.manifests().items()}
+    assert len(manifests) == 1
+    sent = LosingTransport(is_blob_commit, times=0)  # loses nothing: counts the data file commits sent
+    summary = run_with(harness, NOW, blob_transport=sent)
+    assert summary.ok, summary.error
+    (unit,) = [u for u in summary.units if u.call_type == "track"]
+    assert [(f.name, f.created) for f in unit.files] == [(n, False) for n in names]
+    assert sent.seen == 1
+    assert {n: b.etag for n, b in harness.data_blobs().items()} == before
+    assert {n: b.etag for n, b in harness.manifests().items()} == manifests  # rebuilt: the same bytes
+    assert Counter(_ids_everywhere(harness)) == Counter(dict.fromkeys(ids_of(calls), 1))
+    row = state_rows(harness)["track"]
+    assert (row.position, row.window_end, row.pending_start) == (3, W0 + timedelta(minutes=10), None)
+
+
+def test_a_window_started_over_that_now_has_only_its_dead_letters_is_not_committed_over_its_files(harness):
+    """As above, but the ETL API now serves only the window's bad call: no data file is written,
+    and the dead-letter file is found in place (ours, identical): the window was written before,
+    so the name after its last file (position 1) is looked up, finds file 1 of 12:00, and the run
+    stops with the ETL API's fault; nothing moves."""
+    calls = make_window_calls(W0, per_type={"track": 25}, seed=23)
+    harness.source.add([("track", "2026-11-28T12:03:00.000Z", b"not json")])
+    names = _export_then_start_over(harness, calls, kept=0)
+    summary = harness.run(NOW)
+    assert summary.error and "fewer calls for the closed window" in summary.error, summary.error
+    assert names[0] in summary.error
+    row = state_rows(harness)["track"]
+    assert (row.position, row.window_end, row.pending_start) == (0, W0, W0)
+
+
+def test_a_fresh_claim_whose_first_name_holds_a_late_file_of_the_window_before_stops_and_moves_nothing(harness):
+    """A fresh claim does not read its names before uploading. Where one is taken all the same (a
+    stale writer's late commit of the window before, after that window shrank and was committed
+    without it), the create-only commit must still refuse to overwrite it and must not count it as
+    the fresh window's file: the run stops with a conflict naming it, the blob is as it was, and
+    the type stays at the window (its claim kept, nothing committed past it)."""
+    harness.source.add(make_window_calls(W0, per_type={"track": 3}, seed=24))
+    harness.env.update(START)
+    assert harness.run(NOW).ok  # 12:00 -> track file 1
+    late = "exports/segment/2184.13699.2.track.csv"
+    metadata = {"exporter": "cdp-blob-exporter", "kind": "data", "window_start": "2026-11-28T12:00:00Z",
+                "window_end": "2026-11-28T12:10:00Z", "call_type": "track", "position": "2", "rows": "1",
+                "sha256": "0" * 64}
+    with harness.azurite.blob_service() as svc:
+        svc.get_blob_client(harness.container, late).upload_blob(b"late,file\n", metadata=metadata)
+        etag = svc.get_blob_client(harness.container, late).get_blob_properties().etag
+    harness.source.add(make_window_calls(W0 + timedelta(minutes=10), per_type={"track": 2}, seed=25))
+    summary = harness.run("2026-11-28T12:21:01Z")
+    assert summary.error and late in summary.error and "never overwrites" in summary.error, summary.error
+    with harness.azurite.blob_service() as svc:
+        blob = svc.get_blob_client(harness.container, late)
+        assert blob.get_blob_properties().etag == etag and blob.download_blob().readall() == b"late,file\n"
+    row = state_rows(harness)["track"]
+    assert (row.position, row.window_end, row.pending_start) == (1, W0 + timedelta(minutes=10),
+                                                                  W0 + timedelta(minutes=10))

@@ -389,3 +389,36 @@ def test_a_backfill_runs_in_process_through_the_same_units_with_its_definition(h
         close_clients(clients)
     check_container(folder_blobs(harness.blobs(), "queued"), expected_ids=ids_of(calls),
                     blob_path=f"{LIVE_PATH}/_backfill/queued")
+
+
+def test_a_deleted_backfill_run_again_exports_its_range_again_with_its_own_chain(harness):
+    """docs/operations.md, "Delete a backfill": its folder, its type rows and its definition row,
+    and (it is a row of the sequence too) its manifest cursor. Left in place, that cursor said the
+    chain stood at the range's end, so the same command again wrote the files and not one manifest
+    (the chain waited for windows past the end, which a backfill never has). A row is not created
+    under a chain: the run stops naming the cursor row; deleted too, the range gets its chain."""
+    calls = _windows(harness, 4, {"track": 3}, seed=40)
+    harness.env.update(START)
+    now = t(W0 + 4 * WINDOW + timedelta(seconds=61))
+    assert harness.cli("run", "--now", now).returncode == 0
+    command = ("backfill", "--start", t(W0), "--end", t(W0 + 3 * WINDOW), "--types", "track", "--now", now)
+    assert harness.cli(*command).returncode == 0
+    bid = derived_id("backfill", W0, W0 + 3 * WINDOW, ("track",))
+    key = f"2184.13699~default~{bid}"
+    with harness.azurite.blob_service() as svc:
+        for name in folder_blobs(harness.blobs(), bid):
+            svc.get_blob_client(harness.container, name).delete_blob()
+    store = store_of(harness)
+    try:
+        store.table.delete_entity(key, "track")
+        store.table.delete_entity(BACKFILLS_PARTITION, f"default~{bid}")
+        stopped = harness.cli(*command)
+        assert stopped.returncode == 1 and f"manifests/{key}" in stopped.stdout + stopped.stderr
+        assert not backfill_rows(harness, bid) and not folder_blobs(harness.blobs(), bid)
+        store.table.delete_entity("manifests", key)
+    finally:
+        store.service.close()
+    proc = harness.cli(*command)
+    assert proc.returncode == 0 and "done: 3 of 3" in proc.stdout, (proc.stdout, proc.stderr)
+    check_container(folder_blobs(harness.blobs(), bid), expected_ids=in_window(calls, W0, W0 + 3 * WINDOW),
+                    blob_path=f"{LIVE_PATH}/_backfill/{bid}", manifest_windows=[W0 + i * WINDOW for i in range(3)])

@@ -12,11 +12,13 @@ from azure.data.tables import TableServiceClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shared.calltypes import CALL_TYPES
 from shared.clients import build_clients, close_clients
 from shared.errors import BlobConflictError
 from shared.etl_client import Destination
+from shared.file_audit import DATA_EXTENSIONS
 from shared.manifest import ManifestError, parse
-from shared.manifests import ManifestChain
+from shared.manifests import ManifestChain, data_file_type, rejected_file_type
 from shared.recipe import Recipe
 from tests.support.calls import make_window_calls
 from tests.support.invariants import check_container, ids_of
@@ -217,3 +219,109 @@ def test_a_lost_response_to_a_manifest_upload_is_recognised_as_written(harness):
     assert len(lose.fired) == 1 and lose.fired[0].status == 201
     assert lose.retried_statuses == [409]
     check_container(harness.blobs(), expected_ids=ids_of(calls), expected_rejected=1, manifest_windows=WINDOWS)
+
+
+# -- a destination (or a backfill) started over under a chain that stays ---------------------------
+
+def _delete_rows(harness, partition: str, *row_keys: str) -> None:
+    with TableServiceClient.from_connection_string(harness.azurite.connection_string) as svc:
+        table = svc.get_table_client(harness.table)
+        for row in row_keys:
+            table.delete_entity(partition, row)
+
+
+def test_a_destination_started_over_in_a_new_folder_gets_its_own_chain_never_a_manifest_missing_its_files(harness):
+    """docs/operations.md, "Start a destination over": the six rows deleted, BLOB_PATH changed,
+    EXPORT_START later than the first export's. The manifest cursor row of the sequence is not a
+    type row: left in place, it still says the chain stands at 12:40 with the old positions, so the
+    new folder's windows 12:20 and 12:30 got no manifest and 12:40's said track had no calls
+    while its file was there (a loader skips those calls; `verify` saw no problem). A row must not
+    be created under a chain that counts files of its type: the run stops naming the cursor row,
+    exporting nothing; with that row deleted too (as the docs now say) the new folder gets its own
+    chain."""
+    calls = make_window_calls(W0, minutes=50, per_type={"track": 8, "page": 3}, seed=5)
+    harness.source.add(calls)
+    harness.env.update(START)
+    assert harness.run("2026-11-28T12:41:01Z").ok  # 12:00..12:30; the chain stands at 12:40
+    _delete_rows(harness, KEY, *CALL_TYPES)
+    harness.env.update(BLOB_PATH="exports/again", EXPORT_START="2026-11-28T12:20:00Z")
+    stopped = harness.run("2026-11-28T12:51:01Z")
+    assert stopped.error and f"manifests/{KEY}" in stopped.error and "Start a destination over" in stopped.error
+    assert {"track", "page"}.isdisjoint(state_rows(harness))
+    assert not [n for n in harness.blobs() if n.startswith("exports/again/")]
+    _delete_rows(harness, "manifests", KEY)
+    assert harness.run("2026-11-28T12:51:01Z").ok
+    again = {n: b for n, b in harness.blobs().items() if n.startswith("exports/again/")}
+    later = {c["messageId"] for c in calls if c["receivedAt"] >= "2026-11-28T12:20"}
+    check_container(again, blob_path="exports/again", expected_ids=later,
+                    manifest_windows=[W0 + timedelta(minutes=m) for m in (20, 30, 40)])
+
+
+def test_a_type_started_over_under_the_chain_whose_files_do_not_follow_it_gets_no_false_manifest(harness):
+    """The screen row (no calls: the chain counts no file of it) is deleted and its manifest cursor
+    kept, so the row is created again at the destination's start; but the ETL API now serves
+    screen calls for 12:00, a window whose manifest already said it had none, and for 12:30. The
+    re-walk writes screen files 1 (12:00) and 2 (12:30). The chain says screen stood at position 0:
+    its next file is of 12:00, before the window being announced, so 12:30's manifest would have
+    said "no calls" for screen (and every later one too, stuck at file 1), with file 2 there. No
+    manifest is written from files that do not follow the chain: the run says so, naming the row."""
+    harness.source.add(make_window_calls(W0, minutes=30, per_type={"track": 3}, seed=31))
+    harness.env.update(START)
+    assert harness.run(NOW).ok  # 12:00..12:20; the chain stands at 12:30
+    _delete_rows(harness, KEY, "screen")
+    harness.source.add(make_window_calls(W0, per_type={"screen": 1}, seed=32))
+    harness.source.add(make_window_calls(W0 + timedelta(minutes=30), per_type={"screen": 1}, seed=33))
+    summary = harness.run("2026-11-28T12:41:01Z")
+    assert summary.error and "earlier window 2026-11-28T12:00:00Z" in summary.error, summary.error
+    assert f"manifests/{KEY}" in summary.error and "screen" in summary.error
+    assert sorted(n for n in harness.data_blobs() if ".screen." in n) == [
+        f"exports/segment/{KEY}.1.screen.csv", f"exports/segment/{KEY}.2.screen.csv"]
+    assert not [n for n in harness.manifests() if "20261128T1230Z" in n]
+
+
+def test_one_chain_completing_again_after_more_commits_lists_the_positions_again(harness):
+    """A chain lists every type's files at a position once (one listing serves them all) and keeps
+    that until it reads the rows again. Here one chain (as the loop of a run that notices a move
+    uses one) writes 12:00's manifest, listing position 1 (track's file of 12:00); then page
+    commits its own file 1 (12:10). The same chain's next completion must list position 1 again
+    and find page's file, never answer from the listing taken before the commit (page's position
+    1 "committed but no file of it", or a manifest without it)."""
+    harness.source.add(make_window_calls(W0, per_type={"track": 2}, seed=41))
+    harness.source.add(make_window_calls(W0 + timedelta(minutes=10), per_type={"page": 2}, seed=42))
+    harness.env.update(START)
+    crash = {"EXPORTER_CRASH_AT": "before_manifest_commit"}
+    assert harness.cli("run", "--now", "2026-11-28T12:11:01Z", extra_env=crash).returncode == 137
+    settings = harness.settings()
+    clients, chain = _chain(harness, settings)
+    try:
+        assert chain.complete(Recipe.of(settings)) == [_manifest_name(W0)]
+        assert harness.cli("run", "--now", "2026-11-28T12:21:01Z", extra_env=crash).returncode == 137
+        assert list(harness.manifests()) == [_manifest_name(W0)]
+        assert chain.complete(Recipe.of(settings)) == [_manifest_name(W0 + timedelta(minutes=10))]
+    finally:
+        close_clients(clients)
+    doc = json.loads(_manifest(harness, W0 + timedelta(minutes=10))[1])
+    assert [f["name"] for f in doc["types"]["page"]["files"]] == [f"exports/segment/{KEY}.1.page.csv"]
+    check_container(harness.blobs(), expected_ids=None, manifest_windows=[W0, W0 + timedelta(minutes=10)])
+
+
+def _manifest_name(start: datetime) -> str:
+    return f"exports/segment/_manifests/{KEY}.{start.strftime('%Y%m%dT%H%MZ')}.json"
+
+
+_NEAR = st.builds(lambda t, sep, e, junk: f"{junk[:1]}{t}{sep}{e}{junk[1:]}", st.sampled_from(CALL_TYPES),
+                  st.sampled_from([".", "..", "", "_"]),
+                  st.sampled_from([*DATA_EXTENSIONS, "ndjson", "csv.bak", "gz", "", "CSV", "track.csv"]),
+                  st.text(alphabet=".1a/", max_size=3))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.text(max_size=30), _NEAR))
+def test_only_a_types_own_name_under_a_listing_prefix_is_taken_for_its_file(rest):
+    """The two listings of a manifest (``{key}.{position}.``, ``_rejected/{key}.{stamp}.``) return
+    whatever a container holds under the prefix: a blob is a type's file there only when the rest
+    of its name is exactly ``{type}.{data extension}`` (``{type}.ndjson`` for dead letters)."""
+    data = {f"{t}.{e}": t for t in CALL_TYPES for e in DATA_EXTENSIONS}
+    rejected = {f"{t}.ndjson": t for t in CALL_TYPES}
+    assert data_file_type(rest) == data.get(rest)
+    assert rejected_file_type(rest) == rejected.get(rest)

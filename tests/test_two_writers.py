@@ -147,3 +147,44 @@ def test_a_small_file_commits_even_where_another_writer_left_uncommitted_blocks(
         blob = svc.get_blob_client(container, "x/f.csv")
         assert blob.download_blob().readall() == b"small file"
         assert blob.get_blob_properties().metadata["sha256"] == hashlib.sha256(b"small file").hexdigest()
+
+
+def test_a_taken_over_writer_that_finds_the_next_windows_file_at_its_name_stops_as_busy(harness):
+    """Run A streams track 12:00 into three files (fresh claim). Between A's claim check and its
+    commit of file 3, run B takes 12:00 over while the ETL API serves it with 5 calls fewer (a
+    closed window that changed): B finds files 1 and 2 in place, ends 12:00 at position 2, and
+    its fresh claim of 12:10 writes position 3. A's create-only commit of file 3 then finds B's
+    file of 12:10 there. A lost its claim: it must stop as busy and judge nothing. Before, it
+    reported a permanent "already exists and was not written by this export ... move it away"
+    naming B's good file (moving it away would leave a gap in track's positions)."""
+    calls = make_window_calls(W0, per_type={"track": 25}, seed=34)
+    following = make_window_calls(W0 + timedelta(minutes=10), per_type={"track": 2}, seed=35)
+    harness.source.add([*calls, *following])
+    served = sorted(calls, key=lambda c: (c["receivedAt"], c["messageId"]))  # the emulator's order
+    now = datetime(2026, 11, 28, 12, 21, 1, tzinfo=UTC)  # 12:00 and 12:10 due
+    outcome = {}
+
+    def run(transport=None):
+        settings = harness.settings(**START)
+        clients = build_clients(settings, blob_kwargs={"transport": transport} if transport else {},
+                                etl_kwargs=FAST_ETL)
+        try:
+            return run_export(settings, clients, now)
+        finally:
+            close_clients(clients)
+
+    def second_writer() -> None:
+        harness.source.remove(c["messageId"] for c in served[20:])
+        outcome["b"] = run()
+
+    transport = CallbackTransport(is_commit_of(".3.track.csv"), second_writer)
+    a = run(transport)
+    assert transport.fired and outcome["b"].ok, outcome["b"].error
+    assert a.error is None, a.error
+    assert [u.status for u in a.units if u.call_type == "track"] == ["busy"]
+    b_track = [u for u in outcome["b"].units if u.call_type == "track"]
+    assert [(u.window.start, [(f.position, f.created) for f in u.files]) for u in b_track] == [
+        (W0, [(1, False), (2, False)]), (W0 + timedelta(minutes=10), [(3, True)])]
+    third = harness.data_blobs()["exports/segment/2184.13699.3.track.csv"]
+    assert third.metadata["window_start"] == "2026-11-28T12:10:00Z"
+    assert committed(state_rows(harness))["track"] == (3, W0 + timedelta(minutes=20))
