@@ -230,12 +230,14 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     return status_command(settings, env, args.name, now, out, err)
 
 
-def _guarded(command: Callable[[], int], err: TextIO) -> int:
-    """A command's exit status; an error it raises is one line: a wrong command line (UsageError)
-    exits 2, a failed export or storage call (ExportError) 1."""
+def _guarded(command: Callable[[], int], err: TextIO,
+             usage: tuple[type[Exception], ...] = (UsageError,)) -> int:
+    """A command's exit status; an error it raises is one line: a wrong command line (``usage``:
+    UsageError, and SettingsError where the command line carries settings) exits 2, a failed
+    export or storage call (ExportError) 1."""
     try:
         return command()
-    except UsageError as exc:
+    except usage as exc:
         print(f"error: {exc}", file=err)
         return EXIT_USAGE
     except ExportError as exc:
@@ -377,27 +379,25 @@ def destinations_command(args: argparse.Namespace, settings: Settings, out: Text
         print(f"error: {exc}", file=err)
         return EXIT_FAILED
     try:
-        if args.op == "add":
-            new = add_destination(settings, args.name, args.assignments, store=store)
-            print(f"destination {args.name} {'added' if new else 'replaced (its state stays)'}; "
-                  f"check it with: python -m shared.cli check {args.name}", file=out)
-        elif args.op == "list":
-            print_destinations(settings, store, out)
-        elif args.op in ("enable", "disable"):
-            set_enabled(args.name, args.op == "enable", store=store)
-            print(f"destination {args.name} {args.op}d", file=out)
-        else:
-            remove_destination(args.name, store=store)
-            print(f"destination {args.name} removed (its state and files stay; adding it again goes on "
-                  "from them)", file=out)
-    except SettingsError as exc:
-        print(f"error: {exc}", file=err)
-        return EXIT_USAGE
-    except ExportError as exc:
-        print(f"error: {exc}", file=err)
-        return EXIT_FAILED
+        return _guarded(lambda: _destinations_op(args, settings, store, out), err, usage=(SettingsError,))
     finally:
         store.close()
+
+
+def _destinations_op(args: argparse.Namespace, settings: Settings, store: DestinationStore, out: TextIO) -> int:
+    if args.op == "add":
+        new = add_destination(settings, args.name, args.assignments, store=store)
+        print(f"destination {args.name} {'added' if new else 'replaced (its state stays)'}; "
+              f"check it with: python -m shared.cli check {args.name}", file=out)
+    elif args.op == "list":
+        print_destinations(settings, store, out)
+    elif args.op in ("enable", "disable"):
+        set_enabled(args.name, args.op == "enable", store=store)
+        print(f"destination {args.name} {args.op}d", file=out)
+    else:
+        remove_destination(args.name, store=store)
+        print(f"destination {args.name} removed (its state and files stay; adding it again goes on "
+              "from them)", file=out)
     return EXIT_OK
 
 
