@@ -15,7 +15,7 @@ from shared.planning import marker_store, plan
 from shared.settings import Settings
 from shared.telemetry import bind_log_context, reset_log_context
 from shared.windows import format_rfc3339
-from shared.work_queue import QueueDepth, WorkQueue
+from shared.work_queue import MAX_DEQUEUE_COUNT, QueueDepth, WorkQueue
 from shared.work_runner import work
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -75,13 +75,18 @@ def cmd_work(settings: Settings, processes: int, idle_exit: float, out: TextIO, 
     done: dict[str, list[int]] = {}
     for e in exits:
         for who, counts in e.done.items():
-            done[who] = [a + b for a, b in zip(done.get(who, [0, 0, 0]), counts, strict=True)]
+            done[who] = [a + b for a, b in zip(done.get(who, [0, 0, 0, 0]), counts, strict=True)]
     for who in sorted(done):
-        units, files, calls = done[who]
-        print(f"{who}: {units} unit(s) committed, {files} file(s), {calls} call(s)", file=out)
+        units, files, calls, poisoned = done[who]
+        line = f"{who}: {units} unit(s) committed, {files} file(s), {calls} call(s)"
+        if poisoned:
+            line += (f"; {poisoned} work item(s) failed {MAX_DEQUEUE_COUNT} times and went to "
+                     f"{settings.export_queue}-poison (the errors are above; docs/operations.md, 'The poison queue')")
+        print(line, file=out)
     print(f"{len(exits) - len(died)} of {len(exits)} worker(s) finished: the queue was empty for {idle_exit:g}s",
           file=out)
-    return EXIT_FAILED if died else EXIT_OK
+    poisoned_any = any(counts[3] for counts in done.values())
+    return EXIT_FAILED if died or poisoned_any else EXIT_OK
 
 
 def queue_line(depth: QueueDepth) -> str:

@@ -24,7 +24,7 @@ from typing import Any
 from shared.errors import ExportError
 from shared.planned import PlannedDestination
 from shared.settings import Settings
-from shared.work_item import BadWorkItem
+from shared.work_item import BadWorkItem, WorkItem
 from shared.work_queue import MAX_DEQUEUE_COUNT, WorkQueue
 
 log = logging.getLogger(__name__)
@@ -162,14 +162,51 @@ def worker_loop(settings: Settings, idle_exit: float, destinations: Destinations
         queue.close()
 
 
+#: The counters of a :data:`Tally` entry: units committed, files, calls, items moved to poison.
+UNITS, FILES, CALLS, POISONED = range(4)
+
+
+def _count(tally: Tally | None, who: str, *fields: int, by: tuple[int, ...] = (1,)) -> None:
+    if tally is not None:
+        counts = tally.setdefault(who, [0, 0, 0, 0])
+        for f, n in zip(fields, by, strict=True):
+            counts[f] += n
+
+
+def _who_of(item: WorkItem) -> str:
+    return item.destination if item.backfill is None else f"{item.destination} backfill {item.backfill}"
+
+
+def _item(message: Any) -> WorkItem | None:
+    if getattr(message, "undecodable", False):
+        return None
+    try:
+        return WorkItem.from_text(str(message.content))
+    except BadWorkItem:
+        return None
+
+
+def _who(message: Any) -> str:
+    """Whose item a message is (its destination, or a backfill of it), for the run's summary."""
+    item = _item(message)
+    return "messages this exporter did not write" if item is None else _who_of(item)
+
+
+def _about(message: Any) -> str:
+    """What a message is for, in a log line: destination, type and window (or that it is not an item)."""
+    item = _item(message)
+    return "not a work item of this exporter" if item is None else item.label()
+
+
 def _take(queue: WorkQueue, message: Any, settings: Settings, destinations: Destinations,
           handle: Callable[..., Any], tally: Tally | None = None) -> bool:
     """Handle one message with the host's semantics; True when it was handled and deleted."""
     lease = settings.work_lease_seconds
     if message.dequeue_count is not None and message.dequeue_count > MAX_DEQUEUE_COUNT:
-        log.error("work item %s was delivered %d times: moved to %s", message.id, message.dequeue_count,
-                  queue.poison_name)
+        log.error("work item %s (%s) was delivered %d times: moved to %s", message.id, _about(message),
+                  message.dequeue_count, queue.poison_name)
         queue.to_poison(message)
+        _count(tally, _who(message), POISONED)
         return False
     box = [message]
 
@@ -182,22 +219,19 @@ def _take(queue: WorkQueue, message: Any, settings: Settings, destinations: Dest
                               "(docs/operations.md, 'The poison queue')")
         listed = destinations(settings) if destinations is not None else None
         outcome = handle(str(message.content), settings, queue=queue, destinations=listed, renew=renew)
-        if tally is not None and outcome.status in ("exported", "empty"):
+        if outcome.status in ("exported", "empty"):
             item = outcome.item
-            who = item.destination if item.backfill is None else f"{item.destination} backfill {item.backfill}"
-            counts = tally.setdefault(who, [0, 0, 0])
-            counts[0] += 1
-            counts[1] += outcome.files
-            counts[2] += outcome.calls
+            _count(tally, _who_of(item), UNITS, FILES, CALLS, by=(1, outcome.files, outcome.calls))
     except Exception as exc:
         shown = str(exc) if isinstance(exc, ExportError) else f"unexpected {type(exc).__name__}: {exc}"
         if (message.dequeue_count or 0) >= MAX_DEQUEUE_COUNT:
-            log.error("work item %s failed %d times, moved to %s: %s", message.id, message.dequeue_count,
-                      queue.poison_name, shown)
+            log.error("work item %s (%s) failed %d times, moved to %s: %s", message.id, _about(message),
+                      message.dequeue_count, queue.poison_name, shown)
             queue.to_poison(box[0])
+            _count(tally, _who(message), POISONED)
         else:
-            log.warning("work item %s failed (delivery %s), retried in %ss: %s", message.id,
-                        message.dequeue_count, RETRY_DELAY_SECONDS, shown)
+            log.warning("work item %s (%s) failed (delivery %s), retried in %ss: %s", message.id,
+                        _about(message), message.dequeue_count, RETRY_DELAY_SECONDS, shown)
             with contextlib.suppress(ExportError):  # not ours any more: its lease lapses anyway
                 queue.renew(box[0], RETRY_DELAY_SECONDS)
         return False

@@ -313,8 +313,14 @@ def test_a_refused_token_poisons_the_item_after_the_host_retries_and_no_output_h
     assert planned.returncode == 0, planned.stderr
     wrong = "a-wrong-token-0123456789abcdef"
     worked = harness.cli("work", "--processes", "2", "--idle-exit", "1", extra_env={"ETL_API_TOKEN": wrong})
-    assert worked.returncode == 0, worked.stderr
+    # Items that went to the poison queue fail the command, and every line says whose they were.
+    assert worked.returncode == 1, (worked.stdout, worked.stderr)
     assert "moved to" in worked.stderr and "ETL_API_TOKEN" in worked.stderr
+    moved = [line for line in worked.stderr.splitlines() if "moved to" in line]
+    assert len(moved) == len(CALL_TYPES) and all("(default " in line for line in moved), moved
+    assert {line.split("(default ", 1)[1].split()[0] for line in moved} == set(CALL_TYPES)
+    assert (f"default: 0 unit(s) committed, 0 file(s), 0 call(s); {len(CALL_TYPES)} work item(s) failed 5 times "
+            "and went to") in worked.stdout, worked.stdout
     assert_no_leak([worked.stdout, worked.stderr], [wrong])
     status = harness.cli("status", extra_env={"EXPORT_MODE": "queue"})
     assert f"poison {len(CALL_TYPES)} - WARNING" in status.stdout
