@@ -428,7 +428,16 @@ def print_status(settings: Settings, clients, now: datetime, out: TextIO,  # typ
     """One destination's table, headed ``destination [NAME] ids -> place``: the name is shown for
     every destination but ``default``, and for ``default`` too when ``show_name`` (there are others)."""
     named = dest or NamedDestination(DEFAULT_DESTINATION, LIVE_DEFAULT, True, settings)
-    pinned = pinned_destination(clients.state, clients.etl.destination(), out, name=named.name)
+    unreachable: ExportError | None = None
+    try:
+        pinned = pinned_destination(clients.state, clients.etl.destination(), out, name=named.name)
+    except ExportError as exc:
+        # The ETL API is what fails (a wrong token, an outage): the table still shows where the
+        # destination stands, from the ids pinned at its first run; the error ends the command.
+        pin = clients.state.get_pin(named.name)
+        if pin is None:
+            raise
+        unreachable, pinned = exc, Destination(pin.integration_id, pin.action_id)
     key = named.sequence.state_key(pinned.integration_id, pinned.action_id)
     rows = [["type", "last position", "last window exported", "lag", "pending"]]
     ahead: list[str] = []
@@ -446,7 +455,8 @@ def print_status(settings: Settings, clients, now: datetime, out: TextIO,  # typ
                    if state.pending_start else "")
         rows.append([call_type, str(state.position), last_window, duration(lag), pending])
     title = pinned.key if named.name == DEFAULT_DESTINATION and not show_name else f"{named.name} {pinned.key}"
-    print(f"destination {title}{'' if named.enabled else ' (disabled)'} -> {settings.destination_label}",
+    folder = f" (folder {settings.blob_path})" if settings.blob_path else ""
+    print(f"destination {title}{'' if named.enabled else ' (disabled)'} -> {settings.destination_label}{folder}",
           file=out)
     table(rows, out)
     if ahead:
@@ -463,6 +473,10 @@ def print_status(settings: Settings, clients, now: datetime, out: TextIO,  # typ
         print("SAS has no expiry in the URL (a stored access policy sets it)", file=out)
     if named.name == DEFAULT_DESTINATION:  # backfills are of the default destination
         print_backfills(clients, pinned.key, out)
+    if unreachable is not None:
+        print(f"WARNING: the rows above are of the pinned ids {pinned.key}: the ETL API was not reached "
+              "(the error is below)", file=out)
+        raise unreachable
     return EXIT_OK
 
 

@@ -107,6 +107,23 @@ def test_an_unreachable_etl_api_fails_the_run_with_exit_1(harness):
     assert len(_error_lines(result.stderr)) == 1
 
 
+def test_status_still_shows_where_a_destination_stands_when_its_etl_api_refuses_the_token(harness):
+    """The destination that most needs watching (a token revoked) must not vanish from ``status``:
+    its rows are read with the ids pinned at its first run, the folder is named, and the command
+    still fails with the ETL API's error (never the token)."""
+    harness.source.add(make_window_calls(W0, per_type={"track": 3}))
+    _assert_clean_exit(harness.cli("run", "--now", AFTER_ONE, extra_env=START), 0)
+    wrong = "a-revoked-token-0123456789abcdef"
+    result = harness.cli("status", extra_env={"ETL_API_TOKEN": wrong})
+    _assert_clean_exit(result, 1)
+    assert result.stdout.splitlines()[0].endswith("(folder exports/segment)"), result.stdout
+    rows = {r[0]: r for r in _table(result.stdout)[1:] if r and r[0] in ("track", "page")}
+    assert rows["track"][1:3] == ["1", "2026-11-28T12:00:00Z/2026-11-28T12:10:00Z"], result.stdout
+    assert "the rows above are of the pinned ids 2184.13699" in result.stdout
+    assert len(_error_lines(result.stderr)) == 1 and "token" in result.stderr
+    assert wrong not in result.stdout + result.stderr
+
+
 def test_status_prints_each_types_last_position_and_last_window(harness):
     harness.source.add(make_window_calls(W0, per_type={"track": 3}))
     harness.source.add(make_window_calls(W0 + timedelta(minutes=10), per_type={"track": 2, "group": 1}, seed=3))
