@@ -495,8 +495,10 @@ class StagedUpload:
             self._check_claim()  # taken over between our check and our commit: the new owner's file
             raise BlobConflictError(
                 f"{self.name} exists for the same window and type but with different content "
-                f"(sha256 {existing.get('sha256')} != {digest}): the ETL API returned different "
-                "calls for a closed window; the file is left as it is (docs/guarantees.md)",
+                f"(sha256 {existing.get('sha256')} != {digest}): either the ETL API returned different "
+                "calls for a closed window, or this folder holds files written with other settings under "
+                "another STATE_TABLE (a new state table needs a new BLOB_PATH); the file is left as it is "
+                "(docs/guarantees.md)",
                 blob=self.name, window=self.identity.window, call_type=self.identity.call_type,
             )
         return CommitResult(self.name, self._size, digest, created=False)
