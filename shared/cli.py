@@ -30,6 +30,7 @@ on stdout and stderr, log lines included), so no token or SAS signature is ever 
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
 import sys
@@ -368,8 +369,22 @@ def check_command(settings: Settings, env: dict[str, str], name: str | None, out
             settings_failure(dest.error or "not runnable", out)
             ok = ok and not counts
             continue
-        ok = (run_checks(dest.settings, out) or not counts) and ok
+        lines = io.StringIO()
+        passed = run_checks(dest.settings, lines)
+        for line in lines.getvalue().splitlines():
+            print(line + _where_secrets_are(line, dest), file=out)
+        ok = (passed or not counts) and ok
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def _where_secrets_are(line: str, dest: NamedDestination) -> str:
+    """For a failed or warned check of a named destination that names a secret setting: where
+    that setting's value comes from (its reference), which is what to fix, not the row."""
+    if not line.startswith(("FAIL", "WARN")):
+        return ""
+    refs = [f"{setting} is {_shown_value(setting, value)}" for setting, value in sorted(dest.values.items())
+            if is_secret(setting) and setting in line]
+    return f" (for {dest.name}: {'; '.join(refs)})" if refs else ""
 
 
 def destinations_command(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:

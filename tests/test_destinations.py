@@ -224,10 +224,15 @@ def test_a_bad_destination_fails_alone_and_the_others_export(harness, others):
     one = harness.cli("check", "eu", extra_env=env)
     ok(one)
     assert "==" not in one.stdout or "== destination eu" in one.stdout
+    # eu's token revoked: the failed check names what to fix, the app setting its reference names.
+    revoked = harness.cli("check", "eu", extra_env={**env, "EU_TOKEN": "eu-revoked-0123456789abcdef"})
+    ok(revoked, 1)
+    (token_line,) = [ln for ln in revoked.stdout.splitlines() if ln.startswith("FAIL") and "ETL_API_TOKEN" in ln]
+    assert token_line.endswith("(for eu: ETL_API_TOKEN is @env:EU_TOKEN)"), token_line
     status = harness.cli("status", extra_env=env)
     ok(status, 1)
     assert "destination hand: not runnable" in status.stdout
-    texts = [r.stdout + r.stderr for r in (result, check, one, status)]
+    texts = [r.stdout + r.stderr for r in (result, check, one, revoked, status)]
     assert_no_leak(texts, secrets_of(harness, others))
 
 
