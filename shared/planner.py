@@ -27,6 +27,16 @@ class Due:
     replacing: Marker | None = None
 
 
+def held_items(states: Mapping[str, TypeState], markers: Mapping[str, Marker | None], now: datetime,
+               settle_seconds: int, wall: float, lease_seconds: int) -> dict[str, float]:
+    """The types due at ``now`` that are not planned because a live work item holds them: by type,
+    the Unix time after which they are planned again if that item makes no progress."""
+    last_end = latest_due_end(now, settle_seconds)
+    return {t: m.touched + 2 * lease_seconds for t, state in states.items()
+            if state.window_end + WINDOW <= last_end and (m := markers.get(t)) is not None
+            and not m.stale(wall, lease_seconds)}
+
+
 def due_items(states: Mapping[str, TypeState], markers: Mapping[str, Marker | None], now: datetime,
               settle_seconds: int, wall: float, lease_seconds: int) -> list[Due]:
     """The types of one destination to plan at ``now`` (``markers`` by type; ``wall`` is Unix time)."""

@@ -27,7 +27,7 @@ from shared.errors import ExportError, WindowNotClosed
 from shared.export import positions
 from shared.manifests import ManifestChain
 from shared.planned import PlannedDestination, planned
-from shared.planner import due_items
+from shared.planner import due_items, held_items
 from shared.recipe import Recipe
 from shared.settings import Settings
 from shared.state_store import StateStore, make_table_service
@@ -44,6 +44,8 @@ class PlanResult:
     items: list[WorkItem] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)  # (destination, one line)
     waiting: list[tuple[str, str]] = field(default_factory=list)  # (destination, why nothing is due)
+    #: (destination, type, Unix time it is planned again at the latest): due, but a live item holds it
+    held: list[tuple[str, str, float]] = field(default_factory=list)
     depth: QueueDepth | None = None
 
     @property
@@ -113,6 +115,8 @@ def _plan_destination(name, sequence, dest_settings, now, settings, queue, marke
         reset_log_context(context)
         close_clients(clients)
     marks = {t: live.get(f"{name}~{t}") for t in states}
+    held = held_items(states, marks, now, dest_settings.settle_seconds, wall(), settings.work_lease_seconds)
+    result.held.extend((name, t, until) for t, until in held.items())
     for due in due_items(states, marks, now, dest_settings.settle_seconds, wall(), settings.work_lease_seconds):
         # The ids this plan checked the pin with ride along (a hint: a worker reads its row by them).
         item = WorkItem(name, due.call_type, due.window_start, now, uuid.uuid4().hex,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TextIO
 
 from shared.backfill import Definition
@@ -29,6 +29,13 @@ def cmd_plan(settings: Settings, now: datetime, out: TextIO, err: TextIO) -> int
               f"(horizon {format_rfc3339(item.horizon)})", file=out)
     for name, why in result.waiting:
         print(f"waiting {name}: {why}", file=out)
+    held: dict[str, list[tuple[str, float]]] = {}
+    for name, call_type, until in result.held:
+        held.setdefault(name, []).append((call_type, until))
+    for name, types in held.items():
+        latest = datetime.fromtimestamp(max(u for _, u in types), UTC)
+        print(f"held {name}: {', '.join(t for t, _ in types)} due, each with a live work item (queued or "
+              f"running); planned again if it makes no progress by {format_rfc3339(latest)}", file=out)
     print(f"{len(result.items)} work item(s) enqueued on {settings.export_queue}", file=out)
     if result.depth is not None:
         print(queue_line(result.depth), file=out)

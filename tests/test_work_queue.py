@@ -248,6 +248,12 @@ def test_the_plan_and_work_commands_export_what_run_would_and_work_exits_once_th
     lines = planned.stdout.splitlines()
     assert sum(ln.startswith("enqueued default ") for ln in lines) == len(CALL_TYPES)
     assert "enqueued default track 2026-11-28T12:00:00Z (horizon 2026-11-28T12:21:01Z)" in lines
+    # A second plan before any work enqueues nothing and says why: every type has a live item.
+    again = harness.cli("plan", "--now", "2026-11-28T12:21:01Z")
+    assert again.returncode == 0, again.stderr
+    (held,) = [ln for ln in again.stdout.splitlines() if ln.startswith("held ")]
+    assert held.startswith(f"held default: {', '.join(CALL_TYPES)} due, each with a live work item"), held
+    assert "0 work item(s) enqueued" in again.stdout
     worked = harness.cli("work", "--processes", "2", "--idle-exit", "1")
     assert worked.returncode == 0, worked.stderr
     assert "2 of 2 worker(s) finished" in worked.stdout
