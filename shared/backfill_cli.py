@@ -70,7 +70,7 @@ def backfill_commands(args: argparse.Namespace, settings: Settings, now: datetim
     if args.queue:
         return cmd_enqueue_backfill(settings, definition, now, out)
     last = drive(settings, lambda: build_clients(settings), close_clients, now, definition,
-                 lambda summary: print_summary(summary, out))
+                 lambda summary: print_summary(summary, out) if summary.units else None)
     clients = build_clients(settings)
     try:
         p = progress_of(clients, definition, dest_key or pinned_key(clients) or "")

@@ -137,6 +137,7 @@ def test_a_replay_exports_the_calls_that_pass_now_and_is_idempotent(harness):
     assert "5 quarantined call(s) in 3 file(s): 4 re-validated now, 1 cannot be replayed" in out
     replay_id = re.search(r"replay (replay-[A-Za-z0-9_-]+):", out).group(1)
     assert "done" in out
+    assert " 0 window(s)" not in out  # a last run that found nothing left prints no empty summary
     blobs = harness.blobs()
     mine = {n: b for n, b in blobs.items() if n.startswith(f"{LIVE_PATH}/_backfill/{replay_id}/")}
     # big-1..3 now pass; "{not json" fails again, into the replay's own _rejected/.
