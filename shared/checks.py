@@ -107,7 +107,7 @@ def _probe(name: str, fn: Callable[[], str], fix: str) -> Check:
 def run_checks(settings: Settings, out: TextIO, now: datetime | None = None) -> bool:
     """Run every check, print one line each to ``out``; True when none failed (WARN passes)."""
     now = now or datetime.now(UTC)
-    checks = [Check("settings", True, repr(settings))]
+    checks = [Check("settings", True, settings.summary())]
     # One try for the ETL API and one retry for storage: check should answer in seconds and
     # name the cause, where a run's retries would wait it out.
     clients = build_clients(settings, etl_kwargs={"retry": _one_try()},

@@ -167,13 +167,23 @@ class Settings:
             f"max_page_bytes={self.max_page_bytes}, "
             f"etl_page_timeout_seconds={self.etl_page_timeout_seconds}, "
             f"unit_budget_seconds={self.unit_budget_seconds}, "
-            f"max_pages_per_window={self.max_pages_per_window}), "
+            f"max_pages_per_window={self.max_pages_per_window}, "
             f"export_schedule={self.export_schedule!r}, verify_schedule={self.verify_schedule!r}, "
             f"export_mode={self.export_mode!r}, "
             f"export_queue={self.export_queue!r}, work_lease_seconds={self.work_lease_seconds})"
         )
 
     __str__ = __repr__
+
+    def summary(self) -> str:
+        """One short line for ``check``: what is exported, from where to where (no secret)."""
+        if self.blob_sas_url:
+            container = redact_url(self.blob_sas_url).split("?", 1)[0].rstrip("/")
+        else:
+            container = f"{redact_url(self.blob_account_url).split('?', 1)[0].rstrip('/')}/{self.blob_container}"
+        place = container + (f"/{self.blob_path}" if self.blob_path else "")
+        return (f"{self.export_format} files to {place}, from {redact_url(self.etl_api_endpoint)}; "
+                f"STATE_TABLE {self.state_table}, EXPORT_MODE {self.export_mode}")
 
     @property
     def destination_label(self) -> str:

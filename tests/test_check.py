@@ -37,6 +37,11 @@ def test_check_passes_on_the_default_settings(harness):
     assert all(line.startswith("PASS") for line in lines.values()), result.stdout
     assert "destination 2184.13699" in lines["ETL API"]
     assert "sp=rcwl" in lines["SAS permissions"]
+    # one short line says what goes where: no SAS query, no token, no full settings dump
+    settings_line = lines["settings"]
+    assert settings_line.startswith("PASS  settings: csv files to http://127.0.0.1:"), settings_line
+    assert f"/{harness.container}/exports/segment, from http://127.0.0.1:" in settings_line
+    assert "?" not in settings_line and "sig=" not in settings_line and len(settings_line) < 250
 
 
 def test_check_fails_for_a_sas_without_create_permission(harness):
