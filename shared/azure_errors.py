@@ -87,6 +87,15 @@ def error_code(exc: BaseException) -> str:
     return str(getattr(code, "value", code) or "")
 
 
+def refused_by_app_storage(exc: HttpResponseError, what: str, role: str) -> StoragePermissionError:
+    """A refusal by a store in AzureWebJobsStorage (``what``: "the state table"...), naming the
+    role the app's identity needs there."""
+    code = error_code(exc) or (f"HTTP {exc.status_code}" if exc.status_code else "AuthorizationFailure")
+    return StoragePermissionError(
+        f"{what} refused access ({code}): check AzureWebJobsStorage and that the app's identity has {role}"
+    )
+
+
 def storage_call(
     fn: Callable[[], _T],
     *,

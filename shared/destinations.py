@@ -38,7 +38,7 @@ from urllib.parse import parse_qsl, urlsplit
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableServiceClient, UpdateMode
 
-from shared.azure_errors import error_code, storage_call
+from shared.azure_errors import refused_by_app_storage, storage_call
 from shared.errors import ExportError, SettingsError, StoragePermissionError
 from shared.redact import SECRET_QUERY_KEYS
 from shared.secret_refs import SecretReader, SecretResolver, is_secret, parse_ref
@@ -221,11 +221,7 @@ class DestinationStore:
 
 
 def _denied(exc: HttpResponseError) -> StoragePermissionError:
-    code = error_code(exc) or (f"HTTP {exc.status_code}" if exc.status_code else "AuthorizationFailure")
-    return StoragePermissionError(
-        f"the destinations table refused access ({code}): check AzureWebJobsStorage and that the app's "
-        "identity has 'Storage Table Data Contributor'"
-    )
+    return refused_by_app_storage(exc, "the destinations table", "'Storage Table Data Contributor'")
 
 
 def _row(entity: Mapping[str, Any]) -> DestinationRow:

@@ -36,7 +36,7 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import EdmType, EntityProperty, TableClient, TableServiceClient, UpdateMode
 
-from shared.azure_errors import error_code, storage_call
+from shared.azure_errors import refused_by_app_storage, storage_call
 from shared.calltypes import CALL_TYPES
 from shared.errors import StateConflictError, StorageError, StoragePermissionError
 from shared.windows import floor_window, format_rfc3339, parse_rfc3339
@@ -585,8 +585,4 @@ def _lease_end(entity: Any, unreadable: datetime) -> datetime:
 
 
 def _denied(exc: HttpResponseError) -> StoragePermissionError:
-    code = error_code(exc) or (f"HTTP {exc.status_code}" if exc.status_code else "AuthorizationFailure")
-    return StoragePermissionError(
-        f"the state table refused access ({code}): check AzureWebJobsStorage and that the app's "
-        "identity has 'Storage Table Data Contributor'"
-    )
+    return refused_by_app_storage(exc, "the state table", "'Storage Table Data Contributor'")

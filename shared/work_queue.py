@@ -26,7 +26,7 @@ from azure.storage.queue import (
     TextBase64EncodePolicy,
 )
 
-from shared.azure_errors import error_code, storage_call
+from shared.azure_errors import error_code, refused_by_app_storage, storage_call
 from shared.errors import ExportError, SettingsError, StoragePermissionError
 from shared.settings import Settings
 from shared.state_store import AZURITE_CONNECTION_STRING, CONNECTION_TIMEOUT, READ_TIMEOUT, RETRY_TOTAL
@@ -184,8 +184,5 @@ def decode(message: QueueMessage) -> QueueMessage:
 
 
 def _denied(exc: HttpResponseError) -> StoragePermissionError:
-    code = error_code(exc) or (f"HTTP {exc.status_code}" if exc.status_code else "AuthorizationFailure")
-    return StoragePermissionError(
-        f"the work queue refused access ({code}): check AzureWebJobsStorage and that the app's identity has "
-        "'Storage Queue Data Contributor' on the app's storage account"
-    )
+    return refused_by_app_storage(
+        exc, "the work queue", "'Storage Queue Data Contributor' on the app's storage account")
