@@ -16,7 +16,7 @@ from shared.settings import Settings
 from shared.telemetry import bind_log_context, reset_log_context
 from shared.windows import format_rfc3339
 from shared.work_queue import MAX_DEQUEUE_COUNT, QueueDepth, WorkQueue
-from shared.work_runner import work
+from shared.work_runner import POISONED, new_counts, work
 
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -82,7 +82,7 @@ def cmd_work(settings: Settings, processes: int, idle_exit: float, out: TextIO, 
     done: dict[str, list[int]] = {}
     for e in exits:
         for who, counts in e.done.items():
-            done[who] = [a + b for a, b in zip(done.get(who, [0, 0, 0, 0]), counts, strict=True)]
+            done[who] = [a + b for a, b in zip(done.get(who, new_counts()), counts, strict=True)]
     for who in sorted(done):
         units, files, calls, poisoned = done[who]
         line = f"{who}: {units} unit(s) committed, {files} file(s), {calls} call(s)"
@@ -92,7 +92,7 @@ def cmd_work(settings: Settings, processes: int, idle_exit: float, out: TextIO, 
         print(line, file=out)
     print(f"{len(exits) - len(died)} of {len(exits)} worker(s) finished: the queue was empty for {idle_exit:g}s",
           file=out)
-    poisoned_any = any(counts[3] for counts in done.values())
+    poisoned_any = any(counts[POISONED] for counts in done.values())
     return EXIT_FAILED if died or poisoned_any else EXIT_OK
 
 

@@ -166,9 +166,14 @@ def worker_loop(settings: Settings, idle_exit: float, destinations: Destinations
 UNITS, FILES, CALLS, POISONED = range(4)
 
 
+def new_counts() -> list[int]:
+    """A :data:`Tally` entry with nothing counted yet."""
+    return [0] * (POISONED + 1)
+
+
 def _count(tally: Tally | None, who: str, *fields: int, by: tuple[int, ...] = (1,)) -> None:
     if tally is not None:
-        counts = tally.setdefault(who, [0, 0, 0, 0])
+        counts = tally.setdefault(who, new_counts())
         for f, n in zip(fields, by, strict=True):
             counts[f] += n
 
