@@ -9,7 +9,16 @@ from datetime import datetime
 from typing import TextIO
 
 from shared.backfill import Definition, UsageError, derived_id, parse_id, parse_range, parse_types
-from shared.backfill_run import definitions, drive, progress_of, recipe_of, record, recorded, recording_replay
+from shared.backfill_run import (
+    definitions,
+    drive,
+    progress_of,
+    recipe_of,
+    record,
+    recorded,
+    recording_replay,
+    still_leased,
+)
 from shared.calltypes import CALL_TYPES
 from shared.cli_output import failures, print_summary, table
 from shared.clients import build_clients, close_clients
@@ -156,7 +165,7 @@ def replay_definition(settings: Settings, clients, args: argparse.Namespace,  # 
         found_types = tuple(t for t in CALL_TYPES if any(f.call_type == t for f in files))
         wanted = Definition(replay_id, "replay", files[0].window_start, files[-1].window_start + WINDOW,
                             found_types, recipe)
-        with recording_replay(clients.state, DEFAULT_DESTINATION, replay_id):
+        with recording_replay(clients.state, DEFAULT_DESTINATION, replay_id) as held:
             # One replay at a time looks for overlaps and records itself: two new replays of the
             # same dead letters started at once would each find the other not recorded yet.
             for other in definitions(clients.state):
@@ -168,6 +177,7 @@ def replay_definition(settings: Settings, clients, args: argparse.Namespace,  # 
                         f"({','.join(other.types)}): replaying them again would export the calls that pass "
                         f"twice; pass --since {format_rfc3339(other.end)} (or --types without those types)")
             definition = record(clients.state, wanted)
+            still_leased(clients.state, definition, held)
     else:
         definition = known
         if definition.kind != "replay" or definition.recipe != recipe:

@@ -75,9 +75,11 @@ REPLAY_LEASE_SECONDS = 120
 
 
 @contextmanager
-def recording_replay(store: StateStore, destination: str, replay_id: str) -> Iterator[None]:
+def recording_replay(store: StateStore, destination: str, replay_id: str) -> Iterator[Callable[[], bool]]:
     """Hold the destination's replay lease while a new replay checks for overlapping replays and
-    records its definition; StateConflictError when another replay holds it."""
+    records its definition; StateConflictError when another replay holds it. Yields a check that
+    the lease is still ours: a replay slower than its lease may have been taken over by another
+    that found it not recorded yet (see :func:`still_leased`)."""
     name, holder = f"replay~{destination}", f"{replay_id}/{uuid.uuid4().hex}"
     held_until = store.take_lease(name, holder, REPLAY_LEASE_SECONDS, datetime.now(UTC))
     if held_until is not None:
@@ -86,9 +88,21 @@ def recording_replay(store: StateStore, destination: str, replay_id: str) -> Ite
             f"ends {format_rfc3339(held_until)}): nothing was exported; run this one again after that (two "
             "replays of the same dead letters would export the calls that pass twice)")
     try:
-        yield
+        yield lambda: store.holds_lease(name, holder)
     finally:
         store.release_lease(name, holder)
+
+
+def still_leased(store: StateStore, wanted: Definition, held: Callable[[], bool]) -> None:
+    """Called once a new replay is recorded under its lease: check the lease is still ours. If it
+    is, any replay that takes it later finds this one recorded. If it is not (this replay was
+    slower than its lease and another may have recorded the same dead letters in between), the
+    definition is removed before anything is exported and StateConflictError says to run it again."""
+    if not held():
+        store.delete_row(BACKFILLS_PARTITION, row_key(wanted.destination, wanted.id))
+        raise StateConflictError(
+            f"replay {wanted.id} took longer than its lease ({REPLAY_LEASE_SECONDS} s) to choose its dead letters "
+            "and another replay may have taken them meanwhile: nothing was exported; run the same command again")
 
 
 def progress_of(clients: Clients, definition: Definition, dest_key: str) -> Progress:

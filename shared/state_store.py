@@ -515,6 +515,16 @@ class StateStore:
             return None if taken.get("holder") == holder else _lease_end(taken, now + timedelta(seconds=seconds))
         return None
 
+    def holds_lease(self, name: str, holder: str) -> bool:
+        """Whether ``holder`` still holds the lease ``name`` (not expired into another's hands)."""
+        current = self._entity(LEASES_PARTITION, name)
+        return current is not None and current.get("holder") == holder
+
+    def delete_row(self, partition: str, row: str) -> None:
+        """Delete a row (nothing when it is gone already)."""
+        with contextlib.suppress(ResourceNotFoundError):
+            self._call(lambda: self.table.delete_entity(partition, row))
+
     def release_lease(self, name: str, holder: str) -> None:
         """Give the lease back if it is still ours (never another holder's)."""
         current = self._entity(LEASES_PARTITION, name)

@@ -249,3 +249,56 @@ def test_two_new_replays_started_at_once_never_both_export_a_call(harness, monke
                 exported[row["messageId"]] = exported.get(row["messageId"], 0) + 1
     assert exported == {"big-1": 1, "big-2": 1, "big-3": 1}, exported
     assert not [n for n in harness.blobs() if "/_backfill/b/" in n]
+
+
+def test_a_replay_slower_than_its_lease_never_exports_beside_the_one_that_took_it_over(harness, monkeypatch, capsys):
+    """Replay A has checked for overlapping replays but is slower than its lease (120 s) before it
+    records itself; replay B (another id, the same dead letters) takes the expired lease over,
+    finds A not recorded, records and exports. A must not then record and export the same calls:
+    it finds its lease gone, leaves no definition behind and says to run it again."""
+    import io
+    import threading
+
+    import shared.backfill_cli as backfill_cli
+    from shared.cli import main
+    from shared.state_store import LEASES_PARTITION
+
+    _, now = _setup(harness)
+    harness.env.update(MAX_CALL_BYTES="200000")
+    for key, value in harness.env.items():
+        monkeypatch.setenv(key, value)
+    checked, go = threading.Event(), threading.Event()
+    real_record = backfill_cli.record
+
+    def slow_a(store, wanted):  # A's lease runs out between its overlap check and its record
+        if wanted.id == "a":
+            lease = store.table.get_entity(LEASES_PARTITION, "replay~default")
+            lease["expires"] = "2000-01-01T00:00:00Z"
+            store.table.update_entity(lease)
+            checked.set()
+            assert go.wait(60)
+        return real_record(store, wanted)
+
+    monkeypatch.setattr(backfill_cli, "record", slow_a)
+    exits: dict[str, int] = {}
+    a = threading.Thread(target=lambda: exits.update(
+        a=main(["--no-settings", "rejected", "replay", "--id", "a", "--now", now], out=io.StringIO())))
+    a.start()
+    try:
+        assert checked.wait(60)
+        exits["b"] = main(["--no-settings", "rejected", "replay", "--id", "b", "--now", now], out=io.StringIO())
+    finally:
+        go.set()
+        a.join(60)
+    assert exits == {"a": 1, "b": 0}, exits
+    assert "took longer than its lease" in capsys.readouterr().err
+    exported: dict[str, int] = {}
+    for name, blob in harness.blobs().items():
+        if "/_backfill/" in name and "/_rejected/" not in name and "/_manifests/" not in name:
+            for row in rows_of(name, blob.data):
+                exported[row["messageId"]] = exported.get(row["messageId"], 0) + 1
+    assert exported == {"big-1": 1, "big-2": 1, "big-3": 1}, exported
+    assert not [n for n in harness.blobs() if "/_backfill/a/" in n]
+    # run again, A is refused as overlapping B (it was not left recorded to export on its own)
+    assert main(["--no-settings", "rejected", "replay", "--id", "a", "--now", now], out=io.StringIO()) == 1
+    assert "already replayed the dead letters" in capsys.readouterr().err
