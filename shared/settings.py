@@ -178,11 +178,11 @@ class Settings:
     def summary(self) -> str:
         """One short line for ``check``: what is exported, from where to where (no secret)."""
         if self.blob_sas_url:
-            container = redact_url(self.blob_sas_url).split("?", 1)[0].rstrip("/")
+            container = _where(self.blob_sas_url)
         else:
-            container = f"{redact_url(self.blob_account_url).split('?', 1)[0].rstrip('/')}/{self.blob_container}"
+            container = f"{_where(self.blob_account_url)}/{self.blob_container}"
         place = container + (f"/{self.blob_path}" if self.blob_path else "")
-        return (f"{self.export_format} files to {place}, from {redact_url(self.etl_api_endpoint)}; "
+        return (f"{self.export_format} files to {place}, from {_where(self.etl_api_endpoint)}; "
                 f"STATE_TABLE {self.state_table}, EXPORT_MODE {self.export_mode}")
 
     @property
@@ -336,6 +336,16 @@ def _storage(env: Mapping[str, str]) -> tuple[str, str]:
 def _raw(env: Mapping[str, str], name: str) -> str:
     value = env.get(name, "").strip()
     return "" if value.startswith("@Microsoft.KeyVault(") else value  # a reference, not the secret
+
+
+def _where(url: str) -> str:
+    """A URL's scheme, host, port and path only: no user name or password, query or fragment,
+    where a credential may sit under any name."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}".rstrip("/")
 
 
 def _register_secrets(env: Mapping[str, str]) -> None:

@@ -276,3 +276,25 @@ def test_an_account_url_carrying_a_sas_is_shown_without_its_signature():
     s = settings(BLOB_SAS_URL="", BLOB_ACCOUNT_URL=account, BLOB_CONTAINER="exports")
     for text in (s.destination_label, repr(s), str(s)):
         assert "c2VjcmV0" not in text and "sig=REDACTED" in text
+
+
+_SECRET = st.text("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnpqrstuvwxyz23456789", min_size=12, max_size=30)
+
+
+@given(secret=_SECRET, key=st.sampled_from(["auth", "x-api-key", "apiKey", "access", "sv"]),
+       where=st.sampled_from(["query", "user", "fragment"]))
+def test_the_check_settings_line_never_shows_a_credential_put_in_a_url(secret, key, where):
+    """``check``'s one line names the ETL API and the container by scheme, host and path only: a
+    credential under any query key, as a URL's user name or in its fragment never reaches it."""
+    def put(url: str) -> str:
+        scheme, rest = url.split("://", 1)
+        if where == "user":
+            return f"{scheme}://{secret}@{rest}"
+        return f"{url}?{key}={secret}" if where == "query" else f"{url}#{key}={secret}"
+
+    for line in (settings(ETL_API_ENDPOINT=put("https://etl.example.com/v1")).summary(),
+                 settings(BLOB_SAS_URL="", BLOB_ACCOUNT_URL=put("https://acct.blob.core.windows.net"),
+                          BLOB_CONTAINER="exports").summary()):
+        assert secret not in line, line
+        assert "from https://etl.example.com/v1;" in line or "from https://etl.example.com;" in line, line
+        assert "acct.blob.core.windows.net/exports" in line, line
