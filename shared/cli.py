@@ -57,7 +57,7 @@ from shared.destinations import (
     remove_destination,
     set_enabled,
 )
-from shared.errors import ExportError, SettingsError
+from shared.errors import ExportError, SettingsError, StateConflictError
 from shared.etl_client import Destination
 from shared.redact import RedactingWriter, install_log_redaction, redact_text, redact_url
 from shared.secret_refs import is_secret, parse_ref
@@ -445,7 +445,7 @@ def print_status(settings: Settings, clients, now: datetime, out: TextIO,  # typ
     named = dest or NamedDestination(DEFAULT_DESTINATION, LIVE_DEFAULT, True, settings)
     unreachable: ExportError | None = None
     try:
-        pinned = pinned_destination(clients.state, clients.etl.destination(), out, name=named.name)
+        pinned, unreachable = pinned_destination(clients.state, clients.etl.destination(), out, name=named.name)
     except ExportError as exc:
         # The ETL API is what fails (a wrong token, an outage): the table still shows where the
         # destination stands, from the ids pinned at its first run; the error ends the command.
@@ -488,6 +488,8 @@ def print_status(settings: Settings, clients, now: datetime, out: TextIO,  # typ
         print("SAS has no expiry in the URL (a stored access policy sets it)", file=out)
     if named.name == DEFAULT_DESTINATION:  # backfills are of the default destination
         print_backfills(clients, pinned.key, out)
+    if isinstance(unreachable, StateConflictError):  # the ETL API names other ids: runs stop
+        raise unreachable
     if unreachable is not None:
         print(f"WARNING: the rows above are of the pinned ids {pinned.key}: the ETL API was not reached "
               "(the error is below)", file=out)
@@ -556,15 +558,20 @@ def run_verify(settings: Settings, clients, out: TextIO, *, sequence: ExportSequ
 
 
 def pinned_destination(store, remote: Destination, out: TextIO,  # type: ignore[no-untyped-def]
-                       name: str = DEFAULT_DESTINATION) -> Destination:
-    """The ids whose rows ``status`` shows: the pinned ones, with a line when the ETL API differs."""
+                       name: str = DEFAULT_DESTINATION) -> tuple[Destination, StateConflictError | None]:
+    """The ids whose rows ``status`` shows: the pinned ones, with a line when the ETL API differs
+    and the error ``status`` then fails with (every run of the destination stops on it)."""
     pin = store.get_pin(name)
     if pin is None:
-        return remote
-    if pin.key != remote.key:
-        print(f"WARNING: GET /v1/destination returns {remote.key} but the state is pinned to {pin.key}: "
-              "runs stop until this is resolved (docs/operations.md)", file=out)
-    return Destination(pin.integration_id, pin.action_id)
+        return remote, None
+    if pin.key == remote.key:
+        return Destination(pin.integration_id, pin.action_id), None
+    print(f"WARNING: GET /v1/destination returns {remote.key} but the state is pinned to {pin.key}: "
+          "runs stop until this is resolved (docs/operations.md)", file=out)
+    return Destination(pin.integration_id, pin.action_id), StateConflictError(
+        f"GET /v1/destination now returns {remote.key}, but destination {name!r} is pinned to {pin.key}: "
+        "every run of it stops; if the ETL API is wrong get it fixed, if the destination really changed "
+        "export it with a new STATE_TABLE (docs/operations.md, 'The ETL API names another destination')")
 
 
 if __name__ == "__main__":

@@ -124,6 +124,24 @@ def test_status_still_shows_where_a_destination_stands_when_its_etl_api_refuses_
     assert wrong not in result.stdout + result.stderr
 
 
+
+def test_status_of_a_destination_whose_etl_api_names_other_ids_fails_with_that_error(harness):
+    """The ETL API answers, but with another destination's ids, so every run stops: ``status``
+    shows the pinned destination's rows (never the other ids'), says the ETL API names other ids
+    (not "not reached") and fails with that error (it exited 0, where an outage exits 1)."""
+    harness.source.add(make_window_calls(W0, per_type={"track": 3}))
+    _assert_clean_exit(harness.cli("run", "--now", AFTER_ONE, extra_env=START), 0)
+    harness.etl.integration_id = "9999"
+    result = harness.cli("status")
+    _assert_clean_exit(result, 1)
+    rows = {r[0]: r for r in _table(result.stdout)[1:] if r and r[0] == "track"}
+    assert rows["track"][1] == "1", result.stdout
+    header = next(line for line in result.stdout.splitlines() if line.startswith("destination "))
+    assert header.startswith("destination 2184.13699 -> "), result.stdout
+    assert "not reached" not in result.stdout, result.stdout
+    assert "returns 9999.13699 but the state is pinned to 2184.13699" in result.stdout
+    assert len(_error_lines(result.stderr)) == 1 and "now returns 9999.13699" in result.stderr
+
 def test_status_prints_each_types_last_position_and_last_window(harness):
     harness.source.add(make_window_calls(W0, per_type={"track": 3}))
     harness.source.add(make_window_calls(W0 + timedelta(minutes=10), per_type={"track": 2, "group": 1}, seed=3))
