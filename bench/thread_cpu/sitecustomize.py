@@ -29,6 +29,18 @@ if _OUT:
         except (OSError, ValueError, IndexError):
             pass
 
+    def _faults(name: str) -> None:
+        """The thread's system CPU seconds, minor page faults and context switches in thousands
+        (getrusage(RUSAGE_THREAD)): ``vcsw``, the times it went to sleep (a queue, a future, the
+        GIL, a socket); ``ivcsw``, the times the scheduler took its core away."""
+        import resource
+
+        usage = resource.getrusage(resource.RUSAGE_THREAD)
+        _seconds[f"sys {name}"] += usage.ru_stime
+        _seconds[f"minflt {name}"] += usage.ru_minflt / 1000  # thousands
+        _seconds[f"vcsw {name}"] += usage.ru_nvcsw / 1000
+        _seconds[f"ivcsw {name}"] += usage.ru_nivcsw / 1000
+
     def _counted_run(self: threading.Thread) -> None:
         try:
             _run(self)
@@ -37,6 +49,7 @@ if _OUT:
             with _lock:
                 _seconds[name] += time.thread_time()
                 _runq(name)
+                _faults(name)
 
     threading.Thread.run = _counted_run  # type: ignore[method-assign]
 
@@ -45,6 +58,7 @@ if _OUT:
         with _lock:
             _seconds["MainThread"] += time.thread_time()
             _runq("MainThread")
+            _faults("MainThread")
             with open(_OUT, "w") as f:
                 json.dump(dict(_seconds), f)
 
@@ -79,3 +93,26 @@ if _SWITCH:
     import sys
 
     sys.setswitchinterval(float(_SWITCH))
+
+# Scheduling experiments (bench/README.md, Follow-up 4), never the exporter's own settings:
+# BENCH_NICE="screen=3,parquet=3" gives each named thread that nice level as it starts;
+# BENCH_PIN=main keeps the main thread on CPU 0 (the rest anywhere), BENCH_PIN=split also keeps
+# every other thread on CPU 1.
+_NICE = os.environ.get("BENCH_NICE")
+_PIN = os.environ.get("BENCH_PIN")
+if _OUT and (_NICE or _PIN):
+    _levels = {k: int(v) for k, v in (kv.split("=") for kv in _NICE.split(","))} if _NICE else {}
+    _run_scheduled = threading.Thread.run
+    if _PIN:
+        os.sched_setaffinity(0, {0})  # the main thread; each thread started later sets its own
+
+    def _scheduled_run(self: threading.Thread) -> None:
+        me = threading.get_native_id()
+        if _PIN:
+            os.sched_setaffinity(me, {1} if _PIN == "split" else set(range(os.cpu_count() or 1)))
+        level = _levels.get(re.sub(r"_\d+$", "", self.name))
+        if level:
+            os.setpriority(os.PRIO_PROCESS, me, level)
+        _run_scheduled(self)
+
+    threading.Thread.run = _scheduled_run  # type: ignore[method-assign]

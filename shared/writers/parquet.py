@@ -27,6 +27,10 @@ ROW_GROUP_ROWS = 122_880
 #: pages costs time and bytes (about 15% of the encode and 7% of the file here).
 UNIQUE_COLUMNS = frozenset({"messageId", "timestamp", "originalTimestamp", "sentAt", "receivedAt"})
 ROW_GROUP_BYTES = 16 * 1024 * 1024
+#: Arrow collects the encoder's writes (a page header, a page, a column chunk's dictionary: about
+#: 5,500 per million calls) into buffers of this size before it hands them to the Python sink. Each
+#: hand-over takes the GIL from the parsing thread; buffered, 19 do per 73 MB file instead of 1,038.
+SINK_BUFFER_BYTES = 4 * 1024 * 1024
 
 
 def _row_sizes(rb: pa.RecordBatch) -> np.ndarray:
@@ -47,8 +51,9 @@ class ParquetWriter(FormatWriter):
     def __init__(self, sink: ByteSink, call_type: str, options: WriterOptions) -> None:
         super().__init__(sink, call_type, options)
         self._schema = schema_for(call_type)
+        self._stream = pa.BufferedOutputStream(pa.PythonFile(self._counter, mode="w"), SINK_BUFFER_BYTES)
         self._writer = pq.ParquetWriter(
-            self._counter,
+            self._stream,
             self._schema,
             compression=options.parquet_compression,
             version="2.6",
@@ -121,5 +126,6 @@ class ParquetWriter(FormatWriter):
             if self._encoding is not None:
                 self._encoding.result()
             self._writer.close()
+            self._stream.close()  # the rest of the buffer (the footer) into the sink
         finally:
             self._encoder.shutdown(wait=True)
