@@ -408,8 +408,14 @@ class StagedUpload:
         self._size = 0
         self._blocks: list[str] = []
         self._inflight: list[Future[Any]] = []
+        self._abandoned = False
 
     def write(self, data: bytes | memoryview) -> int:
+        if self._abandoned:
+            # Bytes after abandon() go nowhere: Arrow flushes a dropped Parquet writer's buffer
+            # and footer when it is garbage collected (on whatever thread collects it), and an
+            # encoder thread may still be writing; none of it is staged, hashed or kept.
+            return len(data)
         self._hash.update(data)
         self._size += len(data)
         if self.verify_only:
@@ -459,6 +465,8 @@ class StagedUpload:
         difference or a foreign blob is reported: a writer that lost its claim neither commits nor
         judges the file the new owner put there (its guard raises instead).
         """
+        if self._abandoned:
+            raise RuntimeError(f"{self.name}: this upload was abandoned and dropped its bytes; it is never committed")
         digest = self._hash.hexdigest()
         metadata = self.identity.metadata(rows, digest)
         if not self.verify_only:
@@ -525,7 +533,9 @@ class StagedUpload:
             self._guard()  # raises when our claim is gone: another run finishes this window
 
     def abandon(self) -> None:
-        """Drop the buffers; staged blocks that are never committed expire in the service."""
+        """Drop the buffers; staged blocks that are never committed expire in the service. From
+        now on, writes are dropped and :meth:`commit` refuses."""
+        self._abandoned = True
         for fut in self._inflight:
             fut.cancel()
         self._inflight.clear()

@@ -285,6 +285,36 @@ def test_a_refused_block_surfaces_as_itself_and_nothing_is_committed(azurite: An
     assert _blobs(azurite, container) == {}
 
 
+def test_an_abandoned_file_takes_no_bytes_after_abandon(
+    azurite: Any, container: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Row groups encoded into Arrow's buffer (under its size: nothing has reached the upload), then
+    # an error leaves the block and the file is abandoned. When the dropped writer is collected,
+    # Arrow writes the footer and flushes its buffer into the upload: none of it may be staged.
+    monkeypatch.setattr(parquet_module, "ROW_GROUP_ROWS", 20)
+    calls = [_call(i, "track", f"text {i}", 300, False) for i in range(100)]
+    name = "x/d.1.track.parquet"
+    store = _store(azurite, container, block_size=1024)
+    try:
+        with pytest.raises(RuntimeError, match="the ETL API broke off"), _rotating(store, max_rows=1000) as files:
+            for batch in _batches(calls, "track", 30):
+                files.write(batch)
+            staged_before = _uncommitted(azurite, container, name)
+            raise RuntimeError("the ETL API broke off")
+        upload = files._sink
+        assert upload is not None
+        del files
+        gc.collect()
+        assert _uncommitted(azurite, container, name) == staged_before
+        upload.write(b"late bytes" * 200)  # an encoder thread still writing, say
+        with pytest.raises(RuntimeError, match="abandoned"):
+            upload.commit(rows=100)
+    finally:
+        store.close()
+    assert _uncommitted(azurite, container, name) == staged_before
+    assert _blobs(azurite, container) == {}
+
+
 def test_no_writer_or_buffer_outlives_its_file() -> None:
     class Sink(Recording):
         def commit(self, rows: int) -> Any:
