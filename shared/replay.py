@@ -131,6 +131,7 @@ class Tally:
 
     by_reason: Counter[tuple[str, str]] = field(default_factory=Counter)  # (type, reason group)
     by_window: Counter[tuple[datetime, str]] = field(default_factory=Counter)
+    by_file: Counter[str] = field(default_factory=Counter)  # replayable calls per file name
     replayable: int = 0
     unreplayable: int = 0
 
@@ -153,6 +154,7 @@ def tally(blobs: BlobStore, files: list[RejectedFile], notes: list[str] | None =
                     notes.append(unreplayable_note(f, entry))
             else:
                 out.replayable += 1
+                out.by_file[f.name] += 1
     return out
 
 

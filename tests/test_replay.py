@@ -174,6 +174,10 @@ def test_a_second_plain_replay_says_which_newer_dead_letters_it_leaves_out_and_h
     listed = harness.cli("rejected", "list")
     assert f"replay {replay_id} covers 2026-11-28T12:00:00Z..2026-11-28T12:30:00Z (track,page): dead letters " \
         "from 2026-11-28T12:30:00Z on need `rejected replay --since 2026-11-28T12:30:00Z`" in listed.stdout
+    # the 4 replayed calls are the replay's, not counted again as replayable; only big-4 is
+    assert "6 quarantined call(s) in 4 file(s)" in listed.stdout
+    assert ": 1 can be replayed (`rejected replay`), 4 in the range of a recorded replay (below), 1 cannot" \
+        in listed.stdout
     harness.env["MAX_CALL_BYTES"] = "200000"
     again = harness.cli("rejected", "replay", "--now", later)
     assert again.returncode == 0 and f"replay {replay_id} done" in again.stdout, again.stderr
