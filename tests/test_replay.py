@@ -208,82 +208,29 @@ def test_a_replay_killed_mid_way_and_run_again_ends_exactly_once(harness):
     check_container(live, expected_ids=ids_of(calls), expected_rejected=5, before=before)
 
 
-def test_two_new_replays_started_at_once_never_both_export_a_call(harness, monkeypatch, capsys):
-    """Replay A has looked for overlapping replays and is about to record itself when replay B
-    (another id, the same dead letters) starts. Before the replay lease, B found A not recorded
-    yet, recorded and exported; then A did too: every call that passed was in two replays. Now B
-    is refused while A holds the lease, A goes on, and each call is exported once."""
+def _a_paused_while_b_runs(harness, monkeypatch, now, at_pause) -> dict[str, int]:
+    """Replay "a" runs in a thread until it is about to record its definition (after its overlap
+    check), where ``at_pause(store)`` runs and "a" waits; replay "b" (the same dead letters) runs to
+    its end; then "a" goes on. The exit status of each."""
     import io
     import threading
 
     import shared.backfill_cli as backfill_cli
     from shared.cli import main
 
-    _, now = _setup(harness)
-    harness.env.update(MAX_CALL_BYTES="200000")
     for key, value in harness.env.items():
         monkeypatch.setenv(key, value)
     checked, go = threading.Event(), threading.Event()
     real_record = backfill_cli.record
 
-    def record_after_b(store, wanted):  # A stops between its overlap check and its record
+    def paused_a(store, wanted):
         if wanted.id == "a":
+            at_pause(store)
             checked.set()
             assert go.wait(60)
         return real_record(store, wanted)
 
-    monkeypatch.setattr(backfill_cli, "record", record_after_b)
-    exits: dict[str, int] = {}
-    a = threading.Thread(target=lambda: exits.update(
-        a=main(["--no-settings", "rejected", "replay", "--id", "a", "--now", now], out=io.StringIO())))
-    a.start()
-    try:
-        assert checked.wait(60)
-        b_out = io.StringIO()
-        exits["b"] = main(["--no-settings", "rejected", "replay", "--id", "b", "--now", now], out=b_out)
-    finally:
-        go.set()
-        a.join(60)
-    assert exits == {"a": 0, "b": 1}, exits
-    assert "another replay of destination default is choosing its dead letters right now" in capsys.readouterr().err
-    exported: dict[str, int] = {}
-    for name, blob in harness.blobs().items():
-        if "/_backfill/" in name and "/_rejected/" not in name and "/_manifests/" not in name:
-            for row in rows_of(name, blob.data):
-                exported[row["messageId"]] = exported.get(row["messageId"], 0) + 1
-    assert exported == {"big-1": 1, "big-2": 1, "big-3": 1}, exported
-    assert not [n for n in harness.blobs() if "/_backfill/b/" in n]
-
-
-def test_a_replay_slower_than_its_lease_never_exports_beside_the_one_that_took_it_over(harness, monkeypatch, capsys):
-    """Replay A has checked for overlapping replays but is slower than its lease (120 s) before it
-    records itself; replay B (another id, the same dead letters) takes the expired lease over,
-    finds A not recorded, records and exports. A must not then record and export the same calls:
-    it finds its lease gone, leaves no definition behind and says to run it again."""
-    import io
-    import threading
-
-    import shared.backfill_cli as backfill_cli
-    from shared.cli import main
-    from shared.state_store import LEASES_PARTITION
-
-    _, now = _setup(harness)
-    harness.env.update(MAX_CALL_BYTES="200000")
-    for key, value in harness.env.items():
-        monkeypatch.setenv(key, value)
-    checked, go = threading.Event(), threading.Event()
-    real_record = backfill_cli.record
-
-    def slow_a(store, wanted):  # A's lease runs out between its overlap check and its record
-        if wanted.id == "a":
-            lease = store.table.get_entity(LEASES_PARTITION, "replay~default")
-            lease["expires"] = "2000-01-01T00:00:00Z"
-            store.table.update_entity(lease)
-            checked.set()
-            assert go.wait(60)
-        return real_record(store, wanted)
-
-    monkeypatch.setattr(backfill_cli, "record", slow_a)
+    monkeypatch.setattr(backfill_cli, "record", paused_a)
     exits: dict[str, int] = {}
     a = threading.Thread(target=lambda: exits.update(
         a=main(["--no-settings", "rejected", "replay", "--id", "a", "--now", now], out=io.StringIO())))
@@ -294,13 +241,55 @@ def test_a_replay_slower_than_its_lease_never_exports_beside_the_one_that_took_i
     finally:
         go.set()
         a.join(60)
-    assert exits == {"a": 1, "b": 0}, exits
-    assert "took longer than its lease" in capsys.readouterr().err
+    return exits
+
+
+def _replayed_ids(harness) -> dict[str, int]:
+    """How many times each messageId is in the replays' data files."""
     exported: dict[str, int] = {}
     for name, blob in harness.blobs().items():
         if "/_backfill/" in name and "/_rejected/" not in name and "/_manifests/" not in name:
             for row in rows_of(name, blob.data):
                 exported[row["messageId"]] = exported.get(row["messageId"], 0) + 1
+    return exported
+
+
+def test_two_new_replays_started_at_once_never_both_export_a_call(harness, monkeypatch, capsys):
+    """Replay A has looked for overlapping replays and is about to record itself when replay B
+    (another id, the same dead letters) starts. Before the replay lease, B found A not recorded
+    yet, recorded and exported; then A did too: every call that passed was in two replays. Now B
+    is refused while A holds the lease, A goes on, and each call is exported once."""
+    _, now = _setup(harness)
+    harness.env.update(MAX_CALL_BYTES="200000")
+    exits = _a_paused_while_b_runs(harness, monkeypatch, now, lambda store: None)
+    assert exits == {"a": 0, "b": 1}, exits
+    assert "another replay of destination default is choosing its dead letters right now" in capsys.readouterr().err
+    exported = _replayed_ids(harness)
+    assert exported == {"big-1": 1, "big-2": 1, "big-3": 1}, exported
+    assert not [n for n in harness.blobs() if "/_backfill/b/" in n]
+
+
+def test_a_replay_slower_than_its_lease_never_exports_beside_the_one_that_took_it_over(harness, monkeypatch, capsys):
+    """Replay A has checked for overlapping replays but is slower than its lease (120 s) before it
+    records itself; replay B (another id, the same dead letters) takes the expired lease over,
+    finds A not recorded, records and exports. A must not then record and export the same calls:
+    it finds its lease gone, leaves no definition behind and says to run it again."""
+    import io
+
+    from shared.cli import main
+    from shared.state_store import LEASES_PARTITION
+
+    def lease_runs_out(store):  # A's lease ends between its overlap check and its record
+        lease = store.table.get_entity(LEASES_PARTITION, "replay~default")
+        lease["expires"] = "2000-01-01T00:00:00Z"
+        store.table.update_entity(lease)
+
+    _, now = _setup(harness)
+    harness.env.update(MAX_CALL_BYTES="200000")
+    exits = _a_paused_while_b_runs(harness, monkeypatch, now, lease_runs_out)
+    assert exits == {"a": 1, "b": 0}, exits
+    assert "took longer than its lease" in capsys.readouterr().err
+    exported = _replayed_ids(harness)
     assert exported == {"big-1": 1, "big-2": 1, "big-3": 1}, exported
     assert not [n for n in harness.blobs() if "/_backfill/a/" in n]
     # run again, A is refused as overlapping B (it was not left recorded to export on its own)
