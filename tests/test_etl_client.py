@@ -388,46 +388,41 @@ def test_the_unit_deadline_ends_the_paging(emulator, calls) -> None:
     assert len(got) < len(calls)
 
 
-def _stalling(body: bytes, stop: threading.Event) -> Iterator[bytes]:
-    """Half the body, then nothing until ``stop`` (the test's end), then the rest."""
-    yield body[: len(body) // 2]
-    stop.wait(60)
-    yield body[len(body) // 2 :]
+def _stalled_page_error(calls, page_timeout: float, read_timeout: float) -> tuple[EtlApiUnavailable, int]:
+    """What reading a page whose body stops halfway raises (every attempt stalls the same way), and
+    how many requests were made."""
+    body = b"".join(line + b"\n" for line in calls)
+    stop = threading.Event()
+
+    def stalling() -> Iterator[bytes]:  # half the body, then nothing until the test's end
+        yield body[: len(body) // 2]
+        stop.wait(60)
+        yield body[len(body) // 2 :]
+
+    with HostileEtl(lambda query, n: Reply(chunks=stalling(), content_length=len(body)), token=TOKEN) as srv:
+        client = _client(srv.url, page_timeout=page_timeout, read_timeout=read_timeout)
+        try:
+            with pytest.raises(EtlApiUnavailable) as err:
+                list(client.pages("track", W0, W1))
+        finally:
+            client.close()
+            stop.set()
+        return err.value, len(srv.calls_requests())
 
 
 def test_a_body_that_stops_halfway_is_cut_at_the_page_timeout(calls) -> None:
     # The page timeout (1 s) is due before a read could time out (5 s): the request's watch
     # wakes the stalled read at the page timeout, and every attempt is cut the same way.
-    body = b"".join(line + b"\n" for line in calls)
-    stop = threading.Event()
-    with HostileEtl(lambda query, n: Reply(chunks=_stalling(body, stop), content_length=len(body)),
-                    token=TOKEN) as srv:
-        client = _client(srv.url, page_timeout=1.0, read_timeout=5.0)
-        try:
-            with pytest.raises(EtlApiUnavailable, match="ETL_PAGE_TIMEOUT_SECONDS=1") as err:
-                list(client.pages("track", W0, W1))
-        finally:
-            client.close()
-            stop.set()
-        assert err.value.transient
-        assert len(srv.calls_requests()) == FAST.attempts
+    error, requests = _stalled_page_error(calls, page_timeout=1.0, read_timeout=5.0)
+    assert "ETL_PAGE_TIMEOUT_SECONDS=1" in str(error) and error.transient
+    assert requests == FAST.attempts
 
 
 def test_a_read_timeout_shorter_than_the_page_timeout_still_cuts_a_stalled_body(calls) -> None:
     # Here a read times out (1 s) long before the page timeout (30 s): the read timeout cuts it.
-    body = b"".join(line + b"\n" for line in calls)
-    stop = threading.Event()
-    with HostileEtl(lambda query, n: Reply(chunks=_stalling(body, stop), content_length=len(body)),
-                    token=TOKEN) as srv:
-        client = _client(srv.url, page_timeout=30.0, read_timeout=1.0)
-        try:
-            with pytest.raises(EtlApiUnavailable, match="broke off") as err:
-                list(client.pages("track", W0, W1))
-        finally:
-            client.close()
-            stop.set()
-        assert "ETL_PAGE_TIMEOUT_SECONDS" not in str(err.value)
-        assert len(srv.calls_requests()) == FAST.attempts
+    error, requests = _stalled_page_error(calls, page_timeout=30.0, read_timeout=1.0)
+    assert "broke off" in str(error) and "ETL_PAGE_TIMEOUT_SECONDS" not in str(error)
+    assert requests == FAST.attempts
 
 
 def test_the_unit_deadline_also_cuts_a_page_in_flight(calls) -> None:
