@@ -9,7 +9,7 @@ type, like every other destination, so it cannot starve them (docs/design.md, "P
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,24 +27,25 @@ class Due:
     replacing: Marker | None = None
 
 
+def _due(states: Mapping[str, TypeState], now: datetime, settle_seconds: int) -> Iterator[tuple[str, TypeState]]:
+    """The types whose next window is due at ``now``, with their rows."""
+    last_end = latest_due_end(now, settle_seconds)
+    return ((t, state) for t, state in states.items() if state.window_end + WINDOW <= last_end)
+
+
 def held_items(states: Mapping[str, TypeState], markers: Mapping[str, Marker | None], now: datetime,
                settle_seconds: int, wall: float, lease_seconds: int) -> dict[str, float]:
     """The types due at ``now`` that are not planned because a live work item holds them: by type,
     the Unix time after which they are planned again if that item makes no progress."""
-    last_end = latest_due_end(now, settle_seconds)
-    return {t: m.touched + 2 * lease_seconds for t, state in states.items()
-            if state.window_end + WINDOW <= last_end and (m := markers.get(t)) is not None
-            and not m.stale(wall, lease_seconds)}
+    return {t: m.stale_after(lease_seconds) for t, _ in _due(states, now, settle_seconds)
+            if (m := markers.get(t)) is not None and not m.stale(wall, lease_seconds)}
 
 
 def due_items(states: Mapping[str, TypeState], markers: Mapping[str, Marker | None], now: datetime,
               settle_seconds: int, wall: float, lease_seconds: int) -> list[Due]:
     """The types of one destination to plan at ``now`` (``markers`` by type; ``wall`` is Unix time)."""
     out: list[Due] = []
-    last_end = latest_due_end(now, settle_seconds)
-    for call_type, state in states.items():
-        if state.window_end + WINDOW > last_end:
-            continue  # nothing due yet
+    for call_type, state in _due(states, now, settle_seconds):
         marker = markers.get(call_type)
         if marker is None:
             out.append(Due(call_type, state.window_end))

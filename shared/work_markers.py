@@ -47,8 +47,12 @@ class Marker:
         """Whether ``item`` is the chain's current message (not a stale duplicate)."""
         return self.chain == item.chain and self.window == format_rfc3339(item.window_start)
 
+    def stale_after(self, lease_seconds: int) -> float:
+        """The Unix time after which the marker is stale: two leases without being touched."""
+        return self.touched + 2 * lease_seconds
+
     def stale(self, wall: float, lease_seconds: int) -> bool:
-        return wall - self.touched > 2 * lease_seconds
+        return wall > self.stale_after(lease_seconds)
 
 
 def _entity(item: WorkItem, touched: float) -> dict[str, Any]:
