@@ -272,6 +272,13 @@ def _http_url(name: str, value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         shown = redact_url(value)
         raise SettingsError(f"{name}={shown!r} is not an http(s) URL")
+    try:
+        port = parts.port  # urlsplit checks the port only when asked: every later read would raise
+    except ValueError:
+        port = 0
+    if port == 0:  # the URL is not shown: its text before the host may be a credential
+        raise SettingsError(f"{name} has a port that is not a number from 1 to 65535: fix or remove "
+                            "the :<port> after the host")
     if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise SettingsError(
             f"{name} must use https (plain http is only allowed on loopback for local runs)"

@@ -298,3 +298,25 @@ def test_the_check_settings_line_never_shows_a_credential_put_in_a_url(secret, k
         assert secret not in line, line
         assert "from https://etl.example.com/v1;" in line or "from https://etl.example.com;" in line, line
         assert "acct.blob.core.windows.net/exports" in line, line
+
+
+_BAD_PORTS = st.one_of(st.integers(65536, 10**12).map(str), st.just("0"), st.just("00"),
+                       st.text("abcxyz-+_.~!$", min_size=1, max_size=8))
+
+
+@given(port=_BAD_PORTS, name=st.sampled_from(["ETL_API_ENDPOINT", "BLOB_SAS_URL", "BLOB_ACCOUNT_URL"]))
+def test_a_url_whose_port_is_not_1_to_65535_is_a_settings_error_not_a_crash_at_check(port, name):
+    """urlsplit reads the port only when asked: a URL with port 99999 or :abc was accepted, then
+    ``check``'s settings line and every run's recipe raised a bare ValueError."""
+    urls = {"ETL_API_ENDPOINT": f"https://etl.example.com:{port}/v1",
+            "BLOB_SAS_URL": f"https://acct.blob.core.windows.net:{port}/exports?sv=1&sp=rcwl&sig={SIG}",
+            "BLOB_ACCOUNT_URL": f"https://acct.blob.core.windows.net:{port}"}
+    extra = {"BLOB_SAS_URL": "", "BLOB_CONTAINER": "exports"} if name == "BLOB_ACCOUNT_URL" else {}
+    assert error(**extra, **{name: urls[name]}).startswith(f"{name} has a port that is not a number from 1 to 65535")
+
+
+@given(port=st.integers(1, 65535))
+def test_any_port_from_1_to_65535_is_kept_in_the_check_line_unless_it_is_the_default(port):
+    s = settings(BLOB_SAS_URL=f"https://acct.blob.core.windows.net:{port}/exports?sv=1&sp=rcwl&sig={SIG}")
+    shown = "" if port == 443 else f":{port}"
+    assert f"files to https://acct.blob.core.windows.net{shown}/exports," in s.summary()
