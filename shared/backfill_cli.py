@@ -126,16 +126,23 @@ def rejected_list(clients, args: argparse.Namespace, out: TextIO) -> int:  # typ
         rows += [[t, str(n), r] for (t, r), n in sorted(found.by_reason.items(), key=lambda kv: (kv[0][0], -kv[1]))]
         table(rows, out)
     replays = [d for d in definitions(clients.state) if d.kind == "replay" and d.destination == DEFAULT_DESTINATION]
-    # A call in the range and types of a recorded replay is that replay's (done, or resumed by
-    # running it again): a new replay of it is refused, so it is not counted as replayable.
+    # A call in the range and types of a recorded replay that exported a file, or may still (not
+    # finished), is that replay's: a new replay of it is refused, so it is not counted as
+    # replayable. A finished replay that exported nothing holds nothing back (_exported_any).
+    holding = {d.id for d in replays if _exported_any(clients, d, dest_key)}
     covered = sum(found.by_file[f.name] for f in files
-                  if any(f.call_type in d.types and d.start <= f.window_start < d.end for d in replays))
+                  if any(d.id in holding and f.call_type in d.types and d.start <= f.window_start < d.end
+                         for d in replays))
     in_replays = f", {covered} in the range of a recorded replay (below)" if covered else ""
     print(f"{found.total} quarantined call(s) in {len(files)} file(s) of {clients.blobs.name('_rejected/')}"
           + (f" since {format_rfc3339(since)}" if since else "")
           + f": {found.replayable - covered} can be replayed (`rejected replay`){in_replays}, "
           f"{found.unreplayable} cannot (over the line cap, or repeats of exported calls)", file=out)
     for d in replays:
+        if d.id not in holding:
+            print(f"replay {d.id} covers {d.range_label()} ({','.join(d.types)}) but exported nothing: its "
+                  "dead letters are counted as replayable (a new replay of them needs its own --id)", file=out)
+            continue
         print(f"replay {d.id} covers {d.range_label()} ({','.join(d.types)}): dead letters from "
               f"{format_rfc3339(d.end)} on need `rejected replay --since {format_rfc3339(d.end)}`", file=out)
     return EXIT_OK

@@ -109,11 +109,21 @@ def test_replays_of_the_same_dead_letters_never_both_export_a_call(harness):
     assert proc.returncode == 0, proc.stderr
     assert not [n for n in harness.blobs() if "/_backfill/same-settings/" in n and "/_rejected/" not in n
                 and "/_manifests/" not in n]
+    # ... so `rejected list` still counts its calls as replayable (they were: "raised" below)
+    listed = harness.cli("rejected", "list").stdout
+    assert ": 4 can be replayed (`rejected replay`), 1 cannot" in listed, listed
+    assert "replay same-settings covers 2026-11-28T12:00:00Z..2026-11-28T12:30:00Z (track,page) but exported " \
+        "nothing: its dead letters are counted as replayable (a new replay of them needs its own --id)" in listed
     harness.env["MAX_CALL_BYTES"] = "200000"
     raised = harness.cli("rejected", "replay", "--id", "raised", "--now", now)
     assert raised.returncode == 0 and "replay raised done" in raised.stdout, raised.stderr
     assert [n for n in harness.blobs() if "/_backfill/raised/" in n and "/_rejected/" not in n
             and "/_manifests/" not in n]
+    listed = harness.cli("rejected", "list").stdout
+    assert ": 0 can be replayed (`rejected replay`), 4 in the range of a recorded replay (below), 1 cannot" \
+        in listed, listed
+    assert "replay raised covers 2026-11-28T12:00:00Z..2026-11-28T12:30:00Z (track,page): dead letters from" \
+        in listed
     before = snapshot(harness.blobs())
     again = harness.cli("rejected", "replay", "--id", "again", "--types", "page", "--now", now)
     assert again.returncode == 1, again.stdout
