@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass, fields
 
 import orjson
 
+from shared.blob_store import container_location
 from shared.formats import FORMATS
-from shared.netloc import container_location
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from shared.errors import SettingsError
 from shared.formats import FORMATS
-from shared.netloc import container_location, is_loopback
+from shared.netloc import is_loopback
 from shared.redact import (
     redact_url,
     register_connection_string,
@@ -177,8 +177,10 @@ class Settings:
 
     def summary(self) -> str:
         """One short line for ``check``: what is exported, from where to where (no secret)."""
-        container = container_location(sas_url=self.blob_sas_url, account_url=self.blob_account_url,
-                                       container=self.blob_container)
+        if self.blob_sas_url:
+            container = _where(self.blob_sas_url)
+        else:
+            container = f"{_where(self.blob_account_url)}/{self.blob_container}"
         place = container + (f"/{self.blob_path}" if self.blob_path else "")
         return (f"{self.export_format} files to {place}, from {_where(self.etl_api_endpoint)}; "
                 f"STATE_TABLE {self.state_table}, EXPORT_MODE {self.export_mode}")

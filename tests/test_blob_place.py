@@ -94,7 +94,7 @@ def test_a_window_pending_in_another_container_is_a_clear_error_until_that_conta
 
 
 def test_a_sas_rotation_or_a_switch_to_the_managed_identity_form_is_not_a_move():
-    from shared.netloc import container_location
+    from shared.blob_store import container_location
 
     a = container_location(sas_url="https://Acct.blob.core.windows.net/exports?sv=1&sp=rcwl&sig=aaa")
     b = container_location(sas_url="https://acct.blob.core.windows.net:443/exports/?sv=2&sp=rcwl&sig=bbb")
