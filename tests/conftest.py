@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from devtools.azurite import Azurite, existing_azurite, start_azurite
 from emulator.server import EmulatorServer
@@ -26,6 +27,13 @@ from tests.support.blobs import StoredBlob, read_container
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "test-token-0123456789abcdef"
 FAST_RETRY = None  # set below (import cycle avoidance)
+
+
+# Property tests draw fresh examples on every local run, to find what nobody wrote down. CI
+# (HYPOTHESIS_PROFILE=ci) draws the same examples every time: a gate must not fail on luck. A failure
+# found locally becomes a plain test (test_records.py's blank pages are one).
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
