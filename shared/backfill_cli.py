@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TextIO
 
@@ -22,10 +23,10 @@ from shared.backfill_run import (
 from shared.calltypes import CALL_TYPES
 from shared.cli_output import failures, print_summary, table
 from shared.clients import build_clients, close_clients
-from shared.errors import StateConflictError
+from shared.destinations import get_destination
+from shared.errors import ExportError, SettingsError, StateConflictError
 from shared.pinning import pinned_for_backfill
 from shared.replay import rejected_files, tally
-from shared.sequence import DEFAULT_DESTINATION
 from shared.sequence import Sequence as ExportSequence
 from shared.settings import Settings
 from shared.windows import WINDOW, floor_window, format_rfc3339, parse_rfc3339
@@ -34,9 +35,9 @@ from shared.work_cli import cmd_enqueue_backfill
 EXIT_OK, EXIT_FAILED = 0, 1
 
 
-def print_backfills(clients, dest_key: str, out: TextIO) -> None:  # type: ignore[no-untyped-def]
-    """The backfills and replays recorded in the state table, with their progress."""
-    found = definitions(clients.state)
+def print_backfills(clients, name: str, dest_key: str, out: TextIO) -> None:  # type: ignore[no-untyped-def]
+    """The backfills and replays of destination ``name`` recorded in the state table, with their progress."""
+    found = [d for d in definitions(clients.state) if d.destination == name]
     if not found:
         return
     rows = [["backfill", "kind", "range", "types", "units done", "state"]]
@@ -49,29 +50,44 @@ def print_backfills(clients, dest_key: str, out: TextIO) -> None:  # type: ignor
     table(rows, out)
 
 
-def backfill_commands(args: argparse.Namespace, settings: Settings, now: datetime, out: TextIO,
-                      err: TextIO) -> int:
-    """``backfill``, ``rejected list`` and ``rejected replay``."""
+def destination_settings(app: Settings, env: Mapping[str, str], name: str) -> Settings:
+    """The settings of destination ``name`` (``default``: the app settings): UsageError when there
+    is none of that name, ExportError when its settings cannot be read (a secret reference)."""
+    try:
+        named = get_destination(app, name, env=env)
+    except SettingsError as exc:
+        raise UsageError(str(exc)) from None
+    if named.settings is None:
+        raise ExportError(named.error or f"destination {name}: its settings cannot be read")
+    return named.settings
+
+
+def backfill_commands(args: argparse.Namespace, app: Settings, env: Mapping[str, str], now: datetime,
+                      out: TextIO, err: TextIO) -> int:
+    """``backfill``, ``rejected list`` and ``rejected replay`` of one destination (``--destination``)."""
+    name = args.destination
     wanted: Definition | None = None
     if args.command == "backfill":  # the command line is checked before anything is reached
-        start, end = parse_range(args.start, args.end, now, settings.settle_seconds)
+        start, end = parse_range(args.start, args.end, now, app.settle_seconds)
         types = parse_types(args.types)
         backfill_id = parse_id(args.id) if args.id else derived_id("backfill", start, end, types)
-        sequence = ExportSequence(DEFAULT_DESTINATION, backfill_id)
-        wanted = Definition(backfill_id, "backfill", start, end, types, recipe_of(settings, sequence))
+    settings = destination_settings(app, env, name)
+    if args.command == "backfill":
+        sequence = ExportSequence(name, backfill_id)
+        wanted = Definition(backfill_id, "backfill", start, end, types, recipe_of(settings, sequence), name)
     clients = build_clients(settings)
     try:
         if args.command == "rejected" and args.verb == "list":
-            return rejected_list(clients, args, out)
+            return rejected_list(clients, name, args, out)
         definition: Definition | None
         if wanted is not None:
             pinned_for_backfill(clients.state, clients.etl.destination(), wanted.sequence)  # before recording
             definition = record(clients.state, wanted)
         else:
-            definition = replay_definition(settings, clients, args, out)
+            definition = replay_definition(settings, clients, name, args, out)
             if definition is None:
                 return EXIT_OK
-        dest_key = pinned_key(clients)
+        dest_key = pinned_key(clients, name)
     finally:
         close_clients(clients)
     print(f"{definition.kind} {definition.id}: {definition.range_label()}, {','.join(definition.types)} -> "
@@ -82,7 +98,7 @@ def backfill_commands(args: argparse.Namespace, settings: Settings, now: datetim
                  lambda summary: print_summary(summary, out) if summary.units else None)
     clients = build_clients(settings)
     try:
-        p = progress_of(clients, definition, dest_key or pinned_key(clients) or "")
+        p = progress_of(clients, definition, dest_key or pinned_key(clients, name) or "")
     finally:
         close_clients(clients)
     if last is not None and not last.ok:
@@ -95,8 +111,8 @@ def backfill_commands(args: argparse.Namespace, settings: Settings, now: datetim
     return EXIT_FAILED
 
 
-def pinned_key(clients) -> str | None:  # type: ignore[no-untyped-def]
-    pin = clients.state.get_pin(DEFAULT_DESTINATION)
+def pinned_key(clients, name: str) -> str | None:  # type: ignore[no-untyped-def]
+    pin = clients.state.get_pin(name)
     return None if pin is None else pin.key
 
 
@@ -109,9 +125,10 @@ def _since(option: str, text: str | None) -> datetime | None:
         raise UsageError(f"{option} {text[:40]!r} is not an RFC 3339 time like 2026-11-28T12:00:00Z") from None
 
 
-def rejected_list(clients, args: argparse.Namespace, out: TextIO) -> int:  # type: ignore[no-untyped-def]
+def rejected_list(clients, name: str, args: argparse.Namespace,  # type: ignore[no-untyped-def]
+                  out: TextIO) -> int:
     since = _since("--since", args.since)
-    dest_key = pinned_key(clients)
+    dest_key = pinned_key(clients, name)
     if dest_key is None:
         print("nothing exported yet (no destination pin): no dead letters", file=out)
         return EXIT_OK
@@ -125,7 +142,7 @@ def rejected_list(clients, args: argparse.Namespace, out: TextIO) -> int:  # typ
         rows = [["type", "calls", "reason"]]
         rows += [[t, str(n), r] for (t, r), n in sorted(found.by_reason.items(), key=lambda kv: (kv[0][0], -kv[1]))]
         table(rows, out)
-    replays = [d for d in definitions(clients.state) if d.kind == "replay" and d.destination == DEFAULT_DESTINATION]
+    replays = [d for d in definitions(clients.state) if d.kind == "replay" and d.destination == name]
     # A call in the range and types of a recorded replay that exported a file, or may still (not
     # finished), is that replay's: a new replay of it is refused, so it is not counted as
     # replayable. A finished replay that exported nothing holds nothing back (_exported_any).
@@ -148,21 +165,21 @@ def rejected_list(clients, args: argparse.Namespace, out: TextIO) -> int:  # typ
     return EXIT_OK
 
 
-def replay_definition(settings: Settings, clients, args: argparse.Namespace,  # type: ignore[no-untyped-def]
-                      out: TextIO) -> Definition | None:
+def replay_definition(settings: Settings, clients, name: str,  # type: ignore[no-untyped-def]
+                      args: argparse.Namespace, out: TextIO) -> Definition | None:
     """The replay's recorded definition (written at its first run), or None when there is nothing
     to replay. Its range ends where every live type has been exported (those files are final)."""
     since = _since("--since", args.since)
     until = _since("--until", args.until)
     types = parse_types(args.types)
     replay_id = parse_id(args.id) if args.id else derived_replay_id(since, until, types)
-    sequence = ExportSequence(DEFAULT_DESTINATION, replay_id)
+    sequence = ExportSequence(name, replay_id)
     recipe = recipe_of(settings, sequence)
-    pin = clients.state.get_pin(DEFAULT_DESTINATION)
+    pin = clients.state.get_pin(name)
     if pin is None:
         print("nothing exported yet (no destination pin): nothing to replay", file=out)
         return None
-    known = recorded(clients.state, DEFAULT_DESTINATION, replay_id)
+    known = recorded(clients.state, name, replay_id)
     if known is None:
         live = [clients.state.get(pin.key, t) for t in CALL_TYPES]
         final = min((r.window_end for r in live if r is not None), default=None)
@@ -176,14 +193,14 @@ def replay_definition(settings: Settings, clients, args: argparse.Namespace,  # 
             return None
         found_types = tuple(t for t in CALL_TYPES if any(f.call_type == t for f in files))
         wanted = Definition(replay_id, "replay", files[0].window_start, files[-1].window_start + WINDOW,
-                            found_types, recipe)
-        with recording_replay(clients.state, DEFAULT_DESTINATION, replay_id) as held:
+                            found_types, recipe, name)
+        with recording_replay(clients.state, name, replay_id) as held:
             # One replay at a time looks for overlaps and records itself: two new replays of the
             # same dead letters started at once would each find the other not recorded yet.
             for other in definitions(clients.state):
-                if other.kind == "replay" and other.id != replay_id and other.start < wanted.end \
-                        and wanted.start < other.end and set(other.types) & set(wanted.types) \
-                        and _exported_any(clients, other, pin.key):
+                if other.kind == "replay" and other.destination == name and other.id != replay_id \
+                        and other.start < wanted.end and wanted.start < other.end \
+                        and set(other.types) & set(wanted.types) and _exported_any(clients, other, pin.key):
                     raise StateConflictError(
                         f"replay {other.id} already replayed the dead letters of {other.range_label()} "
                         f"({','.join(other.types)}): replaying them again would export the calls that pass "

@@ -9,11 +9,12 @@
     python -m shared.cli destinations list|enable NAME|disable NAME|remove NAME
     python -m shared.cli verify [--deep] [--against-etl] [--since T] [--until T] [--backfill ID] [--destination NAME]
                                                audit the files, manifests and positions of one sequence
-    python -m shared.cli backfill --start T1 --end T2 [--types t,...] [--id ID] [--queue]
+    python -m shared.cli backfill --start T1 --end T2 [--types t,...] [--id ID] [--queue] [--destination NAME]
                                                export a closed range again as its own sequence
                                                (--queue: record it and enqueue its chains for the workers)
-    python -m shared.cli rejected list [--since T]     the quarantined calls by reason, type, window
-    python -m shared.cli rejected replay [--since T] [--queue]   export the ones that pass today, as a replay
+    python -m shared.cli rejected list [--since T] [--destination NAME]   the quarantined calls by reason, type, window
+    python -m shared.cli rejected replay [--since T] [--queue] [--destination NAME]   export the ones that pass
+                                               today, as a replay
     python -m shared.cli plan [--now RFC3339]  what the timer does in queue mode: enqueue due work items
     python -m shared.cli work [--processes K] [--idle-exit S]  K local workers drain the work queue
 
@@ -40,7 +41,7 @@ from pathlib import Path
 from typing import Any, TextIO, cast
 
 from shared.backfill import UsageError
-from shared.backfill_cli import backfill_commands, print_backfills
+from shared.backfill_cli import backfill_commands, destination_settings, print_backfills
 from shared.blob_store import sas_expiry
 from shared.calltypes import CALL_TYPES
 from shared.checks import Check, run_checks, sas_expiry_warning, settings_failure
@@ -113,6 +114,8 @@ def _parser() -> argparse.ArgumentParser:
     fill.add_argument("--types", help="comma-separated call types (default: all)")
     fill.add_argument("--id", help="the backfill's id (default: derived from the range and the types)")
     fill.add_argument("--now", help="the clock, RFC 3339 (default: now)")
+    fill.add_argument("--destination", metavar="NAME", default=DEFAULT_DESTINATION,
+                      help="the destination (default: default, the app settings')")
     fill.add_argument("--queue", action="store_true",
                       help="record it and enqueue its chains on EXPORT_QUEUE (the workers run it) instead of "
                            "running it here")
@@ -120,12 +123,16 @@ def _parser() -> argparse.ArgumentParser:
     verbs = rejected.add_subparsers(dest="verb", required=True)
     listing = verbs.add_parser("list", help="quarantined calls by reason, type and window")
     listing.add_argument("--since", help="windows starting at or after this time, RFC 3339")
+    listing.add_argument("--destination", metavar="NAME", default=DEFAULT_DESTINATION,
+                         help="the destination (default: default, the app settings')")
     replay = verbs.add_parser("replay", help="re-validate them now; export those that pass as a replay")
     replay.add_argument("--since", help="windows starting at or after this time, RFC 3339")
     replay.add_argument("--until", help="windows starting before this time, RFC 3339")
     replay.add_argument("--types", help="comma-separated call types (default: all)")
     replay.add_argument("--id", help="the replay's id (default: derived from --since, --until and --types)")
     replay.add_argument("--now", help="the clock, RFC 3339 (default: now)")
+    replay.add_argument("--destination", metavar="NAME", default=DEFAULT_DESTINATION,
+                        help="the destination (default: default, the app settings')")
     replay.add_argument("--queue", action="store_true",
                         help="record it and enqueue its chains on EXPORT_QUEUE instead of running it here")
     plan = sub.add_parser("plan", help="enqueue one work item per due (destination, type) without one")
@@ -225,7 +232,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     if args.command == "work":
         return _guarded(lambda: cmd_work(settings, args.processes, args.idle_exit, out, err, args.verbose), err)
     if args.command in ("backfill", "rejected"):
-        return _guarded(lambda: backfill_commands(args, settings, now, out, err), err)
+        return _guarded(lambda: backfill_commands(args, settings, env, now, out, err), err)
     if args.command == "run":
         return run_command(settings, env, now, out, err)
     return status_command(settings, env, args.name, now, out, err)
@@ -486,8 +493,7 @@ def print_status(settings: Settings, clients, now: datetime, out: TextIO,  # typ
               + (f" - WARNING: {warning}" if warning else ""), file=out)
     elif settings.blob_sas_url:
         print("SAS has no expiry in the URL (a stored access policy sets it)", file=out)
-    if named.name == DEFAULT_DESTINATION:  # backfills are of the default destination
-        print_backfills(clients, pinned.key, out)
+    print_backfills(clients, named.name, pinned.key, out)
     if isinstance(unreachable, StateConflictError):  # the ETL API names other ids: runs stop
         raise unreachable
     if unreachable is not None:
@@ -522,20 +528,16 @@ def verify_command(settings: Settings, env: dict[str, str], args: argparse.Names
         print(f"error: {exc}", file=err)
         return EXIT_USAGE
     try:
-        named = get_destination(settings, args.destination, env=env)
-    except ExportError as exc:
+        dest_settings = destination_settings(settings, env, args.destination)
+        clients = build_clients(dest_settings)
+    except UsageError as exc:
         print(f"error: {exc}", file=err)
-        return EXIT_USAGE if isinstance(exc, SettingsError) else EXIT_FAILED
-    if named.settings is None:
-        print(f"error: destination {named.name}: {named.error}", file=err)
-        return EXIT_FAILED
-    try:
-        clients = build_clients(named.settings)
+        return EXIT_USAGE
     except ExportError as exc:
         print(f"error: {exc}", file=err)
         return EXIT_FAILED
     try:
-        return run_verify(named.settings, clients, out, **options)
+        return run_verify(dest_settings, clients, out, **options)
     except ExportError as exc:
         print(f"error: {exc}", file=err)
         return EXIT_FAILED

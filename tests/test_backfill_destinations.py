@@ -1,0 +1,165 @@
+"""``backfill``, ``rejected list`` and ``rejected replay`` of a named destination (``--destination``):
+its settings, its pin, its folder and its rows; the default destination's left as they were."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from shared.destinations import get_destination
+from shared.sequence import Sequence
+from shared.work_queue import WorkQueue
+from shared.worker import handle
+from tests.support.calls import make_window_calls
+from tests.support.invariants import check_container, ids_of, snapshot
+from tests.support.runs import FAST_ETL
+from tests.test_destinations import AFTER_THREE, W0, add, env_of, ok
+from tests.test_destinations import others as others  # the fixture
+
+EU = "eu/segment"
+KEY = "2184.13699"  # eu has the same ids as default (another folder): only the name tells them apart
+
+
+def _big(message_id: str, at: str) -> bytes:
+    return json.dumps({"messageId": message_id, "type": "track", "receivedAt": at, "event": "E",
+                       "properties": {"x": "y" * 70_000}}).encode()
+
+
+def _eu_exported(harness, others) -> tuple[dict[str, str], list]:
+    """Three windows of eu's calls, one of them over MAX_CALL_BYTES (quarantined); default exports
+    calls of its own into its own folder."""
+    env = env_of(others)
+    ok(add(harness, others["eu"], env))
+    calls = make_window_calls(W0, per_type={"track": 3, "identify": 2}, seed=41)
+    others["eu"].source.add(calls)
+    others["eu"].source.add([("track", "2026-11-28T12:14:00.000Z", _big("big-eu", "2026-11-28T12:14:00.000Z"))])
+    harness.env["EXPORT_START"] = "2026-11-28T12:00:00Z"
+    harness.source.add(make_window_calls(W0, per_type={"track": 1}, seed=42))
+    harness.source.add([("track", "2026-11-28T12:15:00.000Z", _big("big-default", "2026-11-28T12:15:00.000Z"))])
+    ok(harness.cli("run", "--now", AFTER_THREE, extra_env=env))
+    return env, calls
+
+
+def _default_files(harness) -> dict:
+    return {n: s for n, s in snapshot(harness.blobs()).items() if not n.startswith(f"{EU}/")}
+
+
+def test_a_backfill_of_a_named_destination_uses_its_settings_pin_and_folder(harness, others):
+    env, calls = _eu_exported(harness, others)
+    default_before = _default_files(harness)
+    proc = harness.cli("backfill", "--destination", "eu", "--start", "2026-11-28T12:00:00Z",
+                       "--end", "2026-11-28T12:10:00Z", "--id", "b1", "--now", AFTER_THREE, extra_env=env)
+    ok(proc)
+    assert "backfill b1: 2026-11-28T12:00:00Z..2026-11-28T12:10:00Z" in proc.stdout
+    assert f"-> {EU}/_backfill/b1/" in proc.stdout and "backfill b1 done" in proc.stdout
+    blobs = harness.blobs()
+    mine = {n: b for n, b in blobs.items() if n.startswith(f"{EU}/_backfill/b1/")}
+    check_container(mine, expected_ids=ids_of(calls), blob_path=f"{EU}/_backfill/b1")
+    assert f"{EU}/_backfill/b1/{KEY}.1.track.json" in mine  # eu's format (json), not default's (csv)
+    manifest = json.loads(blobs[f"{EU}/_backfill/b1/_manifests/{KEY}.20261128T1200Z.json"].data)
+    assert manifest["sequence"] == {"destination": "eu", "backfill": "b1"}
+    assert _default_files(harness) == default_before  # default's folder untouched
+    # the same id under default is another backfill, in default's folder
+    ok(harness.cli("backfill", "--start", "2026-11-28T12:00:00Z", "--end", "2026-11-28T12:10:00Z",
+                   "--types", "track", "--id", "b1", "--now", AFTER_THREE, extra_env=env))
+    assert any(n.startswith("exports/segment/_backfill/b1/") for n in harness.blobs())
+    # audited as eu's; status shows each destination its own backfills
+    ok(harness.cli("verify", "--destination", "eu", "--backfill", "b1", extra_env=env))
+    lines = {name: [ln.split() for ln in harness.cli("status", name, extra_env=env).stdout.splitlines()
+                    if ln.startswith("b1 ")] for name in ("eu", "default")}
+    assert lines["eu"] == [["b1", "backfill", "2026-11-28T12:00:00Z..2026-11-28T12:10:00Z",
+                            "identify,track,page,screen,alias,group", "6/6", "done"]], lines
+    assert lines["default"] == [["b1", "backfill", "2026-11-28T12:00:00Z..2026-11-28T12:10:00Z", "track", "1/1",
+                                 "done"]], lines
+    # Run again: the recorded definition is eu's; another range under the same id is refused.
+    again = harness.cli("backfill", "--destination", "eu", "--start", "2026-11-28T12:00:00Z",
+                        "--end", "2026-11-28T12:20:00Z", "--id", "b1", "--now", AFTER_THREE, extra_env=env)
+    ok(again, 1)
+    assert "backfill b1 was started with 2026-11-28T12:00:00Z..2026-11-28T12:10:00Z" in again.stderr
+
+
+def test_dead_letters_of_a_named_destination_are_listed_and_replayed_in_its_place(harness, others):
+    env, _ = _eu_exported(harness, others)
+    listed = harness.cli("rejected", "list", "--destination", "eu", extra_env=env)
+    ok(listed)
+    assert "1 quarantined call(s) in 1 file(s) of eu/segment/_rejected/" in listed.stdout, listed.stdout
+    assert "1 can be replayed" in listed.stdout
+    default_before = _default_files(harness)
+    ok(add(harness, others["eu"], env, "EXPORT_FORMAT=json", "MAX_CALL_BYTES=200000"))  # eu's fix only
+    proc = harness.cli("rejected", "replay", "--destination", "eu", "--id", "r1", "--now", AFTER_THREE,
+                       extra_env=env)
+    ok(proc)
+    assert "replay r1 done" in proc.stdout and f"-> {EU}/_backfill/r1/" in proc.stdout
+    mine = {n: b for n, b in harness.blobs().items() if n.startswith(f"{EU}/_backfill/r1/")}
+    check_container(mine, expected_ids={"big-eu"}, blob_path=f"{EU}/_backfill/r1")
+    assert _default_files(harness) == default_before
+    listed = harness.cli("rejected", "list", "--destination", "eu", extra_env=env).stdout
+    assert "0 can be replayed (`rejected replay`), 1 in the range of a recorded replay (below)" in listed, listed
+    # default's dead letters of the same window are its own: eu's replay neither holds them back
+    # nor stands in the way of default's replay of them
+    listed = harness.cli("rejected", "list", extra_env=env).stdout
+    assert "1 can be replayed" in listed and "replay r1" not in listed, listed
+    harness.env["MAX_CALL_BYTES"] = "200000"
+    ok(harness.cli("rejected", "replay", "--id", "r0", "--now", AFTER_THREE, extra_env=env))
+    theirs = {n: b for n, b in harness.blobs().items() if n.startswith("exports/segment/_backfill/r0/")}
+    check_container(theirs, expected_ids={"big-default"}, blob_path="exports/segment/_backfill/r0")
+    again = harness.cli("rejected", "replay", "--destination", "eu", "--id", "r2", "--now", AFTER_THREE,
+                        extra_env=env)
+    ok(again, 1)
+    assert "replay r1 already replayed the dead letters" in again.stderr
+
+
+def test_an_unknown_destination_is_a_usage_error_and_touches_nothing(harness, others):
+    env, _ = _eu_exported(harness, others)
+    before = snapshot(harness.blobs())
+    for args in (("backfill", "--start", "2026-11-28T12:00:00Z", "--end", "2026-11-28T12:10:00Z",
+                  "--now", AFTER_THREE), ("rejected", "list"), ("rejected", "replay", "--now", AFTER_THREE)):
+        proc = harness.cli(*args, "--destination", "nope", extra_env=env)
+        ok(proc, 2)
+        assert proc.stderr.splitlines() == [
+            "error: there is no destination 'nope' in DESTINATIONS_TABLE "
+            f"{harness.env.get('DESTINATIONS_TABLE', 'destinations')}: 'destinations list' shows them"], args
+    assert snapshot(harness.blobs()) == before
+
+
+def test_a_destination_whose_secret_cannot_be_read_fails_with_its_name(harness, others):
+    env, _ = _eu_exported(harness, others)
+    del env["EU_TOKEN"]
+    proc = harness.cli("rejected", "list", "--destination", "eu", extra_env=env)
+    ok(proc, 1)
+    assert proc.stderr.startswith("error: destination eu: ") and "EU_TOKEN" in proc.stderr
+    assert others["eu"].token not in proc.stderr + proc.stdout
+
+
+def test_a_queued_backfill_of_a_named_destination_is_worked_in_its_place(harness, others):
+    env, calls = _eu_exported(harness, others)
+    default_before = _default_files(harness)
+    harness.env["EXPORT_QUEUE"] = f"q{uuid.uuid4().hex[:20]}"
+    proc = harness.cli("backfill", "--destination", "eu", "--start", "2026-11-28T12:00:00Z",
+                       "--end", "2026-11-28T12:20:00Z", "--types", "track", "--id", "bq", "--queue",
+                       "--now", AFTER_THREE, extra_env=env)
+    ok(proc)
+    assert proc.stdout.splitlines()[1:3] == [
+        "enqueued eu backfill bq track 2026-11-28T12:00:00Z (horizon 2026-11-28T12:31:01Z)",
+        f"1 work item(s) enqueued on {harness.env['EXPORT_QUEUE']} for backfill bq (a type with a live chain or "
+        "nothing left gets none); `python -m shared.cli status` shows its progress"], proc.stdout
+    app = harness.settings()
+    eu = get_destination(app, "eu", env={**harness.env, **env})
+    assert eu.settings is not None
+    queue = WorkQueue.of(app)
+    statuses = []
+    try:
+        while (message := queue.receive(30)) is not None:
+            outcome = handle(message.content, app, queue=queue, destinations=[("eu", Sequence("eu"), eu.settings)],
+                             clients_kwargs={"etl_kwargs": FAST_ETL})
+            queue.delete(message)
+            statuses.append((outcome.item.destination, outcome.status))
+    finally:
+        queue.close()
+    assert statuses == [("eu", "exported"), ("eu", "empty")]  # 12:10 holds only the big call
+    mine = {n: b for n, b in harness.blobs().items() if n.startswith(f"{EU}/_backfill/bq/")}
+    # eu's calls of the range, its big call quarantined again (MAX_CALL_BYTES is still eu's 65536)
+    tracks = {c["messageId"] for c in calls if c["type"] == "track"}
+    check_container(mine, expected_ids=tracks, expected_rejected=1, blob_path=f"{EU}/_backfill/bq")
+    assert _default_files(harness) == default_before
+    ok(harness.cli("verify", "--destination", "eu", "--backfill", "bq", extra_env=env))
