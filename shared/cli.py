@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO, cast
 
-from shared.backfill import UsageError
+from shared.backfill import BACKFILLS_PARTITION, UsageError
 from shared.backfill_cli import backfill_commands, destination_settings, print_backfills
 from shared.blob_store import sas_expiry
 from shared.calltypes import CALL_TYPES
@@ -537,12 +537,30 @@ def verify_command(settings: Settings, env: dict[str, str], args: argparse.Names
         print(f"error: {exc}", file=err)
         return EXIT_FAILED
     try:
+        recorded_or_usage(clients.state, options["sequence"])
         return run_verify(dest_settings, clients, out, **options)
+    except UsageError as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_USAGE
     except ExportError as exc:
         print(f"error: {exc}", file=err)
         return EXIT_FAILED
     finally:
         close_clients(clients)
+
+
+def recorded_or_usage(store, sequence: ExportSequence) -> None:  # type: ignore[no-untyped-def]
+    """UsageError when ``sequence`` is a backfill that is not recorded for its destination (never
+    started, refused at its start, or another destination's), naming the ones that are."""
+    if sequence.live:
+        return
+    ids = sorted(str(e.get("backfill")) for e in store.rows(BACKFILLS_PARTITION)
+                 if e.get("destination") == sequence.destination)
+    if sequence.backfill not in ids:
+        raise UsageError(f"--backfill {sequence.backfill}: destination {sequence.destination} has no backfill or "
+                         f"replay of that id in STATE_TABLE {store.table_name} (it has "
+                         f"{', '.join(ids[:20]) + (', ...' if len(ids) > 20 else '') if ids else 'none'}); "
+                         "`status` lists them")
 
 
 def run_verify(settings: Settings, clients, out: TextIO, *, sequence: ExportSequence,  # type: ignore[no-untyped-def]
@@ -555,6 +573,11 @@ def run_verify(settings: Settings, clients, out: TextIO, *, sequence: ExportSequ
                     lambda problem: print(problem.line(), file=out, flush=True), deep=deep,
                     etl=clients.etl if against_etl else None, since=since, until=until,
                     max_call_bytes=settings.max_call_bytes)
+    if result.backfills:
+        inner = ExportSequence(sequence.destination, result.backfills[0]).folder(settings.blob_path)
+        print(f"backfills and replays in {inner.rsplit('/', 1)[0]}/ (not audited here; `verify --backfill ID"
+              + ("" if sequence.destination == DEFAULT_DESTINATION else f" --destination {sequence.destination}")
+              + f"` audits one): {', '.join(result.backfills)}", file=out)
     print(result.summary(sequence.label(), folder), file=out)
     return EXIT_OK if result.ok else EXIT_FAILED
 

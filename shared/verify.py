@@ -3,7 +3,9 @@
 Checks, one :class:`Problem` per finding, naming the blob or the window:
 
 * every blob under the folder is a data file, a dead-letter file or a manifest of this sequence
-  (``foreign`` otherwise; the live sequence skips ``_backfill/``, other sequences' folders);
+  (``foreign`` otherwise); the live sequence leaves ``_backfill/`` to each backfill's own audit, but
+  a folder there of no backfill or replay recorded for the destination is ``foreign`` (one problem
+  per folder);
 * data file names and metadata agree (type, position, window, rows, SHA-256); positions 1..N per
   type (N: the type's committed position in STATE_TABLE) are each there exactly once (``gap``,
   ``duplicate``), none past N unless a pending claim is writing it;
@@ -33,6 +35,7 @@ from datetime import UTC, datetime
 
 import orjson
 
+from shared.backfill import BACKFILLS_PARTITION
 from shared.blob_store import BlobStore, ListedBlob
 from shared.calltypes import CALL_TYPES
 from shared.errors import ExportError
@@ -80,6 +83,8 @@ class VerifyResult:
     rejected_files: int = 0
     windows_checked_with_etl: int = 0
     problems: Counter[str] = field(default_factory=Counter)
+    #: The live audit: the recorded backfills and replays with a folder in ``_backfill/`` (audited apart).
+    backfills: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -152,6 +157,7 @@ class Verifier:
         self.listed: dict[str, int] = Counter()  # type or "rejected:type" -> digest sum from manifests
         self.found: dict[str, int] = Counter()  # the same from the blobs
         self.floor: dict[str, int] = {}  # type -> last position in another place (the export moved here)
+        self.backfill_blobs: Counter[str] = Counter()  # the live audit: blobs per folder of _backfill/
 
     def problem(self, kind: str, where: str, detail: str) -> None:
         self.result.problems[kind] += 1
@@ -171,6 +177,8 @@ class Verifier:
         self._manifests(rows)
         self._files(rows)
         self._compare()
+        if self.sequence.live:
+            self._backfill_folders()
         if self.etl is not None:
             self._against_etl()
         for kind in KINDS:
@@ -291,6 +299,19 @@ class Verifier:
                 self.listed["rejected:" + t] = (self.listed["rejected:" + t] + _digest(
                     r.name, r.bytes, r.rows, r.sha256, format_rfc3339(window.start))) % _MOD
 
+    def _backfill_folders(self) -> None:
+        """Each folder of ``_backfill/`` is a recorded backfill's or replay's of this destination
+        (audited with ``--backfill ID``), or foreign: one problem per folder, not per blob."""
+        recorded = {e.get("backfill") for e in self.state.rows(BACKFILLS_PARTITION)
+                    if e.get("destination") == self.sequence.destination}
+        for folder, count in sorted(self.backfill_blobs.items()):
+            if folder in recorded:
+                self.result.backfills.append(folder)
+            else:
+                self.problem("foreign", f"{self.prefix}{BACKFILL_FOLDER}/{folder}/",
+                             f"{count} blob(s) of no backfill or replay of destination {self.sequence.destination} "
+                             f"recorded in STATE_TABLE {self.state.table_name}: move them away")
+
     # -- files ------------------------------------------------------------------------------------
     def _files(self, rows: dict[str, TypeState]) -> None:
         bits = {t: _Bits() for t in CALL_TYPES}
@@ -299,6 +320,7 @@ class Verifier:
         for blob in self._list(self.prefix):
             name = blob.name
             if skip and name.startswith(skip):
+                self.backfill_blobs[name[len(skip):].split("/", 1)[0]] += 1
                 continue
             leaf = name[len(self.prefix):]
             if leaf.startswith(f"{MANIFESTS_FOLDER}/"):

@@ -65,6 +65,10 @@ def test_a_backfill_of_a_named_destination_uses_its_settings_pin_and_folder(harn
     assert any(n.startswith("exports/segment/_backfill/b1/") for n in harness.blobs())
     # audited as eu's; status shows each destination its own backfills
     ok(harness.cli("verify", "--destination", "eu", "--backfill", "b1", extra_env=env))
+    live = harness.cli("verify", "--destination", "eu", extra_env=env)
+    ok(live)
+    assert "backfills and replays in eu/segment/_backfill/ (not audited here; `verify --backfill ID --destination " \
+        "eu` audits one): b1\n" in live.stdout, live.stdout
     lines = {name: [ln.split() for ln in harness.cli("status", name, extra_env=env).stdout.splitlines()
                     if ln.startswith("b1 ")] for name in ("eu", "default")}
     assert lines["eu"] == [["b1", "backfill", "2026-11-28T12:00:00Z..2026-11-28T12:10:00Z",

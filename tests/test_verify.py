@@ -158,7 +158,8 @@ def test_a_backfill_is_audited_in_its_folder_and_the_live_audit_leaves_it_out(ha
                        "--types", "track,identify", "--id", "b1", "--now", NOW)
     assert proc.returncode == 0, proc.stderr
     assert any("/_backfill/b1/_manifests/" in n for n in harness.blobs())
-    assert _verify(harness)[:2] == (0, [])
+    assert _verify(harness)[:2] == (0, ["backfills and replays in exports/segment/_backfill/ (not audited here; "
+                                        "`verify --backfill ID` audits one): b1"])
     proc = harness.cli("verify", "--backfill", "b1")
     assert proc.returncode == 0, proc.stdout
     assert "verify default backfill b1 in exports/segment/_backfill/b1: 2 manifest(s)" in proc.stdout
@@ -169,8 +170,22 @@ def test_a_backfill_is_audited_in_its_folder_and_the_live_audit_leaves_it_out(ha
     _container(harness).upload_blob(f"{FOLDER}/_backfill/b1/{KEY}.1.page.csv", b"x")
     proc = harness.cli("verify", "--backfill", "b1")
     assert proc.returncode == 1 and f"foreign: {FOLDER}/_backfill/b1/{KEY}.1.page.csv:" in proc.stdout
+    # an id never recorded (never started, refused, mistyped) is a usage error naming the recorded ones
     proc = harness.cli("verify", "--backfill", "nope")
-    assert proc.returncode == 1 and "no state rows" in proc.stdout
+    assert (proc.returncode, proc.stdout) == (2, ""), proc.stdout
+    assert proc.stderr.splitlines() == [f"error: --backfill nope: destination default has no backfill or replay "
+                                        f"of that id in STATE_TABLE {harness.table} (it has b1); `status` lists them"]
+
+
+def test_the_live_audit_names_a_folder_of_backfill_that_no_backfill_recorded(harness):
+    _export(harness)
+    for n in (1, 2, 3):  # left by a backfill whose state was deleted, or copied in by hand
+        _container(harness).upload_blob(f"{FOLDER}/_backfill/old/{KEY}.{n}.track.csv", b"x")
+    code, problems, summary = _verify(harness)
+    assert code == 1 and problems == [
+        f"foreign: {FOLDER}/_backfill/old/: 3 blob(s) of no backfill or replay of destination default recorded "
+        f"in STATE_TABLE {harness.table}: move them away"], problems
+    assert summary.endswith("1 problem(s) (foreign 1)")
 
 
 def test_bad_bounds_are_a_usage_error(harness):
