@@ -14,6 +14,7 @@ our errors in shared/azure_errors.py.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import logging
@@ -324,6 +325,23 @@ class BlobStore:
             raise _conflict(name, identity, existing)
         return StagedUpload(self, name, identity, content_type, verify_only=existing is not None, guard=guard)
 
+    def probe_access(self) -> None:
+        """Read and write as the exporter does, without writing anything (``check``): the properties
+        of a blob that is not there (404 when reading is allowed) and a Put Blob that can never
+        succeed (If-Match an ETag no blob has: 404 or 412 when writing is allowed).
+        :class:`StoragePermissionError` names a permission that is refused: a managed identity's
+        role or a stored access policy is only known by asking."""
+        blob = self.container.get_blob_client(self.name(f"_check/{os.urandom(8).hex()}"))
+        with contextlib.suppress(ResourceNotFoundError):
+            self.call("r", blob.get_blob_properties)
+        try:
+            self.call("cw", lambda: blob.upload_blob(b"", overwrite=True, etag=_NO_SUCH_ETAG,
+                                                     match_condition=MatchConditions.IfNotModified))
+        except (ResourceNotFoundError, ResourceModifiedError):
+            return
+        raise StorageError(f"{blob.blob_name}: a write conditional on an ETag no blob has succeeded: the store "
+                           "does not honour conditional writes, which exactly-once depends on")
+
     def call(self, permission: str, fn: Callable[[], _T]) -> _T:
         """Run one SDK call, mapping its failures to our errors (shared/azure_errors.py)."""
         return storage_call(
@@ -343,7 +361,12 @@ class BlobStore:
             granted = sas_permissions(self._sas_url)
             missing = [names[p] for p in need if p in names and p not in granted]
             expiry = sas_expiry(self._sas_url)
-            if expiry and expiry <= datetime.now(UTC):
+            policy = parse_qs(urlsplit(self._sas_url).query).get("si", [""])[0]
+            if not granted and policy:  # the permissions (and maybe the expiry) are the policy's
+                message = (f"the stored access policy {policy!r} of the BLOB_SAS_URL token does not grant "
+                           f"{' + '.join(names.get(p, p) for p in need)} ({code}), or it expired or was "
+                           "removed: the exporter needs a policy with rcwl")
+            elif expiry and expiry <= datetime.now(UTC):
                 message = f"the BLOB_SAS_URL token expired at {format_rfc3339(expiry)} ({code}): issue a new SAS"
             elif missing:
                 message = (
@@ -353,6 +376,10 @@ class BlobStore:
             else:
                 message += "; the SAS may be tampered with, revoked or for another container"
         return StoragePermissionError(message)
+
+
+#: An ETag no blob has (Azure's are ``"0x8D..."`` of the blob's last write): a write conditional on it never lands.
+_NO_SUCH_ETAG = '"0x0000000000000000"'
 
 
 def _conflict(name: str, identity: FileIdentity, existing: Mapping[str, str]) -> BlobConflictError:

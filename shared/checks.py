@@ -104,6 +104,11 @@ def _probe(name: str, fn: Callable[[], str], fix: str) -> Check:
         return Check(name, False, f"{redact_text(str(exc))[:200]}: {fix}")
 
 
+def _allowed(probe: Callable[[], None]) -> str:
+    probe()
+    return "allowed (asked without writing: a read and a conditional write that cannot land)"
+
+
 def run_checks(settings: Settings, out: TextIO, now: datetime | None = None) -> bool:
     """Run every check, print one line each to ``out``; True when none failed (WARN passes)."""
     now = now or datetime.now(UTC)
@@ -127,6 +132,9 @@ def run_checks(settings: Settings, out: TextIO, now: datetime | None = None) -> 
 
         checks.append(_probe("destination container", list_container,
                              "check BLOB_SAS_URL (or BLOB_ACCOUNT_URL/BLOB_CONTAINER and the role)"))
+        if checks[-1].ok:
+            checks.append(_probe("blob read and write", lambda: _allowed(clients.blobs.probe_access),
+                                 "grant the identity 'Storage Blob Data Contributor' (or a SAS with sp=rcwl)"))
 
         def table() -> str:
             clients.state.ensure_table()

@@ -33,7 +33,7 @@ def test_check_passes_on_the_default_settings(harness):
     assert result.returncode == 0, result.stdout + result.stderr
     lines = _lines(result.stdout)
     assert set(lines) == {"settings", "ETL API", "SAS uses https", "SAS permissions", "SAS expiry",
-                          "destination container", "state table"}
+                          "destination container", "blob read and write", "state table"}
     assert all(line.startswith("PASS") for line in lines.values()), result.stdout
     assert "destination 2184.13699" in lines["ETL API"]
     assert "sp=rcwl" in lines["SAS permissions"]
@@ -50,6 +50,43 @@ def test_check_fails_for_a_sas_without_create_permission(harness):
     assert result.returncode == 1
     line = _lines(result.stdout)["SAS permissions"]
     assert line == "FAIL  SAS permissions: missing create (sp=rwl): issue a SAS with sp=rcwl"
+
+
+def _policy_sas(harness, permission: str) -> str:
+    """A SAS whose permissions and expiry are a stored access policy's (the URL has no sp, no se)."""
+    from azure.storage.blob import AccessPolicy, generate_container_sas
+
+    from devtools.azurite import ACCOUNT, KEY
+
+    now = datetime.now(UTC)
+    harness.azurite.blob_service().get_container_client(harness.container).set_container_access_policy(
+        signed_identifiers={"exporter": AccessPolicy(permission=permission, expiry=now + timedelta(days=1),
+                                                     start=now - timedelta(minutes=5))})
+    token = generate_container_sas(ACCOUNT, harness.container, account_key=KEY, policy_id="exporter")
+    return f"{harness.azurite.blob_url}/{harness.container}?{token}"
+
+
+@pytest.mark.parametrize(("permission", "refused"), [("cwl", "read"), ("rl", "create + write"), ("rcwl", None)])
+def test_check_asks_storage_for_the_permissions_a_stored_policy_or_a_role_grants(harness, permission, refused):
+    # The URL cannot say what the policy grants (as for a managed identity's role): check asks.
+    sas = _policy_sas(harness, permission)
+    before = [b.name for b in harness.azurite.blob_service().get_container_client(harness.container)
+              .list_blobs(include=["uncommittedblobs"])]
+    result = harness.cli("check", extra_env={"BLOB_SAS_URL": sas})
+    lines = _lines(result.stdout)
+    assert lines["SAS permissions"].startswith("WARN  SAS permissions: set by the stored access policy 'exporter'")
+    if refused is None:
+        assert result.returncode == 0, result.stdout
+        assert lines["blob read and write"].startswith("PASS  blob read and write: allowed (asked without writing")
+    else:
+        assert result.returncode == 1, result.stdout
+        assert lines["blob read and write"] == (
+            f"FAIL  blob read and write: the stored access policy 'exporter' of the BLOB_SAS_URL token does not "
+            f"grant {refused} (AuthorizationPermissionMismatch), or it expired or was removed: the exporter needs "
+            "a policy with rcwl")
+    after = [b.name for b in harness.azurite.blob_service().get_container_client(harness.container)
+             .list_blobs(include=["uncommittedblobs"])]
+    assert after == before  # the probe wrote nothing, not even an uncommitted block
 
 
 def test_check_fails_for_an_expired_sas(harness):
