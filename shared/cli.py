@@ -60,6 +60,7 @@ from shared.destinations import (
 )
 from shared.errors import ExportError, SettingsError, StateConflictError
 from shared.etl_client import Destination
+from shared.places import overlaps
 from shared.redact import RedactingWriter, install_log_redaction, redact_text, redact_url
 from shared.secret_refs import is_secret, parse_ref
 from shared.sequence import DEFAULT_DESTINATION, LIVE_DEFAULT
@@ -364,6 +365,9 @@ def check_command(settings: Settings, env: dict[str, str], name: str | None, out
         return EXIT_USAGE
     alone = _only_default(destinations) and table_error is None and name is None
     ok = table_error is None
+    everyone = destinations if name is None else _selected(settings, env, None, quick=True)[0]
+    neighbours = [(d.name, d.settings) for d in everyone if d.settings is not None]
+    enabled = {d.name for d in everyone if d.enabled}
     if table_error:
         print(Check("destinations", False, redact_text(table_error)).line(), file=out)
     for i, dest in enumerate(destinations):
@@ -378,6 +382,12 @@ def check_command(settings: Settings, env: dict[str, str], name: str | None, out
             continue
         lines = io.StringIO()
         passed = run_checks(dest.settings, lines)
+        if dest.name in {n for n, _ in neighbours}:
+            for other, problem in overlaps(dest.name, neighbours):
+                # beside a disabled destination it is a warning: nothing writes there now
+                check = Check("folder", other not in enabled, problem, warn=True)
+                passed = passed and check.ok
+                print(check.line(), file=lines)
         for line in lines.getvalue().splitlines():
             print(line + _where_secrets_are(line, dest), file=out)
         ok = (passed or not counts) and ok

@@ -1,0 +1,82 @@
+"""Two destinations in one folder, or one inside the other's: ``check`` fails (beside a disabled
+one it warns); the rule itself (shared/places.py) as a property."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.places import overlaps
+from shared.settings import Settings
+from tests.test_destinations import add, env_of, ok
+from tests.test_destinations import others as others  # the fixture
+
+BASE = {"ETL_API_ENDPOINT": "https://etl.example.com", "ETL_API_TOKEN": "t" * 20,
+        "AzureWebJobsStorage": "UseDevelopmentStorage=true", "EXPORT_FORMAT": "csv"}
+
+
+def _settings(container: str, folder: str, *, account: bool = False) -> Settings:
+    if account:  # the same container reached with the managed identity is the same place
+        return Settings.from_env({**BASE, "BLOB_ACCOUNT_URL": "https://acct.blob.core.windows.net",
+                                  "BLOB_CONTAINER": container, "BLOB_PATH": folder})
+    return Settings.from_env({**BASE, "BLOB_SAS_URL": f"https://ACCT.blob.core.windows.net:443/{container}?sp=rcwl&sig=x",
+                              "BLOB_PATH": folder})
+
+
+_FOLDER = st.lists(st.sampled_from(["a", "b", "ab", "_backfill"]), max_size=3).map("/".join)
+
+
+@given(places=st.lists(st.tuples(st.sampled_from(["c1x", "c2x"]), _FOLDER, st.booleans()), min_size=2, max_size=5))
+def test_an_overlap_is_seen_from_both_sides_and_only_within_a_container(places):
+    dests = [(f"d{i}", _settings(c, f, account=a)) for i, (c, f, a) in enumerate(places)]
+    found = {n: {other for other, _ in overlaps(n, dests)} for n, _ in dests}
+    for i, (c, f, _) in enumerate(places):
+        for j, (c2, f2, _) in enumerate(places):
+            if i == j:
+                continue
+            nested = f == f2 or f == "" or f2 == "" or f.startswith(f2 + "/") or f2.startswith(f + "/")
+            assert (f"d{j}" in found[f"d{i}"]) == (c == c2 and nested), (places, found)
+
+
+def test_sibling_folders_and_prefixes_that_are_not_folders_do_not_overlap():
+    dests = [("a", _settings("cont", "exports")), ("b", _settings("cont", "exports2")),
+             ("c", _settings("cont", "other/exports"))]
+    assert [overlaps(n, dests) for n, _ in dests] == [[], [], []]
+
+
+def test_check_fails_for_two_destinations_in_one_folder_and_warns_beside_a_disabled_one(harness, others):
+    env = env_of(others)
+    same = dataclasses.replace(others["eu"], blob_path="exports/segment")  # default's folder, same container
+    ok(add(harness, same, env))
+    result = harness.cli("check", extra_env=env)
+    ok(result, 1)
+    lines = [ln for ln in result.stdout.splitlines() if "  folder: " in ln]
+    assert lines == [
+        "FAIL  folder: writes into the same folder exports/segment as destination eu (same container): give each "
+        "destination a folder of its own, beside the others' (BLOB_PATH); with the same ids they would write the "
+        "same file names, and verify calls each one's files foreign to the other",
+        "FAIL  folder: writes into the same folder exports/segment as destination default (same container): give "
+        "each destination a folder of its own, beside the others' (BLOB_PATH); with the same ids they would write "
+        "the same file names, and verify calls each one's files foreign to the other"], result.stdout
+    named = harness.cli("check", "eu", extra_env=env)  # checked alone, it is still compared with the others
+    ok(named, 1)
+    assert "FAIL  folder: writes into the same folder exports/segment as destination default" in named.stdout
+    ok(harness.cli("destinations", "disable", "eu", extra_env=env))
+    result = harness.cli("check", extra_env=env)
+    ok(result)  # eu writes nothing now: default's line is a warning
+    assert "WARN  folder: writes into the same folder exports/segment as destination eu" in result.stdout
+    inside = dataclasses.replace(others["eu"], blob_path="exports/segment/eu")
+    ok(add(harness, inside, env))
+    ok(harness.cli("destinations", "enable", "eu", extra_env=env))
+    result = harness.cli("check", extra_env=env)
+    ok(result, 1)
+    assert "FAIL  folder: holds destination eu's folder exports/segment/eu (same container)" in result.stdout
+    assert "FAIL  folder: writes inside destination default's folder exports/segment (same container)" \
+        in result.stdout
+    beside = dataclasses.replace(others["eu"], blob_path="exports/segment-eu")
+    ok(add(harness, beside, env))
+    result = harness.cli("check", extra_env=env)
+    ok(result)
+    assert "  folder: " not in result.stdout
