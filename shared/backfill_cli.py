@@ -50,13 +50,17 @@ def print_backfills(clients, name: str, dest_key: str, out: TextIO) -> None:  # 
     table(rows, out)
 
 
-def destination_settings(app: Settings, env: Mapping[str, str], name: str) -> Settings:
+def destination_settings(app: Settings, env: Mapping[str, str], name: str, *, queued: bool = False) -> Settings:
     """The settings of destination ``name`` (``default``: the app settings): UsageError when there
-    is none of that name, ExportError when its settings cannot be read (a secret reference)."""
+    is none of that name, ExportError when its settings cannot be read (a secret reference) or,
+    ``queued``, when it is disabled (the workers drop a disabled destination's items)."""
     try:
         named = get_destination(app, name, env=env)
     except SettingsError as exc:
         raise UsageError(str(exc)) from None
+    if queued and not named.enabled:
+        raise ExportError(f"destination {name} is disabled: its work items would be dropped; enable it "
+                          f"(`destinations enable {name}`) or run this without --queue")
     if named.settings is None:
         raise ExportError(named.error or f"destination {name}: its settings cannot be read")
     return named.settings
@@ -71,7 +75,7 @@ def backfill_commands(args: argparse.Namespace, app: Settings, env: Mapping[str,
         start, end = parse_range(args.start, args.end, now, app.settle_seconds)
         types = parse_types(args.types)
         backfill_id = parse_id(args.id) if args.id else derived_id("backfill", start, end, types)
-    settings = destination_settings(app, env, name)
+    settings = destination_settings(app, env, name, queued=bool(getattr(args, "queue", False)))
     if args.command == "backfill":
         sequence = ExportSequence(name, backfill_id)
         wanted = Definition(backfill_id, "backfill", start, end, types, recipe_of(settings, sequence), name)

@@ -6,8 +6,14 @@ from __future__ import annotations
 import json
 import uuid
 
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.backfill_run import recipe_diff
 from shared.destinations import get_destination
+from shared.errors import StateConflictError
 from shared.sequence import Sequence
+from shared.state_store import StateStore, make_table_service
 from shared.work_queue import WorkQueue
 from shared.worker import handle
 from tests.support.calls import make_window_calls
@@ -163,3 +169,100 @@ def test_a_queued_backfill_of_a_named_destination_is_worked_in_its_place(harness
     check_container(mine, expected_ids=tracks, expected_rejected=1, blob_path=f"{EU}/_backfill/bq")
     assert _default_files(harness) == default_before
     ok(harness.cli("verify", "--destination", "eu", "--backfill", "bq", extra_env=env))
+
+
+def _drain(harness, app, name: str, env: dict[str, str]) -> list[tuple[str, str]]:
+    """Work every queued item with destination ``name``'s settings as they are now (a worker's lookup)."""
+    named = get_destination(app, name, env={**harness.env, **env})
+    assert named.settings is not None
+    queue = WorkQueue.of(app)
+    statuses = []
+    try:
+        while (message := queue.receive(30)) is not None:
+            try:
+                outcome = handle(message.content, app, queue=queue,
+                                 destinations=[(name, Sequence(name), named.settings)],
+                                 clients_kwargs={"etl_kwargs": FAST_ETL})
+                statuses.append((outcome.item.destination, outcome.status))
+            except StateConflictError as exc:  # permanent: the host retries it, then poisons it
+                statuses.append(("error", str(exc)))
+            queue.delete(message)
+    finally:
+        queue.close()
+    return statuses
+
+
+def test_a_queued_backfill_is_not_worked_with_settings_other_than_those_it_was_recorded_with(harness, others):
+    """`destinations add eu` with another format between `backfill --queue` and the workers: the
+    inline run refuses such a change, so must the workers (one backfill, one recipe)."""
+    env, _ = _eu_exported(harness, others)
+    harness.env["EXPORT_QUEUE"] = f"q{uuid.uuid4().hex[:20]}"
+    ok(harness.cli("backfill", "--destination", "eu", "--start", "2026-11-28T12:00:00Z",
+                   "--end", "2026-11-28T12:20:00Z", "--types", "track", "--id", "bq", "--queue",
+                   "--now", AFTER_THREE, extra_env=env))
+    ok(add(harness, others["eu"], env, "EXPORT_FORMAT=csv"))  # eu's settings change meanwhile
+    statuses = _drain(harness, harness.settings(), "eu", env)
+    assert [s for s, _ in statuses] == ["error"], statuses
+    message = statuses[0][1]
+    assert "backfill bq was recorded with other settings than destination eu's now" in message, message
+    assert "nothing was exported" in message
+    assert not [n for n in harness.blobs() if n.startswith(f"{EU}/_backfill/bq/") and "/_manifests/" not in n]
+    # the inline run says the same (one line, exit 1)
+    again = harness.cli("backfill", "--destination", "eu", "--start", "2026-11-28T12:00:00Z",
+                        "--end", "2026-11-28T12:20:00Z", "--types", "track", "--id", "bq",
+                        "--now", AFTER_THREE, extra_env=env)
+    ok(again, 1)
+    assert "recipe" in again.stderr and len(again.stderr.splitlines()) == 1, again.stderr
+    # settings back as recorded: it runs (here inline) in one recipe, and audits clean
+    ok(add(harness, others["eu"], env))
+    ok(harness.cli("backfill", "--destination", "eu", "--start", "2026-11-28T12:00:00Z",
+                   "--end", "2026-11-28T12:20:00Z", "--types", "track", "--id", "bq",
+                   "--now", AFTER_THREE, extra_env=env))
+    assert f"{EU}/_backfill/bq/{KEY}.1.track.json" in harness.blobs()
+    ok(harness.cli("verify", "--destination", "eu", "--backfill", "bq", extra_env=env))
+
+
+def test_a_disabled_destination_is_not_queued_for_workers_that_drop_its_items(harness, others):
+    env, _ = _eu_exported(harness, others)
+    harness.env["EXPORT_QUEUE"] = f"q{uuid.uuid4().hex[:20]}"
+    ok(harness.cli("rejected", "list", "--destination", "eu", extra_env=env))
+    ok(harness.cli("destinations", "disable", "eu", extra_env=env))
+    ok(add(harness, others["eu"], env, "EXPORT_FORMAT=json", "MAX_CALL_BYTES=200000"))
+    for args in (("backfill", "--start", "2026-11-28T12:00:00Z", "--end", "2026-11-28T12:10:00Z", "--id", "bd"),
+                 ("rejected", "replay", "--id", "rd")):
+        proc = harness.cli(*args, "--destination", "eu", "--queue", "--now", AFTER_THREE, extra_env=env)
+        ok(proc, 1)
+        assert proc.stderr.splitlines() == [
+            "error: destination eu is disabled: its work items would be dropped; enable it "
+            "(`destinations enable eu`) or run this without --queue"], proc.stderr
+    store = StateStore(make_table_service(harness.azurite.connection_string), harness.table)
+    try:
+        assert [e["RowKey"] for e in store.rows("backfills")] == []  # nothing recorded
+    finally:
+        store.service.close()
+    queue = WorkQueue.of(harness.settings())
+    try:
+        queue.ensure()
+        assert queue.depth().messages == 0
+    finally:
+        queue.close()
+    # inline, a disabled destination's backfill runs (the operator asked for it by name)
+    ok(harness.cli("backfill", "--destination", "eu", "--start", "2026-11-28T12:00:00Z", "--end",
+                   "2026-11-28T12:10:00Z", "--id", "bd", "--now", AFTER_THREE, extra_env=env))
+
+
+_recipes = st.dictionaries(st.sampled_from(["export_format", "gzip", "blob_path", "container", "max_call_bytes"]),
+                           st.one_of(st.text(alphabet="abc x/.", max_size=8), st.integers(-(2**63), 2**63 - 1),
+                                     st.booleans()))
+
+
+@given(was=_recipes, now=_recipes, junk=st.text(max_size=30))
+def test_the_refusal_names_each_setting_that_changed_and_reads_any_recorded_text(was, now, junk):
+    """A recorded recipe is a row's text (a hand edit may be anything): the refusal's diff never
+    raises, and names exactly the settings that differ."""
+    import orjson
+
+    said = recipe_diff(orjson.dumps(was).decode(), orjson.dumps(now).decode())
+    changed = {k for k in was.keys() | now.keys() if was.get(k) != now.get(k)}
+    assert {part.split(" ", 1)[0] for part in said.split(", ") if part} == changed
+    assert isinstance(recipe_diff(junk, orjson.dumps(now).decode()), str)
