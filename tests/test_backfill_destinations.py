@@ -3,6 +3,7 @@ its settings, its pin, its folder and its rows; the default destination's left a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 
@@ -266,3 +267,46 @@ def test_the_refusal_names_each_setting_that_changed_and_reads_any_recorded_text
     changed = {k for k in was.keys() | now.keys() if was.get(k) != now.get(k)}
     assert {part.split(" ", 1)[0] for part in said.split(", ") if part} == changed
     assert isinstance(recipe_diff(junk, orjson.dumps(now).decode()), str)
+
+
+def test_a_queued_replay_of_a_named_destination_reads_and_writes_only_its_own_dead_letters(harness, others):
+    env, _ = _eu_exported(harness, others)
+    default_before = _default_files(harness)
+    harness.env["EXPORT_QUEUE"] = f"q{uuid.uuid4().hex[:20]}"
+    ok(add(harness, others["eu"], env, "EXPORT_FORMAT=json", "MAX_CALL_BYTES=200000"))
+    proc = harness.cli("rejected", "replay", "--destination", "eu", "--id", "rq", "--queue", "--now", AFTER_THREE,
+                       extra_env=env)
+    ok(proc)
+    assert "enqueued eu backfill rq track 2026-11-28T12:10:00Z" in proc.stdout, proc.stdout
+    statuses = _drain(harness, harness.settings(), "eu", env)
+    assert statuses == [("eu", "exported")], statuses
+    mine = {n: b for n, b in harness.blobs().items() if n.startswith(f"{EU}/_backfill/rq/")}
+    check_container(mine, expected_ids={"big-eu"}, blob_path=f"{EU}/_backfill/rq")
+    assert _default_files(harness) == default_before
+    ok(harness.cli("verify", "--destination", "eu", "--backfill", "rq", extra_env=env))
+    # default's replay of its own dead letter under the same id is another replay
+    harness.env["MAX_CALL_BYTES"] = "200000"
+    ok(harness.cli("rejected", "replay", "--id", "rq", "--now", AFTER_THREE, extra_env=env))
+    theirs = {n: b for n, b in harness.blobs().items() if n.startswith("exports/segment/_backfill/rq/")}
+    check_container(theirs, expected_ids={"big-default"}, blob_path="exports/segment/_backfill/rq")
+    status = harness.cli("status", "eu", extra_env=env).stdout
+    assert [ln.split()[:2] for ln in status.splitlines() if ln.startswith("rq ")] == [["rq", "replay"]], status
+
+
+def test_verify_audits_a_backfill_where_it_was_written_after_its_destination_moved(harness, others):
+    """A finished backfill of eu, then eu's export moved (a new BLOB_PATH): `verify --backfill`
+    audits the backfill's recorded folder, not the folder the new settings would give it."""
+    env, _ = _eu_exported(harness, others)
+    ok(harness.cli("backfill", "--destination", "eu", "--start", "2026-11-28T12:00:00Z",
+                   "--end", "2026-11-28T12:10:00Z", "--id", "b1", "--now", AFTER_THREE, extra_env=env))
+    ok(add(harness, dataclasses.replace(others["eu"], blob_path="eu/moved"), env))
+    proc = harness.cli("verify", "--destination", "eu", "--backfill", "b1", extra_env=env)
+    ok(proc)
+    assert proc.stdout.splitlines()[-1].startswith(f"verify eu backfill b1 in {EU}/_backfill/b1: "), proc.stdout
+    # a backfill written to another container than the settings reach now: one line saying so
+    proc = harness.cli("verify", "--destination", "eu", "--backfill", "b1",
+                       extra_env={**env, "EU_SAS": others["us"].sas})
+    ok(proc, 1)
+    assert len(proc.stderr.splitlines()) == 1 and "backfill b1 was written to the container" in proc.stderr, \
+        proc.stderr
+    assert "sig=" not in proc.stderr
