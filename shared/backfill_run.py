@@ -50,9 +50,12 @@ def recorded(store: StateStore, destination: str, backfill_id: str) -> Definitio
     return None if entity is None else Definition.from_entity(entity, store.table_name)
 
 
-def definitions(store: StateStore) -> list[Definition]:
-    """Every recorded backfill and replay, oldest range first."""
-    found = [Definition.from_entity(e, store.table_name) for e in store.rows(BACKFILLS_PARTITION)]
+def definitions(store: StateStore, destination: str | None = None) -> list[Definition]:
+    """Every recorded backfill and replay (of ``destination`` only: another destination's row is
+    not read, so one it cannot read is that destination's problem alone), oldest range first."""
+    prefix = None if destination is None else row_key(destination, "")
+    found = [Definition.from_entity(e, store.table_name) for e in store.rows(BACKFILLS_PARTITION)
+             if prefix is None or str(e.get("RowKey", "")).startswith(prefix)]
     return sorted(found, key=lambda d: (d.start, d.id))
 
 

@@ -310,3 +310,28 @@ def test_verify_audits_a_backfill_where_it_was_written_after_its_destination_mov
     assert len(proc.stderr.splitlines()) == 1 and "backfill b1 was written to the container" in proc.stderr, \
         proc.stderr
     assert "sig=" not in proc.stderr
+
+
+def test_a_hand_edited_definition_of_one_destination_does_not_stop_anothers_backfills(harness, others):
+    """default's definition row made unreadable (a hand edit): it is default's problem; eu's
+    backfills, replays, list and status read only eu's rows."""
+    env, _ = _eu_exported(harness, others)
+    ok(harness.cli("backfill", "--start", "2026-11-28T12:00:00Z", "--end", "2026-11-28T12:10:00Z",
+                   "--types", "track", "--id", "b1", "--now", AFTER_THREE, extra_env=env))
+    store = StateStore(make_table_service(harness.azurite.connection_string), harness.table)
+    try:
+        row = store.get_row("backfills", "default~b1")
+        assert row is not None
+        store.table.upsert_entity({**row, "start": "yesterday"})
+    finally:
+        store.service.close()
+    ok(harness.cli("backfill", "--destination", "eu", "--start", "2026-11-28T12:00:00Z",
+                   "--end", "2026-11-28T12:10:00Z", "--id", "b1", "--now", AFTER_THREE, extra_env=env))
+    ok(harness.cli("rejected", "list", "--destination", "eu", extra_env=env))
+    status = harness.cli("status", "eu", extra_env=env)
+    ok(status)
+    assert any(ln.startswith("b1 ") and ln.split()[-1] == "done" for ln in status.stdout.splitlines()), status.stdout
+    # default's own commands name the row
+    proc = harness.cli("rejected", "list", extra_env=env)
+    ok(proc, 1)
+    assert "row backfills/default~b1: start is not what the exporter writes" in proc.stderr, proc.stderr
