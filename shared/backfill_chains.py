@@ -122,7 +122,7 @@ def plan_backfills(name: str, dest_settings: Settings, clients: Clients, now: da
     Raises the ExportError of a definitions partition that cannot be read."""
     items: list[WorkItem] = []
     errors: list[tuple[str, str]] = []
-    for definition in definitions(clients.state):
+    for definition in definitions(clients.state, name):
         if definition.destination != name:
             continue
         try:

@@ -37,7 +37,7 @@ EXIT_OK, EXIT_FAILED = 0, 1
 
 def print_backfills(clients, name: str, dest_key: str, out: TextIO) -> None:  # type: ignore[no-untyped-def]
     """The backfills and replays of destination ``name`` recorded in the state table, with their progress."""
-    found = [d for d in definitions(clients.state) if d.destination == name]
+    found = [d for d in definitions(clients.state, name) if d.destination == name]
     if not found:
         return
     rows = [["backfill", "kind", "range", "types", "units done", "state"]]
@@ -50,13 +50,17 @@ def print_backfills(clients, name: str, dest_key: str, out: TextIO) -> None:  # 
     table(rows, out)
 
 
-def destination_settings(app: Settings, env: Mapping[str, str], name: str) -> Settings:
+def destination_settings(app: Settings, env: Mapping[str, str], name: str, *, queued: bool = False) -> Settings:
     """The settings of destination ``name`` (``default``: the app settings): UsageError when there
-    is none of that name, ExportError when its settings cannot be read (a secret reference)."""
+    is none of that name, ExportError when its settings cannot be read (a secret reference) or,
+    ``queued``, when it is disabled (the workers drop a disabled destination's items)."""
     try:
         named = get_destination(app, name, env=env)
     except SettingsError as exc:
         raise UsageError(str(exc)) from None
+    if queued and not named.enabled:
+        raise ExportError(f"destination {name} is disabled: its work items would be dropped; enable it "
+                          f"(`destinations enable {name}`) or run this without --queue")
     if named.settings is None:
         raise ExportError(named.error or f"destination {name}: its settings cannot be read")
     return named.settings
@@ -71,7 +75,7 @@ def backfill_commands(args: argparse.Namespace, app: Settings, env: Mapping[str,
         start, end = parse_range(args.start, args.end, now, app.settle_seconds)
         types = parse_types(args.types)
         backfill_id = parse_id(args.id) if args.id else derived_id("backfill", start, end, types)
-    settings = destination_settings(app, env, name)
+    settings = destination_settings(app, env, name, queued=bool(getattr(args, "queue", False)))
     if args.command == "backfill":
         sequence = ExportSequence(name, backfill_id)
         wanted = Definition(backfill_id, "backfill", start, end, types, recipe_of(settings, sequence), name)
@@ -142,7 +146,7 @@ def rejected_list(clients, name: str, args: argparse.Namespace,  # type: ignore[
         rows = [["type", "calls", "reason"]]
         rows += [[t, str(n), r] for (t, r), n in sorted(found.by_reason.items(), key=lambda kv: (kv[0][0], -kv[1]))]
         table(rows, out)
-    replays = [d for d in definitions(clients.state) if d.kind == "replay" and d.destination == name]
+    replays = [d for d in definitions(clients.state, name) if d.kind == "replay" and d.destination == name]
     # A call in the range and types of a recorded replay that exported a file, or may still (not
     # finished), is that replay's: a new replay of it is refused, so it is not counted as
     # replayable. A finished replay that exported nothing holds nothing back (_exported_any).
@@ -197,7 +201,7 @@ def replay_definition(settings: Settings, clients, name: str,  # type: ignore[no
         with recording_replay(clients.state, name, replay_id) as held:
             # One replay at a time looks for overlaps and records itself: two new replays of the
             # same dead letters started at once would each find the other not recorded yet.
-            for other in definitions(clients.state):
+            for other in definitions(clients.state, name):
                 if other.kind == "replay" and other.destination == name and other.id != replay_id \
                         and other.start < wanted.end and wanted.start < other.end \
                         and set(other.types) & set(wanted.types) and _exported_any(clients, other, pin.key):

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import orjson
+
 from shared.backfill import BACKFILLS_PARTITION, Definition, Progress, Scope, progress, row_key
 from shared.clients import Clients
 from shared.errors import StateConflictError
@@ -48,9 +50,12 @@ def recorded(store: StateStore, destination: str, backfill_id: str) -> Definitio
     return None if entity is None else Definition.from_entity(entity, store.table_name)
 
 
-def definitions(store: StateStore) -> list[Definition]:
-    """Every recorded backfill and replay, oldest range first."""
-    found = [Definition.from_entity(e, store.table_name) for e in store.rows(BACKFILLS_PARTITION)]
+def definitions(store: StateStore, destination: str | None = None) -> list[Definition]:
+    """Every recorded backfill and replay (of ``destination`` only: another destination's row is
+    not read, so one it cannot read is that destination's problem alone), oldest range first."""
+    prefix = None if destination is None else row_key(destination, "")
+    found = [Definition.from_entity(e, store.table_name) for e in store.rows(BACKFILLS_PARTITION)
+             if prefix is None or str(e.get("RowKey", "")).startswith(prefix)]
     return sorted(found, key=lambda d: (d.start, d.id))
 
 
@@ -139,6 +144,7 @@ def prepared(settings: Settings, clients: Clients, definition: Definition) -> tu
     """What a run or a work item of a recorded backfill (or replay) runs with: the settings of its
     files (its folder), its clients (a replay reads the live export's ``_rejected/`` files instead
     of the ETL API) and its scope."""
+    unchanged(settings, definition)
     scope = Scope(definition.start, definition.end, definition.types)
     if definition.kind == "replay":
         pin = clients.state.get_pin(definition.destination)
@@ -149,6 +155,31 @@ def prepared(settings: Settings, clients: Clients, definition: Definition) -> tu
         scope = replace(scope, windows=replay_windows(clients, definition, dest.key))
         clients = replace(clients, etl=ReplaySource(clients.blobs, dest))  # type: ignore[arg-type]
     return backfill_settings(settings, definition.sequence), clients, scope
+
+
+def unchanged(settings: Settings, definition: Definition) -> None:
+    """StateConflictError unless the destination's settings of now give the recipe the backfill was
+    recorded with: one backfill, one recipe (the inline command refuses the change at its start;
+    a work item or a plan, whose settings may have changed since, refuses it here)."""
+    now = recipe_of(settings, definition.sequence)
+    if now == definition.recipe:
+        return
+    raise StateConflictError(
+        f"{definition.kind} {definition.id} was recorded with other settings than destination "
+        f"{definition.destination}'s now ({recipe_diff(definition.recipe, now)}): nothing was exported; set "
+        f"them back as recorded, or start a new {definition.kind} under another --id")
+
+
+def recipe_diff(recorded_json: str, now_json: str) -> str:
+    """``setting recorded -> now`` of each setting that differs (pure; the recipes hold no secret)."""
+    try:
+        was, now = orjson.loads(recorded_json), orjson.loads(now_json)
+    except orjson.JSONDecodeError:
+        return f"recorded recipe {recorded_json[:200]}"
+    if not isinstance(was, dict) or not isinstance(now, dict):
+        return f"recorded recipe {recorded_json[:200]}"
+    return ", ".join(f"{k} {was.get(k)!r} -> {now.get(k)!r}" for k in sorted(was.keys() | now.keys())
+                     if was.get(k) != now.get(k))
 
 
 def drive(settings: Settings, open_clients: Callable[[], Clients], close: Callable[[Clients], None],

@@ -42,6 +42,7 @@ from typing import Any, TextIO, cast
 
 from shared.backfill import BACKFILLS_PARTITION, UsageError
 from shared.backfill_cli import backfill_commands, destination_settings, print_backfills
+from shared.backfill_run import backfill_settings, recorded
 from shared.blob_store import sas_expiry
 from shared.calltypes import CALL_TYPES
 from shared.checks import Check, run_checks, sas_expiry_warning, settings_failure
@@ -61,6 +62,7 @@ from shared.destinations import (
 from shared.errors import ExportError, SettingsError, StateConflictError
 from shared.etl_client import Destination
 from shared.places import overlaps
+from shared.recipe import Recipe, UnreadableRecipe
 from shared.redact import RedactingWriter, install_log_redaction, redact_text, redact_url
 from shared.secret_refs import is_secret, parse_ref
 from shared.sequence import DEFAULT_DESTINATION, LIVE_DEFAULT
@@ -573,16 +575,41 @@ def recorded_or_usage(store, sequence: ExportSequence) -> None:  # type: ignore[
                          "`status` lists them")
 
 
+def recorded_recipe(settings: Settings, clients, sequence: ExportSequence) -> Recipe | None:  # type: ignore[no-untyped-def]
+    """The recipe a backfill was recorded with (None: not recorded), in the container the settings
+    reach; StateConflictError when it was written to another container (no secret in the line)."""
+    assert sequence.backfill is not None
+    definition = recorded(clients.state, sequence.destination, sequence.backfill)
+    if definition is None:
+        return None
+    current = Recipe.of(backfill_settings(settings, sequence))
+    try:
+        recipe = Recipe.from_json(definition.recipe, current)
+    except UnreadableRecipe as exc:
+        raise StateConflictError(f"{sequence.label()}: its recorded recipe cannot be read ({exc}); set it back, "
+                                 "or audit it with the settings it was written with") from None
+    if recipe.container != current.container:
+        raise StateConflictError(
+            f"{sequence.label()}: backfill {sequence.backfill} was written to the container {recipe.container}, "
+            f"but destination {sequence.destination}'s settings now reach {current.container}: point them "
+            "back at that container to audit it")
+    return recipe
+
+
 def run_verify(settings: Settings, clients, out: TextIO, *, sequence: ExportSequence,  # type: ignore[no-untyped-def]
                deep: bool, against_etl: bool, since: datetime | None, until: datetime | None) -> int:
     """Audit one sequence: one line per problem, a summary line; 1 on any problem."""
     pin = clients.state.get_pin(sequence.destination)
     dest = Destination(pin.integration_id, pin.action_id) if pin else clients.etl.destination()
-    folder = sequence.folder(settings.blob_path)
+    folder, max_call_bytes = sequence.folder(settings.blob_path), settings.max_call_bytes
+    if sequence.backfill is not None:
+        recipe = recorded_recipe(settings, clients, sequence)
+        if recipe is not None:  # where it was written, whatever the settings say now
+            folder, max_call_bytes = recipe.blob_path, recipe.max_call_bytes
     result = verify(clients.blobs, clients.state, dest, sequence, folder,
                     lambda problem: print(problem.line(), file=out, flush=True), deep=deep,
                     etl=clients.etl if against_etl else None, since=since, until=until,
-                    max_call_bytes=settings.max_call_bytes)
+                    max_call_bytes=max_call_bytes)
     if result.backfills:
         inner = ExportSequence(sequence.destination, result.backfills[0]).folder(settings.blob_path)
         print(f"backfills and replays in {inner.rsplit('/', 1)[0]}/ (not audited here; `verify --backfill ID"

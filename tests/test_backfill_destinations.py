@@ -3,11 +3,18 @@ its settings, its pin, its folder and its rows; the default destination's left a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.backfill_run import recipe_diff
 from shared.destinations import get_destination
+from shared.errors import StateConflictError
 from shared.sequence import Sequence
+from shared.state_store import StateStore, make_table_service
 from shared.work_queue import WorkQueue
 from shared.worker import handle
 from tests.support.calls import make_window_calls
@@ -167,3 +174,168 @@ def test_a_queued_backfill_of_a_named_destination_is_worked_in_its_place(harness
     check_container(mine, expected_ids=tracks, expected_rejected=1, blob_path=f"{EU}/_backfill/bq")
     assert _default_files(harness) == default_before
     ok(harness.cli("verify", "--destination", "eu", "--backfill", "bq", extra_env=env))
+
+
+def _drain(harness, app, name: str, env: dict[str, str]) -> list[tuple[str, str]]:
+    """Work every queued item with destination ``name``'s settings as they are now (a worker's lookup)."""
+    named = get_destination(app, name, env={**harness.env, **env})
+    assert named.settings is not None
+    queue = WorkQueue.of(app)
+    statuses = []
+    try:
+        while (message := queue.receive(30)) is not None:
+            try:
+                outcome = handle(message.content, app, queue=queue,
+                                 destinations=[(name, Sequence(name), named.settings)],
+                                 clients_kwargs={"etl_kwargs": FAST_ETL})
+                statuses.append((outcome.item.destination, outcome.status))
+            except StateConflictError as exc:  # permanent: the host retries it, then poisons it
+                statuses.append(("error", str(exc)))
+            queue.delete(message)
+    finally:
+        queue.close()
+    return statuses
+
+
+def test_a_queued_backfill_is_not_worked_with_settings_other_than_those_it_was_recorded_with(harness, others):
+    """`destinations add eu` with another format between `backfill --queue` and the workers: the
+    inline run refuses such a change, so must the workers (one backfill, one recipe)."""
+    env, _ = _eu_exported(harness, others)
+    harness.env["EXPORT_QUEUE"] = f"q{uuid.uuid4().hex[:20]}"
+    ok(harness.cli("backfill", "--destination", "eu", "--start", "2026-11-28T12:00:00Z",
+                   "--end", "2026-11-28T12:20:00Z", "--types", "track", "--id", "bq", "--queue",
+                   "--now", AFTER_THREE, extra_env=env))
+    ok(add(harness, others["eu"], env, "EXPORT_FORMAT=csv"))  # eu's settings change meanwhile
+    statuses = _drain(harness, harness.settings(), "eu", env)
+    assert [s for s, _ in statuses] == ["error"], statuses
+    message = statuses[0][1]
+    assert "backfill bq was recorded with other settings than destination eu's now" in message, message
+    assert "nothing was exported" in message
+    assert not [n for n in harness.blobs() if n.startswith(f"{EU}/_backfill/bq/") and "/_manifests/" not in n]
+    # the inline run says the same (one line, exit 1)
+    again = harness.cli("backfill", "--destination", "eu", "--start", "2026-11-28T12:00:00Z",
+                        "--end", "2026-11-28T12:20:00Z", "--types", "track", "--id", "bq",
+                        "--now", AFTER_THREE, extra_env=env)
+    ok(again, 1)
+    assert "recipe" in again.stderr and len(again.stderr.splitlines()) == 1, again.stderr
+    # settings back as recorded: it runs (here inline) in one recipe, and audits clean
+    ok(add(harness, others["eu"], env))
+    ok(harness.cli("backfill", "--destination", "eu", "--start", "2026-11-28T12:00:00Z",
+                   "--end", "2026-11-28T12:20:00Z", "--types", "track", "--id", "bq",
+                   "--now", AFTER_THREE, extra_env=env))
+    assert f"{EU}/_backfill/bq/{KEY}.1.track.json" in harness.blobs()
+    ok(harness.cli("verify", "--destination", "eu", "--backfill", "bq", extra_env=env))
+
+
+def test_a_disabled_destination_is_not_queued_for_workers_that_drop_its_items(harness, others):
+    env, _ = _eu_exported(harness, others)
+    harness.env["EXPORT_QUEUE"] = f"q{uuid.uuid4().hex[:20]}"
+    ok(harness.cli("rejected", "list", "--destination", "eu", extra_env=env))
+    ok(harness.cli("destinations", "disable", "eu", extra_env=env))
+    ok(add(harness, others["eu"], env, "EXPORT_FORMAT=json", "MAX_CALL_BYTES=200000"))
+    for args in (("backfill", "--start", "2026-11-28T12:00:00Z", "--end", "2026-11-28T12:10:00Z", "--id", "bd"),
+                 ("rejected", "replay", "--id", "rd")):
+        proc = harness.cli(*args, "--destination", "eu", "--queue", "--now", AFTER_THREE, extra_env=env)
+        ok(proc, 1)
+        assert proc.stderr.splitlines() == [
+            "error: destination eu is disabled: its work items would be dropped; enable it "
+            "(`destinations enable eu`) or run this without --queue"], proc.stderr
+    store = StateStore(make_table_service(harness.azurite.connection_string), harness.table)
+    try:
+        assert [e["RowKey"] for e in store.rows("backfills")] == []  # nothing recorded
+    finally:
+        store.service.close()
+    queue = WorkQueue.of(harness.settings())
+    try:
+        queue.ensure()
+        assert queue.depth().messages == 0
+    finally:
+        queue.close()
+    # inline, a disabled destination's backfill runs (the operator asked for it by name)
+    ok(harness.cli("backfill", "--destination", "eu", "--start", "2026-11-28T12:00:00Z", "--end",
+                   "2026-11-28T12:10:00Z", "--id", "bd", "--now", AFTER_THREE, extra_env=env))
+
+
+_recipes = st.dictionaries(st.sampled_from(["export_format", "gzip", "blob_path", "container", "max_call_bytes"]),
+                           st.one_of(st.text(alphabet="abc x/.", max_size=8), st.integers(-(2**63), 2**63 - 1),
+                                     st.booleans()))
+
+
+@given(was=_recipes, now=_recipes, junk=st.text(max_size=30))
+def test_the_refusal_names_each_setting_that_changed_and_reads_any_recorded_text(was, now, junk):
+    """A recorded recipe is a row's text (a hand edit may be anything): the refusal's diff never
+    raises, and names exactly the settings that differ."""
+    import orjson
+
+    said = recipe_diff(orjson.dumps(was).decode(), orjson.dumps(now).decode())
+    changed = {k for k in was.keys() | now.keys() if was.get(k) != now.get(k)}
+    assert {part.split(" ", 1)[0] for part in said.split(", ") if part} == changed
+    assert isinstance(recipe_diff(junk, orjson.dumps(now).decode()), str)
+
+
+def test_a_queued_replay_of_a_named_destination_reads_and_writes_only_its_own_dead_letters(harness, others):
+    env, _ = _eu_exported(harness, others)
+    default_before = _default_files(harness)
+    harness.env["EXPORT_QUEUE"] = f"q{uuid.uuid4().hex[:20]}"
+    ok(add(harness, others["eu"], env, "EXPORT_FORMAT=json", "MAX_CALL_BYTES=200000"))
+    proc = harness.cli("rejected", "replay", "--destination", "eu", "--id", "rq", "--queue", "--now", AFTER_THREE,
+                       extra_env=env)
+    ok(proc)
+    assert "enqueued eu backfill rq track 2026-11-28T12:10:00Z" in proc.stdout, proc.stdout
+    statuses = _drain(harness, harness.settings(), "eu", env)
+    assert statuses == [("eu", "exported")], statuses
+    mine = {n: b for n, b in harness.blobs().items() if n.startswith(f"{EU}/_backfill/rq/")}
+    check_container(mine, expected_ids={"big-eu"}, blob_path=f"{EU}/_backfill/rq")
+    assert _default_files(harness) == default_before
+    ok(harness.cli("verify", "--destination", "eu", "--backfill", "rq", extra_env=env))
+    # default's replay of its own dead letter under the same id is another replay
+    harness.env["MAX_CALL_BYTES"] = "200000"
+    ok(harness.cli("rejected", "replay", "--id", "rq", "--now", AFTER_THREE, extra_env=env))
+    theirs = {n: b for n, b in harness.blobs().items() if n.startswith("exports/segment/_backfill/rq/")}
+    check_container(theirs, expected_ids={"big-default"}, blob_path="exports/segment/_backfill/rq")
+    status = harness.cli("status", "eu", extra_env=env).stdout
+    assert [ln.split()[:2] for ln in status.splitlines() if ln.startswith("rq ")] == [["rq", "replay"]], status
+
+
+def test_verify_audits_a_backfill_where_it_was_written_after_its_destination_moved(harness, others):
+    """A finished backfill of eu, then eu's export moved (a new BLOB_PATH): `verify --backfill`
+    audits the backfill's recorded folder, not the folder the new settings would give it."""
+    env, _ = _eu_exported(harness, others)
+    ok(harness.cli("backfill", "--destination", "eu", "--start", "2026-11-28T12:00:00Z",
+                   "--end", "2026-11-28T12:10:00Z", "--id", "b1", "--now", AFTER_THREE, extra_env=env))
+    ok(add(harness, dataclasses.replace(others["eu"], blob_path="eu/moved"), env))
+    proc = harness.cli("verify", "--destination", "eu", "--backfill", "b1", extra_env=env)
+    ok(proc)
+    assert proc.stdout.splitlines()[-1].startswith(f"verify eu backfill b1 in {EU}/_backfill/b1: "), proc.stdout
+    # a backfill written to another container than the settings reach now: one line saying so
+    proc = harness.cli("verify", "--destination", "eu", "--backfill", "b1",
+                       extra_env={**env, "EU_SAS": others["us"].sas})
+    ok(proc, 1)
+    assert len(proc.stderr.splitlines()) == 1 and "backfill b1 was written to the container" in proc.stderr, \
+        proc.stderr
+    assert "sig=" not in proc.stderr
+
+
+def test_a_hand_edited_definition_of_one_destination_does_not_stop_anothers_backfills(harness, others):
+    """default's definition row made unreadable (a hand edit): it is default's problem; eu's
+    backfills, replays, list and status read only eu's rows."""
+    env, _ = _eu_exported(harness, others)
+    ok(harness.cli("backfill", "--start", "2026-11-28T12:00:00Z", "--end", "2026-11-28T12:10:00Z",
+                   "--types", "track", "--id", "b1", "--now", AFTER_THREE, extra_env=env))
+    store = StateStore(make_table_service(harness.azurite.connection_string), harness.table)
+    try:
+        row = store.get_row("backfills", "default~b1")
+        assert row is not None
+        store.table.upsert_entity({**row, "start": "yesterday"})
+    finally:
+        store.service.close()
+    ok(harness.cli("backfill", "--destination", "eu", "--start", "2026-11-28T12:00:00Z",
+                   "--end", "2026-11-28T12:10:00Z", "--id", "b1", "--now", AFTER_THREE, extra_env=env))
+    ok(harness.cli("rejected", "list", "--destination", "eu", extra_env=env))
+    status = harness.cli("status", "eu", extra_env=env)
+    ok(status)
+    assert any(ln.startswith("b1 ") and ln.split()[-1] == "done" for ln in status.stdout.splitlines()), status.stdout
+    # default's own commands name the row
+    proc = harness.cli("rejected", "list", extra_env=env)
+    ok(proc, 1)
+    assert "row backfills/default~b1: start is not what the exporter writes" in proc.stderr, proc.stderr
