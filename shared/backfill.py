@@ -85,6 +85,9 @@ class Definition:
     types: tuple[str, ...]
     recipe: str  # Recipe.to_json() of its files (format, codecs, caps, where)
     destination: str = DEFAULT_DESTINATION
+    #: A replay's dead letters: "" the live export's ``_rejected/``, else the backfill or replay of
+    #: that id whose own ``_rejected/`` it replays (what failed again there: ``rejected replay --of``).
+    source: str = ""
 
     @property
     def sequence(self) -> Sequence:
@@ -103,11 +106,15 @@ class Definition:
             ("kind", self.kind, other.kind),
             ("range", self.range_label(), other.range_label()),
             ("types", ",".join(self.types), ",".join(other.types)),
+            ("source", self.source_label(), other.source_label()),
             ("recipe (the settings that shape its files)", self.recipe, other.recipe),
         ):
             if mine != theirs:
                 return f"{label} {theirs} (recorded: {mine})"
         return None
+
+    def source_label(self) -> str:
+        return f"the dead letters of {self.source}" if self.source else "the live export's dead letters"
 
     def range_label(self) -> str:
         return f"{format_rfc3339(self.start)}..{format_rfc3339(self.end)}"
@@ -123,6 +130,7 @@ class Definition:
             "end": format_rfc3339(self.end),
             "types": ",".join(self.types),
             "recipe": self.recipe,
+            **({"source": self.source} if self.source else {}),
         }
 
     @classmethod
@@ -166,7 +174,14 @@ class Definition:
         start, end = moment("start"), moment("end")
         if end <= start:
             raise bad("end")
-        return cls(backfill, kind, start, end, types, text("recipe"), destination)
+        source = entity.get("source", "")
+        try:
+            source = check_backfill(source) if source != "" and kind == "replay" else source
+        except (ValueError, TypeError):
+            raise bad("source") from None
+        if source != "" and (kind != "replay" or source == backfill):
+            raise bad("source")
+        return cls(backfill, kind, start, end, types, text("recipe"), destination, source)
 
 
 def row_key(destination: str, backfill: str) -> str:

@@ -11,6 +11,7 @@ from typing import TextIO
 
 from shared.backfill import Definition, UsageError, derived_id, parse_id, parse_range, parse_types
 from shared.backfill_run import (
+    dead_letter_store,
     definitions,
     drive,
     progress_of,
@@ -20,6 +21,7 @@ from shared.backfill_run import (
     recording_replay,
     still_leased,
 )
+from shared.blob_store import BlobStore
 from shared.calltypes import CALL_TYPES
 from shared.cli_output import failures, print_summary, table
 from shared.clients import build_clients, close_clients
@@ -136,8 +138,11 @@ def rejected_list(clients, name: str, args: argparse.Namespace,  # type: ignore[
     if dest_key is None:
         print("nothing exported yet (no destination pin): no dead letters", file=out)
         return EXIT_OK
-    files = rejected_files(clients.blobs, dest_key, since)
-    found = tally(clients.blobs, files)
+    of = _source(clients, name, args.of, finished=False)
+    source = of.id if of else ""
+    letters = dead_letter_store(clients, name, source)
+    files = rejected_files(letters, dest_key, since)
+    found = tally(letters, files)
     if found.total:
         rows = [["window", "type", "calls"]]
         rows += [[format_rfc3339(w), t, str(n)] for (w, t), n in sorted(found.by_window.items())]
@@ -146,7 +151,8 @@ def rejected_list(clients, name: str, args: argparse.Namespace,  # type: ignore[
         rows = [["type", "calls", "reason"]]
         rows += [[t, str(n), r] for (t, r), n in sorted(found.by_reason.items(), key=lambda kv: (kv[0][0], -kv[1]))]
         table(rows, out)
-    replays = [d for d in definitions(clients.state, name) if d.kind == "replay" and d.destination == name]
+    replays = [d for d in definitions(clients.state, name)
+               if d.kind == "replay" and d.destination == name and d.source == source]
     # A call in the range and types of a recorded replay that exported a file, or may still (not
     # finished), is that replay's: a new replay of it is refused, so it is not counted as
     # replayable. A finished replay that exported nothing holds nothing back (_exported_any).
@@ -155,9 +161,10 @@ def rejected_list(clients, name: str, args: argparse.Namespace,  # type: ignore[
                   if any(d.id in holding and f.call_type in d.types and d.start <= f.window_start < d.end
                          for d in replays))
     in_replays = f", {covered} in the range of a recorded replay (below)" if covered else ""
-    print(f"{found.total} quarantined call(s) in {len(files)} file(s) of {clients.blobs.name('_rejected/')}"
+    again = f"rejected replay --of {source}" if source else "rejected replay"
+    print(f"{found.total} quarantined call(s) in {len(files)} file(s) of {letters.name('_rejected/')}"
           + (f" since {format_rfc3339(since)}" if since else "")
-          + f": {found.replayable - covered} can be replayed (`rejected replay`){in_replays}, "
+          + f": {found.replayable - covered} can be replayed (`{again}`){in_replays}, "
           f"{found.unreplayable} cannot (over the line cap, or repeats of exported calls)", file=out)
     for d in replays:
         if d.id not in holding:
@@ -165,8 +172,28 @@ def rejected_list(clients, name: str, args: argparse.Namespace,  # type: ignore[
                   "dead letters are counted as replayable (a new replay of them needs its own --id)", file=out)
             continue
         print(f"replay {d.id} covers {d.range_label()} ({','.join(d.types)}): dead letters from "
-              f"{format_rfc3339(d.end)} on need `rejected replay --since {format_rfc3339(d.end)}`", file=out)
+              f"{format_rfc3339(d.end)} on need `{again} --since {format_rfc3339(d.end)}`; what failed again "
+              f"in it: `rejected list --of {d.id}`", file=out)
     return EXIT_OK
+
+
+def _source(clients, name: str, of: str | None,  # type: ignore[no-untyped-def]
+            finished: bool = True) -> Definition | None:
+    """``--of ID``: the recorded backfill or replay whose own dead letters are meant (None: the live
+    export's); UsageError for an id the destination never recorded, or (``finished``: to replay
+    them) one not finished, whose dead letters may still grow."""
+    if of is None:
+        return None
+    source_id = parse_id(of)
+    source = recorded(clients.state, name, source_id)
+    if source is None:
+        raise UsageError(f"--of {source_id}: destination {name} has no backfill or replay of that id "
+                         "(`status` lists them)")
+    pin = clients.state.get_pin(name)
+    if finished and pin is not None and not progress_of(clients, source, pin.key).finished:
+        raise UsageError(f"--of {source_id}: {source.kind} {source_id} is not finished, so its dead letters may "
+                         "still grow: run it to its end first")
+    return source
 
 
 def replay_definition(settings: Settings, clients, name: str,  # type: ignore[no-untyped-def]
@@ -176,7 +203,9 @@ def replay_definition(settings: Settings, clients, name: str,  # type: ignore[no
     since = _since("--since", args.since)
     until = _since("--until", args.until)
     types = parse_types(args.types)
-    replay_id = parse_id(args.id) if args.id else derived_replay_id(since, until, types)
+    of = _source(clients, name, args.of)
+    source = of.id if of else ""
+    replay_id = parse_id(args.id) if args.id else derived_replay_id(since, until, types, source)
     sequence = ExportSequence(name, replay_id)
     recipe = recipe_of(settings, sequence)
     pin = clients.state.get_pin(name)
@@ -184,62 +213,72 @@ def replay_definition(settings: Settings, clients, name: str,  # type: ignore[no
         print("nothing exported yet (no destination pin): nothing to replay", file=out)
         return None
     known = recorded(clients.state, name, replay_id)
+    letters = dead_letter_store(clients, name, source)
     if known is None:
-        live = [clients.state.get(pin.key, t) for t in CALL_TYPES]
-        final = min((r.window_end for r in live if r is not None), default=None)
+        if of is not None:  # a finished backfill's or replay's own dead letters are final up to its end
+            final: datetime | None = of.end
+        else:  # the live export's, up to where every type has been exported
+            live = [clients.state.get(pin.key, t) for t in CALL_TYPES]
+            final = min((r.window_end for r in live if r is not None), default=None)
         if final is None:
             print("nothing exported yet: nothing to replay", file=out)
             return None
         until = final if until is None else min(until, final)
-        files = [f for f in rejected_files(clients.blobs, pin.key, since, until) if f.call_type in types]
+        files = [f for f in rejected_files(letters, pin.key, since, until) if f.call_type in types]
         if not files:
-            print("no dead letters to replay" + (f" since {format_rfc3339(since)}" if since else ""), file=out)
+            print("no dead letters to replay" + (f" of {source}" if source else "")
+                  + (f" since {format_rfc3339(since)}" if since else ""), file=out)
             return None
         found_types = tuple(t for t in CALL_TYPES if any(f.call_type == t for f in files))
         wanted = Definition(replay_id, "replay", files[0].window_start, files[-1].window_start + WINDOW,
-                            found_types, recipe, name)
+                            found_types, recipe, name, source)
         with recording_replay(clients.state, name, replay_id) as held:
             # One replay at a time looks for overlaps and records itself: two new replays of the
             # same dead letters started at once would each find the other not recorded yet.
             for other in definitions(clients.state, name):
-                if other.kind == "replay" and other.destination == name and other.id != replay_id \
-                        and other.start < wanted.end and wanted.start < other.end \
+                if other.kind == "replay" and other.destination == name and other.source == source \
+                        and other.id != replay_id and other.start < wanted.end and wanted.start < other.end \
                         and set(other.types) & set(wanted.types) and _exported_any(clients, other, pin.key):
                     raise StateConflictError(
                         f"replay {other.id} already replayed the dead letters of {other.range_label()} "
                         f"({','.join(other.types)}): replaying them again would export the calls that pass "
-                        f"twice; pass --since {format_rfc3339(other.end)} (or --types without those types)")
+                        f"twice; pass --since {format_rfc3339(other.end)} (or --types without those types), or "
+                        f"replay what failed again in it with --of {other.id}")
             definition = record(clients.state, wanted)
             still_leased(clients.state, definition, held)
     else:
         definition = known
-        if definition.kind != "replay" or definition.recipe != recipe:
-            what = "is a backfill" if definition.kind != "replay" else "was recorded with other settings"
+        if definition.kind != "replay" or definition.recipe != recipe or definition.source != source:
+            what = "is a backfill" if definition.kind != "replay" else (
+                "was recorded with other settings" if definition.recipe != recipe
+                else f"replays {definition.source_label()}")
             raise StateConflictError(f"{replay_id} {what} (recipe {definition.recipe}): nothing was "
                                      "exported; run it as recorded, or give a new replay its own --id")
     notes: list[str] = []
-    files = [f for f in rejected_files(clients.blobs, pin.key, definition.start, definition.end)
+    files = [f for f in rejected_files(letters, pin.key, definition.start, definition.end)
              if f.call_type in definition.types]
-    found = tally(clients.blobs, files, notes)
+    found = tally(letters, files, notes)
     for note in notes:
         print(note, file=out)
     print(f"{found.total} quarantined call(s) in {len(files)} file(s): {found.replayable} re-validated now, "
           f"{found.unreplayable} cannot be replayed", file=out)
     if known is not None:
-        newer_than_replay(clients, pin.key, definition, since, until, types, out)
+        newer_than_replay(letters, pin.key, definition, since, until, types, out)
     return definition
 
 
-def newer_than_replay(clients, dest_key: str, definition: Definition,  # type: ignore[no-untyped-def]
+def newer_than_replay(letters: BlobStore, dest_key: str, definition: Definition,
                       since: datetime | None, until: datetime | None, types: tuple[str, ...], out: TextIO) -> None:
-    """A recorded replay's range was fixed at its first run: say how many dead letters the same
-    command would have covered that landed after it, and the command that replays them."""
+    """A recorded replay's range was fixed at its first run: say how many dead letters (in
+    ``letters``, where it reads them) the same command would have covered that landed after it,
+    and the command that replays them."""
     start = definition.end if since is None else max(since, definition.end)
-    newer = [f for f in rejected_files(clients.blobs, dest_key, start, until) if f.call_type in types]
-    count = tally(clients.blobs, newer).total if newer else 0
+    newer = [f for f in rejected_files(letters, dest_key, start, until) if f.call_type in types]
+    count = tally(letters, newer).total if newer else 0
     if count:
         print(f"{count} newer quarantined call(s) are outside this replay (it covers {definition.range_label()}): "
-              f"run `rejected replay --since {format_rfc3339(definition.end)}`", file=out)
+              f"run `rejected replay{f' --of {definition.source}' if definition.source else ''} --since "
+              f"{format_rfc3339(definition.end)}`", file=out)
 
 
 def _exported_any(clients, definition: Definition, dest_key: str) -> bool:  # type: ignore[no-untyped-def]
@@ -251,8 +290,11 @@ def _exported_any(clients, definition: Definition, dest_key: str) -> bool:  # ty
         or not progress_of(clients, definition, dest_key).finished
 
 
-def derived_replay_id(since: datetime | None, until: datetime | None, types: tuple[str, ...]) -> str:
-    """``replay-<since or all>-<8 hex of since, until and the types>``: the same command, the same replay."""
+def derived_replay_id(since: datetime | None, until: datetime | None, types: tuple[str, ...],
+                      source: str = "") -> str:
+    """``replay-<since or all>-<8 hex of since, until, the types and --of>``: the same command, the
+    same replay (a replay of the live dead letters derives what earlier versions did)."""
     text = f"{since and format_rfc3339(since)}|{until and format_rfc3339(until)}|{','.join(types)}"
+    text += f"|of={source}" if source else ""
     stamp = since.strftime("%Y%m%dT%H%MZ") if since else "all"
     return f"replay-{stamp}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"

@@ -20,11 +20,12 @@ from datetime import UTC, datetime
 import orjson
 
 from shared.backfill import BACKFILLS_PARTITION, Definition, Progress, Scope, progress, row_key
+from shared.blob_store import BlobStore, container_location
 from shared.clients import Clients
 from shared.errors import StateConflictError
 from shared.etl_client import Destination
 from shared.export import run_export
-from shared.recipe import Recipe
+from shared.recipe import Recipe, UnreadableRecipe, recorded_folder
 from shared.replay import ReplaySource, rejected_files
 from shared.sequence import Sequence
 from shared.settings import Settings
@@ -110,6 +111,31 @@ def still_leased(store: StateStore, wanted: Definition, held: Callable[[], bool]
             "and another replay may have taken them meanwhile: nothing was exported; run the same command again")
 
 
+def dead_letter_store(clients: Clients, destination: str, source_id: str = "") -> BlobStore:
+    """Where the dead letters a replay reads are (``clients.blobs`` is at the destination's
+    folder): the live export's ``_rejected/`` (``source_id`` ""), or those of the backfill or
+    replay ``source_id`` (what failed again there), in the folder it was written to (its recorded
+    recipe's), in the same container."""
+    if not source_id:
+        return clients.blobs
+    source = recorded(clients.state, destination, source_id)
+    if source is None:
+        raise StateConflictError(f"destination {destination} has no backfill or replay {source_id} recorded in "
+                                 f"STATE_TABLE {clients.state.table_name}: there are no dead letters of it to read; "
+                                 "nothing was exported")
+    here = container_location(sas_url=clients.blobs.container.url)
+    try:
+        container, folder = recorded_folder(source.recipe, here, source.sequence.folder(clients.blobs.blob_path))
+    except UnreadableRecipe as exc:
+        raise StateConflictError(f"{source.kind} {source.id}: its recorded recipe cannot be read ({exc}): nothing "
+                                 "was exported; set it back") from None
+    if container != here:
+        raise StateConflictError(f"{source.kind} {source.id} was written to the container {container}, but destination "
+                                 f"{destination}'s settings now reach {here}: point them back at it to "
+                                 "replay its dead letters; nothing was exported")
+    return clients.blobs.at_path(folder)
+
+
 def progress_of(clients: Clients, definition: Definition, dest_key: str) -> Progress:
     key = definition.sequence.state_key(*dest_key.split("."))
     rows = {}
@@ -123,13 +149,14 @@ def progress_of(clients: Clients, definition: Definition, dest_key: str) -> Prog
 def replay_windows(clients: Clients, definition: Definition, dest_key: str) -> dict[str, frozenset[datetime]]:
     """A replay's windows, the same for each of its types: those of its range with a dead-letter
     file of any of its types (one listing; the files of its range are final, its end was the live
-    export's position). Every type goes through every one (a type without a file there has no calls
+    export's position, or its source's end). Every type goes through every one (a type without a file there has no calls
     in it), so its types' rows stand together and each window's manifest is written: were each
     type to stop at its own last file, the windows after the first type to stop would never be
     committed by all of them."""
     types = set(definition.types)
-    windows = frozenset(f.window_start for f in rejected_files(clients.blobs, dest_key, definition.start,
-                                                               definition.end) if f.call_type in types)
+    store = dead_letter_store(clients, definition.destination, definition.source)
+    windows = frozenset(f.window_start for f in rejected_files(store, dest_key, definition.start, definition.end)
+                        if f.call_type in types)
     return {t: windows for t in definition.types}
 
 
@@ -142,8 +169,8 @@ def run_backfill(settings: Settings, clients: Clients, now: datetime, definition
 
 def prepared(settings: Settings, clients: Clients, definition: Definition) -> tuple[Settings, Clients, Scope]:
     """What a run or a work item of a recorded backfill (or replay) runs with: the settings of its
-    files (its folder), its clients (a replay reads the live export's ``_rejected/`` files instead
-    of the ETL API) and its scope."""
+    files (its folder), its clients (a replay reads dead-letter files, the live export's or those
+    of its ``source``, instead of the ETL API) and its scope."""
     unchanged(settings, definition)
     scope = Scope(definition.start, definition.end, definition.types)
     if definition.kind == "replay":
@@ -153,7 +180,8 @@ def prepared(settings: Settings, clients: Clients, definition: Definition) -> tu
                                      "has no pin yet: there is nothing of it to replay")
         dest = Destination(pin.integration_id, pin.action_id)
         scope = replace(scope, windows=replay_windows(clients, definition, dest.key))
-        clients = replace(clients, etl=ReplaySource(clients.blobs, dest))  # type: ignore[arg-type]
+        letters = dead_letter_store(clients, definition.destination, definition.source)
+        clients = replace(clients, etl=ReplaySource(letters, dest))  # type: ignore[arg-type]
     return backfill_settings(settings, definition.sequence), clients, scope
 
 

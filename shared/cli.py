@@ -13,8 +13,8 @@
                                                export a closed range again as its own sequence
                                                (--queue: record it and enqueue its chains for the workers)
     python -m shared.cli rejected list [--since T] [--destination NAME]   the quarantined calls by reason, type, window
-    python -m shared.cli rejected replay [--since T] [--queue] [--destination NAME]   export the ones that pass
-                                               today, as a replay
+    python -m shared.cli rejected replay [--since T] [--queue] [--destination NAME] [--of ID]   export the ones
+                                               that pass today, as a replay (--of: what failed again in ID)
     python -m shared.cli plan [--now RFC3339]  what the timer does in queue mode: enqueue due work items
     python -m shared.cli work [--processes K] [--idle-exit S]  K local workers drain the work queue
 
@@ -128,6 +128,8 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--since", help="windows starting at or after this time, RFC 3339")
     listing.add_argument("--destination", metavar="NAME", default=DEFAULT_DESTINATION,
                          help="the destination (default: default, the app settings')")
+    listing.add_argument("--of", metavar="ID", help="the dead letters of backfill or replay ID (what failed again "
+                         "there) instead of the live export's")
     replay = verbs.add_parser("replay", help="re-validate them now; export those that pass as a replay")
     replay.add_argument("--since", help="windows starting at or after this time, RFC 3339")
     replay.add_argument("--until", help="windows starting before this time, RFC 3339")
@@ -136,6 +138,8 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--now", help="the clock, RFC 3339 (default: now)")
     replay.add_argument("--destination", metavar="NAME", default=DEFAULT_DESTINATION,
                         help="the destination (default: default, the app settings')")
+    replay.add_argument("--of", metavar="ID", help="replay the dead letters of the finished backfill or replay ID "
+                        "(what failed again there) instead of the live export's")
     replay.add_argument("--queue", action="store_true",
                         help="record it and enqueue its chains on EXPORT_QUEUE instead of running it here")
     plan = sub.add_parser("plan", help="enqueue one work item per due (destination, type) without one")

@@ -91,6 +91,23 @@ class Recipe:
 _PLACE = frozenset({"container", "blob_path"})
 
 
+def recorded_folder(text: str, current_container: str, current_path: str) -> tuple[str, str]:
+    """(container, blob_path) that a recorded recipe's files went to; a recipe of an earlier
+    version without its place is in the current one. :class:`UnreadableRecipe` otherwise."""
+    try:
+        stored = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise UnreadableRecipe("it is not whole JSON (cut or edited)") from None
+    if not isinstance(stored, dict):
+        raise UnreadableRecipe("it is not a JSON object")
+    if not stored.keys() & _PLACE:
+        return current_container, current_path
+    container, path = stored.get("container"), stored.get("blob_path")
+    if not isinstance(container, str) or not isinstance(path, str):
+        raise UnreadableRecipe(f"its place is {container!r}, {path!r}, not two strings")
+    return container, path
+
+
 def recorded_place(text: str) -> str | None:
     """Where a recorded recipe says its window's files go (``BLOB_PATH=... in <container URL>``),
     when that much of it can be read even though the rest cannot; else None. The container is

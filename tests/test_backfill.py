@@ -182,6 +182,20 @@ def test_the_definition_row_round_trips_and_a_hand_edit_is_refused():
             Definition.from_entity({**d.to_entity(), field: value}, "tbl")
 
 
+def test_a_replays_source_round_trips_and_a_bad_one_is_refused():
+    r = Definition("r2", "replay", W0, W0 + WINDOW, ("track",), "{}", "eu", "r1")
+    assert Definition.from_entity(r.to_entity(), "tbl") == r
+    plain = Definition("r1", "replay", W0, W0 + WINDOW, ("track",), "{}", "eu")
+    assert "source" not in plain.to_entity()  # rows of earlier versions read as the live export's
+    assert Definition.from_entity(plain.to_entity(), "tbl").source == ""
+    assert r.same_as(plain) == "source the live export's dead letters (recorded: the dead letters of r1)"
+    backfill = Definition("bf-x", "backfill", W0, W0 + WINDOW, ("track",), "{}")
+    for entity in ({**r.to_entity(), "source": "a/b"}, {**r.to_entity(), "source": 3},
+                   {**r.to_entity(), "source": "r2"}, {**backfill.to_entity(), "source": "r1"}):
+        with pytest.raises(StateConflictError, match="source is not what the exporter writes"):
+            Definition.from_entity(entity, "tbl")
+
+
 def test_progress_counts_the_windows_of_each_type():
     d = Definition("bf-x", "backfill", W0, W0 + 6 * WINDOW, ("track", "page"), "{}")
     p = progress(d, {"track": (W0 + 6 * WINDOW, False), "page": (W0 + 2 * WINDOW, True)})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
@@ -305,3 +306,64 @@ def test_a_replay_slower_than_its_lease_never_exports_beside_the_one_that_took_i
     # run again, A is refused as overlapping B (it was not left recorded to export on its own)
     assert main(["--no-settings", "rejected", "replay", "--id", "a", "--now", now], out=io.StringIO()) == 1
     assert "already replayed the dead letters" in capsys.readouterr().err
+
+
+def test_what_failed_again_in_a_replay_is_replayed_with_of_each_call_exactly_once(harness):
+    calls, now = _setup(harness)
+
+    def folder(replay_id: str) -> dict:
+        return {n: b for n, b in harness.blobs().items() if n.startswith(f"{LIVE_PATH}/_backfill/{replay_id}/")}
+
+    harness.env["MAX_CALL_BYTES"] = "75000"  # the 70 KB calls pass now, the 80 KB one fails again
+    first = harness.cli("rejected", "replay", "--id", "r1", "--now", now)
+    assert first.returncode == 0 and "replay r1 done" in first.stdout, (first.stdout, first.stderr)
+    check_container(folder("r1"), expected_ids={"big-1", "big-2"}, expected_rejected=2,
+                    blob_path=f"{LIVE_PATH}/_backfill/r1")  # big-3 and "{not json" failed again, there
+    listed = harness.cli("rejected", "list").stdout
+    assert "what failed again in it: `rejected list --of r1`" in listed, listed
+    harness.env["MAX_CALL_BYTES"] = "200000"
+    # the same dead letters again would export big-1 and big-2 twice: refused, pointing at --of
+    refused = harness.cli("rejected", "replay", "--id", "r-again", "--now", now)
+    assert refused.returncode == 1 and "replay what failed again in it with --of r1" in refused.stderr
+    listed = harness.cli("rejected", "list", "--of", "r1")
+    assert listed.returncode == 0, listed.stderr
+    assert f"2 quarantined call(s) in 2 file(s) of {LIVE_PATH}/_backfill/r1/_rejected/: 2 can be replayed " \
+           "(`rejected replay --of r1`)" in listed.stdout, listed.stdout
+    before = {n: s for n, s in snapshot(harness.blobs()).items() if "/_backfill/r2/" not in n}
+    second = harness.cli("rejected", "replay", "--of", "r1", "--id", "r2", "--now", now)
+    assert second.returncode == 0 and "replay r2 done" in second.stdout, (second.stdout, second.stderr)
+    assert "2 quarantined call(s) in 2 file(s): 2 re-validated now, 0 cannot be replayed" in second.stdout
+    check_container(folder("r2"), expected_ids={"big-3"}, expected_rejected=1,
+                    blob_path=f"{LIVE_PATH}/_backfill/r2")  # "{not json" never passes
+    # nothing else moved: the live export, r1 and their dead letters are as they were
+    assert {n: s for n, s in snapshot(harness.blobs()).items() if "/_backfill/r2/" not in n} == before
+    check_container({n: b for n, b in harness.blobs().items() if "/_backfill/" not in n},
+                    expected_ids=ids_of(calls), expected_rejected=5)
+    # the same command resumes (is done); a new replay of r1's leftovers overlaps r2 and is refused
+    again = harness.cli("rejected", "replay", "--of", "r1", "--id", "r2", "--now", now)
+    assert again.returncode == 0 and "replay r2 done" in again.stdout
+    third = harness.cli("rejected", "replay", "--of", "r1", "--id", "r3", "--now", now)
+    assert third.returncode == 1 and "replay r2 already replayed the dead letters" in third.stderr
+    # r2 is recorded with its source: run under another source it is refused
+    other = harness.cli("rejected", "replay", "--id", "r2", "--now", now)
+    assert other.returncode == 1 and "r2 replays the dead letters of r1" in other.stderr, other.stderr
+    assert harness.cli("verify", "--backfill", "r2").returncode == 0
+    assert "r2 " in harness.cli("status").stdout
+
+
+def test_of_names_a_finished_backfill_or_replay_of_the_destination(harness):
+    _, now = _setup(harness)
+    harness.env["EXPORT_QUEUE"] = f"q{uuid.uuid4().hex[:20]}"
+    queued = harness.cli("backfill", "--start", "2026-11-28T12:00:00Z", "--end", "2026-11-28T12:10:00Z",
+                         "--id", "bq", "--queue", "--now", now)
+    assert queued.returncode == 0, queued.stderr  # recorded, not run yet
+    before = snapshot(harness.blobs())
+    for args, message in ((("--of", "nope"), "error: --of nope: destination default has no backfill or replay of "
+                                             "that id (`status` lists them)"),
+                          (("--of", "bq"), "error: --of bq: backfill bq is not finished, so its dead letters may "
+                                           "still grow: run it to its end first"),
+                          (("--of", "a/b"), "error: ")):
+        proc = harness.cli("rejected", "replay", *args, "--now", now)
+        assert proc.returncode == 2 and proc.stderr.startswith(message), (args, proc.stderr)
+    assert "0 quarantined call(s)" in harness.cli("rejected", "list", "--of", "bq").stdout  # listing may look
+    assert snapshot(harness.blobs()) == before
