@@ -98,16 +98,17 @@ class KeyVaultReader:
         self._lock = threading.Lock()
 
     def _secret_client(self) -> Any:
-        if self._client is None:
-            from azure.keyvault.secrets import SecretClient
+        with self._lock:  # one client, however many threads resolve at once
+            if self._client is None:
+                from azure.keyvault.secrets import SecretClient
 
-            credential = self._credential
-            if credential is None:
-                from azure.identity import DefaultAzureCredential
+                credential = self._credential
+                if credential is None:
+                    from azure.identity import DefaultAzureCredential
 
-                credential = DefaultAzureCredential()
-            self._client = SecretClient(self.vault_url, credential, **self._client_kwargs)
-        return self._client
+                    credential = DefaultAzureCredential()
+                self._client = SecretClient(self.vault_url, credential, **self._client_kwargs)
+            return self._client
 
     def get(self, name: str) -> str:
         with self._lock:

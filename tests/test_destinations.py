@@ -382,6 +382,30 @@ def test_kv_references_resolve_through_the_key_vault_cached_and_missing_ones_fai
     assert_no_leak(texts, secrets_of(harness, others))
 
 
+def test_many_destinations_read_their_key_vault_secrets_a_few_at_once_in_order(harness, others):
+    app = harness.settings()
+    store = open_store(app)
+    names = [f"d{i}" for i in range(6)]
+    for name in reversed(names):  # stored in any order, loaded by name
+        add_destination(app, name, [f"ETL_API_ENDPOINT={others['eu'].etl.url}", f"ETL_API_TOKEN=@kv:{name}-token",
+                                    f"BLOB_SAS_URL=@kv:{name}-sas", f"BLOB_PATH={name}", "EXPORT_FORMAT=csv"],
+                        store=store)
+    secrets = {f"{n}-token": f"token-of-{n}-0123456789" for n in names}
+    secrets |= {f"{n}-sas": harness.azurite.sas_url(harness.container) for n in names}
+    del secrets["d3-sas"]
+    with KeyVaultServer(secrets, gather=4) as kv:
+        vault = KeyVaultReader(kv.url, StaticToken(), client_kwargs=kv.client_kwargs())
+        loaded = load_destinations(app, env=env_of(others), vault=vault)
+    assert kv.most_at_once >= 4  # not one row after the other
+    assert [d.name for d in loaded] == ["default", *names]
+    for d in loaded[1:]:  # each row its own secrets, whichever thread read them
+        if d.name == "d3":
+            assert d.settings is None and "BLOB_SAS_URL=@kv:d3-sas: no such secret" in (d.error or "")
+        else:
+            assert d.settings is not None and d.settings.etl_api_token == f"token-of-{d.name}-0123456789"
+            assert d.settings.blob_path == d.name
+
+
 def test_kv_without_key_vault_url_is_a_clear_error(harness, others):
     app = harness.settings()
     add_destination(app, "eu", [f"ETL_API_ENDPOINT={others['eu'].etl.url}", "ETL_API_TOKEN=@kv:x",

@@ -62,9 +62,15 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
 
 
 class KeyVaultServer:
-    def __init__(self, secrets: dict[str, str]) -> None:
+    def __init__(self, secrets: dict[str, str], *, gather: int = 0) -> None:
+        """``gather``: each authorized request waits (at most 2 s) until that many have been in
+        flight at once, so a client that sends them one at a time shows in :attr:`most_at_once`."""
         self.secrets = dict(secrets)
         self.fetches: list[str] = []  # names answered 200 or 404 (authorized requests)
+        self.most_at_once = 0
+        self._in_flight = 0
+        self._gather = gather
+        self._flight = threading.Condition()
         self._dir = tempfile.TemporaryDirectory()
         self.ca_file, key_file = _self_signed(Path(self._dir.name))
         vault = self
@@ -97,6 +103,18 @@ class KeyVaultServer:
                     return
                 name = parts[1]
                 vault.fetches.append(name)
+                with vault._flight:
+                    vault._in_flight += 1
+                    vault.most_at_once = max(vault.most_at_once, vault._in_flight)
+                    vault._flight.notify_all()
+                    vault._flight.wait_for(lambda: vault.most_at_once >= vault._gather, timeout=2)
+                try:
+                    self._answer(name)
+                finally:
+                    with vault._flight:
+                        vault._in_flight -= 1
+
+            def _answer(self, name: str) -> None:
                 if name not in vault.secrets:
                     self._send(404, {"error": {"code": "SecretNotFound",
                                                "message": f"A secret with (name/id) {name} was not found"}})
