@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO, cast
 
-from shared.backfill import BACKFILLS_PARTITION, UsageError
+from shared.backfill import UsageError
 from shared.backfill_cli import backfill_commands, destination_settings, print_backfills
 from shared.backfill_run import backfill_settings, recorded
 from shared.blob_store import sas_expiry
@@ -69,7 +69,7 @@ from shared.sequence import DEFAULT_DESTINATION, LIVE_DEFAULT
 from shared.sequence import Sequence as ExportSequence
 from shared.settings import Settings, load_local_settings
 from shared.telemetry import configure_azure_monitor, quiet_sdk_loggers
-from shared.verify import verify
+from shared.verify import recorded_backfills, verify
 from shared.windows import format_rfc3339, parse_rfc3339
 from shared.work_cli import cmd_plan, cmd_work, print_queue
 
@@ -566,8 +566,7 @@ def recorded_or_usage(store, sequence: ExportSequence) -> None:  # type: ignore[
     started, refused at its start, or another destination's), naming the ones that are."""
     if sequence.live:
         return
-    ids = sorted(str(e.get("backfill")) for e in store.rows(BACKFILLS_PARTITION)
-                 if e.get("destination") == sequence.destination)
+    ids = sorted(recorded_backfills(store, sequence.destination))
     if sequence.backfill not in ids:
         raise UsageError(f"--backfill {sequence.backfill}: destination {sequence.destination} has no backfill or "
                          f"replay of that id in STATE_TABLE {store.table_name} (it has "
