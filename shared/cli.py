@@ -370,6 +370,9 @@ def check_command(settings: Settings, env: dict[str, str], name: str | None, out
     everyone = destinations if name is None else _selected(settings, env, None, quick=True)[0]
     neighbours = [(d.name, d.settings) for d in everyone if d.settings is not None]
     enabled = {d.name for d in everyone if d.enabled}
+    # An enabled destination whose settings do not resolve now has a place no one can compare
+    # with: said beside each destination (a warning), not taken for a place elsewhere.
+    unplaced = sorted(d.name for d in everyone if d.settings is None and d.enabled)
     if table_error:
         print(Check("destinations", False, redact_text(table_error)).line(), file=out)
     for i, dest in enumerate(destinations):
@@ -390,6 +393,11 @@ def check_command(settings: Settings, env: dict[str, str], name: str | None, out
                 check = Check("folder", other not in enabled, problem, warn=True)
                 passed = passed and check.ok
                 print(check.line(), file=lines)
+        for other in unplaced:
+            if other != dest.name:
+                print(Check("folder", True, f"not compared with destination {other}: its settings do not resolve "
+                            f"(`check {other}` says why); it may write into this folder once they do",
+                            warn=True).line(), file=lines)
         for line in lines.getvalue().splitlines():
             print(line + _where_secrets_are(line, dest), file=out)
         ok = (passed or not counts) and ok
