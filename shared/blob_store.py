@@ -327,20 +327,25 @@ class BlobStore:
 
     def probe_access(self) -> None:
         """Read and write as the exporter does, without writing anything (``check``): the properties
-        of a blob that is not there (404 when reading is allowed) and a Put Blob that can never
-        succeed (If-Match an ETag no blob has: 404 or 412 when writing is allowed).
-        :class:`StoragePermissionError` names a permission that is refused: a managed identity's
-        role or a stored access policy is only known by asking."""
+        of a blob that is not there (404 when reading is allowed), a Put Blob (a small file) and a
+        Put Block List (a file of blocks, over :data:`BLOCK_SIZE`) that can never succeed (If-Match
+        an ETag no blob has: 404 or 412 when writing is allowed). The block list is asked apart:
+        the create permission alone allows a new blob's Put Blob but not its blocks (write), so a
+        small file lands and the first big one is refused. No block is staged (it would stay,
+        uncommitted). :class:`StoragePermissionError` names a permission that is refused: a managed
+        identity's role or a stored access policy is only known by asking."""
         blob = self.container.get_blob_client(self.name(f"_check/{os.urandom(8).hex()}"))
         with contextlib.suppress(ResourceNotFoundError):
             self.call("r", blob.get_blob_properties)
-        try:
-            self.call("cw", lambda: blob.upload_blob(b"", overwrite=True, etag=_NO_SUCH_ETAG,
-                                                     match_condition=MatchConditions.IfNotModified))
-        except (ResourceNotFoundError, ResourceModifiedError):
-            return
-        raise StorageError(f"{blob.blob_name}: a write conditional on an ETag no blob has succeeded: the store "
-                           "does not honour conditional writes, which exactly-once depends on")
+        never = {"etag": _NO_SUCH_ETAG, "match_condition": MatchConditions.IfNotModified}
+        for permission, write in (("cw", lambda: blob.upload_blob(b"", overwrite=True, **never)),
+                                  ("w", lambda: blob.commit_block_list([], **never))):
+            try:
+                self.call(permission, write)
+            except (ResourceNotFoundError, ResourceModifiedError):
+                continue
+            raise StorageError(f"{blob.blob_name}: a write conditional on an ETag no blob has succeeded: the "
+                               "store does not honour conditional writes, which exactly-once depends on")
 
     def call(self, permission: str, fn: Callable[[], _T]) -> _T:
         """Run one SDK call, mapping its failures to our errors (shared/azure_errors.py)."""

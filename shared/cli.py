@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO, cast
 
-from shared.backfill import BACKFILLS_PARTITION, UsageError
+from shared.backfill import UsageError
 from shared.backfill_cli import backfill_commands, destination_settings, print_backfills
 from shared.backfill_run import backfill_settings, recorded
 from shared.blob_store import sas_expiry
@@ -69,7 +69,7 @@ from shared.sequence import DEFAULT_DESTINATION, LIVE_DEFAULT
 from shared.sequence import Sequence as ExportSequence
 from shared.settings import Settings, load_local_settings
 from shared.telemetry import configure_azure_monitor, quiet_sdk_loggers
-from shared.verify import verify
+from shared.verify import recorded_backfills, verify
 from shared.windows import format_rfc3339, parse_rfc3339
 from shared.work_cli import cmd_plan, cmd_work, print_queue
 
@@ -374,6 +374,9 @@ def check_command(settings: Settings, env: dict[str, str], name: str | None, out
     everyone = destinations if name is None else _selected(settings, env, None, quick=True)[0]
     neighbours = [(d.name, d.settings) for d in everyone if d.settings is not None]
     enabled = {d.name for d in everyone if d.enabled}
+    # An enabled destination whose settings do not resolve now has a place no one can compare
+    # with: said beside each destination (a warning), not taken for a place elsewhere.
+    unplaced = sorted(d.name for d in everyone if d.settings is None and d.enabled)
     if table_error:
         print(Check("destinations", False, redact_text(table_error)).line(), file=out)
     for i, dest in enumerate(destinations):
@@ -394,6 +397,11 @@ def check_command(settings: Settings, env: dict[str, str], name: str | None, out
                 check = Check("folder", other not in enabled, problem, warn=True)
                 passed = passed and check.ok
                 print(check.line(), file=lines)
+        for other in unplaced:
+            if other != dest.name:
+                print(Check("folder", True, f"not compared with destination {other}: its settings do not resolve "
+                            f"(`check {other}` says why); it may write into this folder once they do",
+                            warn=True).line(), file=lines)
         for line in lines.getvalue().splitlines():
             print(line + _where_secrets_are(line, dest), file=out)
         ok = (passed or not counts) and ok
@@ -570,8 +578,7 @@ def recorded_or_usage(store, sequence: ExportSequence) -> None:  # type: ignore[
     started, refused at its start, or another destination's), naming the ones that are."""
     if sequence.live:
         return
-    ids = sorted(str(e.get("backfill")) for e in store.rows(BACKFILLS_PARTITION)
-                 if e.get("destination") == sequence.destination)
+    ids = sorted(recorded_backfills(store, sequence.destination))
     if sequence.backfill not in ids:
         raise UsageError(f"--backfill {sequence.backfill}: destination {sequence.destination} has no backfill or "
                          f"replay of that id in STATE_TABLE {store.table_name} (it has "

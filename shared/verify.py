@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from shared.backfill import BACKFILLS_PARTITION
+from shared.backfill import BACKFILLS_PARTITION, row_key
 from shared.blob_store import BlobStore, ListedBlob
 from shared.calltypes import CALL_TYPES
 from shared.errors import ExportError
@@ -300,17 +300,23 @@ class Verifier:
                     r.name, r.bytes, r.rows, r.sha256, format_rfc3339(window.start))) % _MOD
 
     def _backfill_folders(self) -> None:
-        """Each folder of ``_backfill/`` is a recorded backfill's or replay's of this destination
-        (audited with ``--backfill ID``), or foreign: one problem per folder, not per blob."""
-        recorded = {e.get("backfill") for e in self.state.rows(BACKFILLS_PARTITION)
-                    if e.get("destination") == self.sequence.destination}
+        """Each folder of ``_backfill/`` is where a recorded backfill or replay of this destination
+        was written (audited with ``--backfill ID``), or foreign: one problem per folder, not per
+        blob. A recorded id whose recipe puts its files elsewhere (the export moved since) does not
+        make a folder of that name here its own: ``--backfill ID`` audits the recorded folder."""
+        recorded = recorded_backfills(self.state, self.sequence.destination)
         for folder, count in sorted(self.backfill_blobs.items()):
-            if folder in recorded:
+            here = f"{self.prefix}{BACKFILL_FOLDER}/{folder}"
+            written = recorded_folder(recorded[folder], Sequence(self.sequence.destination, folder).folder(
+                self.folder)) if folder in recorded else None
+            if written == here:
                 self.result.backfills.append(folder)
-            else:
-                self.problem("foreign", f"{self.prefix}{BACKFILL_FOLDER}/{folder}/",
-                             f"{count} blob(s) of no backfill or replay of destination {self.sequence.destination} "
-                             f"recorded in STATE_TABLE {self.state.table_name}: move them away")
+                continue
+            whose = (f"backfill or replay {folder} of destination {self.sequence.destination} was recorded with "
+                     f"the folder {written or '(unreadable)'}, not this one" if folder in recorded else
+                     f"no backfill or replay of destination {self.sequence.destination} recorded")
+            self.problem("foreign", f"{here}/", f"{count} blob(s) of {whose} in STATE_TABLE "
+                         f"{self.state.table_name}: move them away")
 
     # -- files ------------------------------------------------------------------------------------
     def _files(self, rows: dict[str, TypeState]) -> None:
@@ -320,7 +326,12 @@ class Verifier:
         for blob in self._list(self.prefix):
             name = blob.name
             if skip and name.startswith(skip):
-                self.backfill_blobs[name[len(skip):].split("/", 1)[0]] += 1
+                folder, slash, _ = name[len(skip):].partition("/")
+                if slash:
+                    self.backfill_blobs[folder] += 1
+                else:  # in no backfill's folder (``_backfill/b1`` is not ``_backfill/b1/``): no audit sees it
+                    self.problem("foreign", name, f"a blob directly in {BACKFILL_FOLDER}/, in no backfill's "
+                                 "folder: move it away")
                 continue
             leaf = name[len(self.prefix):]
             if leaf.startswith(f"{MANIFESTS_FOLDER}/"):
@@ -532,6 +543,32 @@ class Verifier:
         if dropped:
             self.problem("drift", where, f"{len(dropped)} call(s) in the files the ETL API no longer returns "
                          f"(dropped after the export): {_ids(dropped)}")
+
+
+def recorded_backfills(state: StateStore, destination: str) -> dict[str, str]:
+    """The backfills and replays recorded for ``destination``: id -> its recorded recipe (text).
+    Read by the row's key (``NAME~ID``), as the backfill commands read them, not by fields a hand
+    edit may change; not parsed strictly (``verify --backfill ID`` reads the recipe it audits)."""
+    prefix = row_key(destination, "")
+    out = {}
+    for e in state.rows(BACKFILLS_PARTITION):
+        key = str(e.get("RowKey", ""))
+        if key.startswith(prefix) and key[len(prefix):]:
+            out[key[len(prefix):]] = str(e.get("recipe") or "")
+    return out
+
+
+def recorded_folder(recipe: str, current: str) -> str | None:
+    """The folder a recorded recipe wrote to (``current``, the folder the settings give it now,
+    for a recipe of a version that recorded no place); None when it cannot be read."""
+    try:
+        stored = orjson.loads(recipe)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(stored, dict):
+        return None
+    path = stored.get("blob_path", current)
+    return path.strip("/") if isinstance(path, str) else None
 
 
 def _ids(ids: list[str]) -> str:

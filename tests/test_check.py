@@ -66,7 +66,9 @@ def _policy_sas(harness, permission: str) -> str:
     return f"{harness.azurite.blob_url}/{harness.container}?{token}"
 
 
-@pytest.mark.parametrize(("permission", "refused"), [("cwl", "read"), ("rl", "create + write"), ("rcwl", None)])
+@pytest.mark.parametrize(("permission", "refused"), [("cwl", "read"), ("rl", "create + write"), ("rcwl", None),
+                                                     # create alone makes a Put Blob, not a file of blocks (> 16 MiB)
+                                                     ("rcl", "write")])
 def test_check_asks_storage_for_the_permissions_a_stored_policy_or_a_role_grants(harness, permission, refused):
     # The URL cannot say what the policy grants (as for a managed identity's role): check asks.
     sas = _policy_sas(harness, permission)

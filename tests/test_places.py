@@ -80,3 +80,18 @@ def test_check_fails_for_two_destinations_in_one_folder_and_warns_beside_a_disab
     result = harness.cli("check", extra_env=env)
     ok(result)
     assert "  folder: " not in result.stdout
+
+
+def test_a_destination_whose_place_is_unknown_is_named_not_skipped(harness, others):
+    """eu writes into default's folder, but its secret reference does not resolve at check time
+    (a Key Vault hiccup, a setting not yet added): default's check cannot compare with it, and
+    says so (a warning), rather than passing as if eu were elsewhere."""
+    env = env_of(others)
+    ok(add(harness, dataclasses.replace(others["eu"], blob_path="exports/segment"), env))
+    unresolved = {k: v for k, v in env.items() if k != "EU_SAS"}
+    for args in (("check", "default"), ("check",)):
+        result = harness.cli(*args, extra_env=unresolved)
+        lines = [ln for ln in result.stdout.splitlines() if "  folder: " in ln]
+        assert lines == ["WARN  folder: not compared with destination eu: its settings do not resolve (`check eu` "
+                         "says why); it may write into this folder once they do"], result.stdout
+    ok(harness.cli("check", "default", extra_env=unresolved))  # a warning: default itself is fine

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.file_audit import read_back
+from shared.state_store import StateStore, make_table_service
 from tests.support.calls import make_call, make_window_calls
 from tests.test_destinations import add, env_of, ok
 from tests.test_destinations import others as others
@@ -186,6 +187,60 @@ def test_the_live_audit_names_a_folder_of_backfill_that_no_backfill_recorded(har
         f"foreign: {FOLDER}/_backfill/old/: 3 blob(s) of no backfill or replay of destination default recorded "
         f"in STATE_TABLE {harness.table}: move them away"], problems
     assert summary.endswith("1 problem(s) (foreign 1)")
+
+
+def _backfill_b1(harness, **env):
+    proc = harness.cli("backfill", "--start", "2026-11-28T12:00:00Z", "--end", "2026-11-28T12:20:00Z",
+                       "--types", "track,identify", "--id", "b1", "--now", NOW, extra_env=env)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_blob_directly_in_backfill_is_foreign_by_its_own_name_even_if_named_like_a_recorded_one(harness):
+    """``_backfill/b1`` (a blob, not the folder ``_backfill/b1/``) is in no backfill's folder: the
+    audit of b1 lists ``_backfill/b1/`` and never sees it, so the live audit must name it."""
+    _export(harness)
+    _backfill_b1(harness)
+    _container(harness).upload_blob(f"{FOLDER}/_backfill/b1", b"x")
+    _container(harness).upload_blob(f"{FOLDER}/_backfill/notes.txt", b"x")
+    code, problems, _ = _verify(harness)
+    assert code == 1
+    assert [p.split(": ")[:2] for p in problems if p.startswith("foreign")] == [
+        ["foreign", f"{FOLDER}/_backfill/b1"], ["foreign", f"{FOLDER}/_backfill/notes.txt"]], problems
+    assert problems[-1].endswith(": b1"), problems  # the recorded folder is still named
+
+
+def test_a_backfill_folder_where_the_recorded_backfill_of_that_id_was_not_written_is_foreign(harness):
+    """b1 was written under the old BLOB_PATH (its recipe's folder, which `verify --backfill b1`
+    audits); a folder _backfill/b1/ under the new BLOB_PATH is audited by nobody: foreign."""
+    harness.source.add(make_window_calls(W0, per_type={"track": 2}, seed=9)
+                       + make_window_calls(W0 + timedelta(minutes=10), per_type={"track": 3}, seed=10))
+    harness.env.update(START)
+    assert harness.run("2026-11-28T12:11:01Z", BLOB_PATH="exports/old").ok
+    proc = harness.cli("backfill", "--start", "2026-11-28T12:00:00Z", "--end", "2026-11-28T12:10:00Z",
+                       "--types", "track", "--id", "b1", "--now", "2026-11-28T12:11:01Z",
+                       extra_env={"BLOB_PATH": "exports/old"})
+    assert proc.returncode == 0, proc.stderr
+    assert harness.run("2026-11-28T12:21:01Z").ok  # BLOB_PATH exports/segment from here on
+    assert harness.cli("verify", "--backfill", "b1").returncode == 0  # audited in exports/old/_backfill/b1
+    _container(harness).upload_blob(f"{FOLDER}/_backfill/b1/{KEY}.1.track.csv", b"x")
+    code, problems, _ = _verify(harness)
+    assert code == 1 and [p.split(": ")[:2] for p in problems] == [["foreign", f"{FOLDER}/_backfill/b1/"]], problems
+    assert "exports/old/_backfill/b1" in problems[0], problems
+
+
+def test_a_backfill_is_recorded_by_its_row_key_as_the_backfill_commands_read_it(harness):
+    """The definition row default~b1 with its destination field edited by hand: the backfill
+    commands read the row by its key (NAME~ID) and so does verify."""
+    _export(harness)
+    _backfill_b1(harness)
+    store = StateStore(make_table_service(harness.azurite.connection_string), harness.table)
+    row = store.get_row("backfills", "default~b1")
+    assert row is not None
+    store.table.upsert_entity({**row, "destination": "eu"})
+    proc = harness.cli("verify", "--backfill", "b1")
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    assert _verify(harness)[:2] == (0, ["backfills and replays in exports/segment/_backfill/ (not audited here; "
+                                        "`verify --backfill ID` audits one): b1"])
 
 
 def test_bad_bounds_are_a_usage_error(harness):
