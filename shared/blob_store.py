@@ -337,7 +337,7 @@ class BlobStore:
         blob = self.container.get_blob_client(self.name(f"_check/{os.urandom(8).hex()}"))
         with contextlib.suppress(ResourceNotFoundError):
             self.call("r", blob.get_blob_properties)
-        never = {"etag": _NO_SUCH_ETAG, "match_condition": MatchConditions.IfNotModified}
+        never: dict[str, Any] = {"etag": _NO_SUCH_ETAG, "match_condition": MatchConditions.IfNotModified}
         for permission, write in (("cw", lambda: blob.upload_blob(b"", overwrite=True, **never)),
                                   ("w", lambda: blob.commit_block_list([], **never))):
             try:
