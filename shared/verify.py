@@ -52,6 +52,7 @@ from shared.manifest import (
     sha256_hex,
 )
 from shared.page_reader import line_cap_for
+from shared.recipe import UnreadableRecipe, recorded_folder
 from shared.sequence import BACKFILL_FOLDER, Sequence
 from shared.state_store import StateStore, TypeState
 from shared.telemetry import verify_problems
@@ -307,7 +308,7 @@ class Verifier:
         recorded = recorded_backfills(self.state, self.sequence.destination)
         for folder, count in sorted(self.backfill_blobs.items()):
             here = f"{self.prefix}{BACKFILL_FOLDER}/{folder}"
-            written = recorded_folder(recorded[folder], Sequence(self.sequence.destination, folder).folder(
+            written = _written_folder(recorded[folder], Sequence(self.sequence.destination, folder).folder(
                 self.folder)) if folder in recorded else None
             if written == here:
                 self.result.backfills.append(folder)
@@ -558,17 +559,13 @@ def recorded_backfills(state: StateStore, destination: str) -> dict[str, str]:
     return out
 
 
-def recorded_folder(recipe: str, current: str) -> str | None:
+def _written_folder(recipe: str, current: str) -> str | None:
     """The folder a recorded recipe wrote to (``current``, the folder the settings give it now,
     for a recipe of a version that recorded no place); None when it cannot be read."""
     try:
-        stored = orjson.loads(recipe)
-    except orjson.JSONDecodeError:
+        return recorded_folder(recipe, "", current)[1].strip("/")
+    except UnreadableRecipe:
         return None
-    if not isinstance(stored, dict):
-        return None
-    path = stored.get("blob_path", current)
-    return path.strip("/") if isinstance(path, str) else None
 
 
 def _ids(ids: list[str]) -> str:
