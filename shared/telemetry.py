@@ -15,7 +15,7 @@ What is emitted (docs/operations.md says how to read it):
   (counters, dimension ``type``), ``exporter.lag_seconds`` (gauge, dimensions ``type`` and
   ``destination``),
   ``exporter.run_duration_seconds`` (histogram, dimension ``outcome``), ``exporter.failed_runs``,
-  ``exporter.manifests`` (counter), ``exporter.verify.problems`` (gauge, dimension ``kind``);
+  ``exporter.manifests`` (counter), ``exporter.verify.problems`` (gauge, dimensions ``destination`` and ``kind``);
 - the work queue's (docs/design.md, "Plan, queue, work"): ``exporter.queue.depth``,
   ``exporter.queue.oldest_age_seconds``, ``exporter.queue.poison`` (gauges, dimension ``queue``,
   recorded by each plan), ``exporter.units_in_flight`` (up-down counter),
@@ -79,7 +79,7 @@ manifests_written = _meter.create_counter(
 )
 verify_problems = _meter.create_gauge(
     "exporter.verify.problems", unit="{problem}",
-    description="Problems the last verify found, by kind (0 when healthy)",
+    description="Problems the last verify found, by destination and kind (0 when healthy)",
 )
 queue_depth = _meter.create_gauge(
     "exporter.queue.depth", unit="{message}",

@@ -183,7 +183,8 @@ class Verifier:
         if self.etl is not None:
             self._against_etl()
         for kind in KINDS:
-            verify_problems.set(self.result.problems.get(kind, 0), {"kind": kind})
+            verify_problems.set(self.result.problems.get(kind, 0),
+                                {"kind": kind, "destination": self.sequence.destination})
         return self.result
 
     # -- manifests --------------------------------------------------------------------------------

@@ -968,11 +968,12 @@ def test_lag_above_two_windows_fires_for_any_destination():
     assert bicep_string(prop(criterion, "timeAggregation")) == "Maximum"
 
 
-def test_verify_problems_fire_an_alert_named_by_kind_and_held_for_a_day():
+def test_verify_problems_fire_an_alert_named_by_destination_and_kind_and_held_for_a_day():
     rule, criterion = _alert("exporter.verify.problems")
     query = bicep_string(prop(criterion, "query"))
     assert 'kind = tostring(customDimensions["kind"])' in query
-    assert _dimensions(criterion) == ["kind"]
+    assert 'destination = tostring(customDimensions["destination"])' in query
+    assert _dimensions(criterion) == ["destination", "kind"]  # which destination, what was found
     assert "operator: 'GreaterThan'" in criterion and re.search(r"threshold: 0\s*$", criterion, re.M)
     # a daily verify: the window spans a day so one run's result is seen
     assert bicep_string(prop(prop(rule.body, "properties"), "windowSize")) == "PT24H"

@@ -500,14 +500,15 @@ def test_manifests_written_are_counted_and_the_verify_timer_sets_its_problems_ga
     assert sum(p.value for p in points["exporter.manifests"]) == 2
     for name, value in {**harness.env, "EXPORT_START": "2026-11-28T12:00:00Z"}.items():
         monkeypatch.setenv(name, value)
-    assert run_verify_tick().ok
+    assert run_verify_tick()["default"].ok
     gauge = {p.attributes["kind"]: p.value for p in otel.points()["exporter.verify.problems"]}
+    assert {p.attributes["destination"] for p in otel.points()["exporter.verify.problems"]} == {"default"}
     assert set(gauge) >= {"foreign", "gap", "chain", "metadata"} and not any(gauge.values())
     with harness.azurite.blob_service() as svc:
         svc.get_container_client(harness.container).upload_blob("exports/segment/stray.csv", b"x")
     otel.clear()
-    result = run_verify_tick()
-    assert not result.ok
+    result = run_verify_tick()["default"]
+    assert result is not None and not result.ok
     gauge = {p.attributes["kind"]: p.value for p in otel.points()["exporter.verify.problems"]}
     assert gauge["foreign"] == 1 and sum(gauge.values()) == 1
     summaries = [r for r in otel.logs.get_finished_logs() if "verify default in exports/segment" in str(

@@ -298,3 +298,27 @@ def test_a_named_destination_is_audited_in_its_own_place(harness, others):
     proc = harness.cli("verify", "--destination", "eu", extra_env=env)
     assert proc.returncode == 1 and f"missing: eu/segment/{KEY}.1.track.json" in proc.stdout
     assert harness.cli("verify", "--destination", "nope", extra_env=env).returncode == 2
+
+
+def test_the_verify_timer_audits_every_enabled_destination_each_in_its_place(harness, others, caplog):
+    from shared.verify_timer import run_verify_tick
+
+    env = env_of(others)
+    ok(add(harness, others["eu"], env))
+    ok(add(harness, others["us"], env))
+    others["eu"].source.add(make_window_calls(W0, per_type={"track": 3}, seed=4))
+    ok(harness.cli("run", "--now", "2026-11-28T12:11:01Z", extra_env=env))
+    _container(harness).delete_blob(f"eu/segment/{KEY}.1.track.json")
+    del env["US_TOKEN"]  # us cannot be audited: its secret does not resolve
+    caplog.set_level("INFO")
+    results = run_verify_tick(harness.settings(), env={**harness.env, **env})
+    assert set(results) == {"default", "eu", "us"}
+    assert results["default"] is not None and results["default"].ok
+    assert results["eu"] is not None and results["eu"].problems["missing"] >= 1
+    assert results["us"] is None
+    lines = [r.getMessage() for r in caplog.records]
+    assert f"verify eu: missing: eu/segment/{KEY}.1.track.json: " in "\n".join(lines)
+    assert any(line.startswith("verify eu in eu/segment: ") and "problem(s)" in line for line in lines)
+    assert any(line.startswith("verify us: not audited: destination us: ETL_API_TOKEN=@env:US_TOKEN") for line in lines)
+    ok(harness.cli("destinations", "disable", "eu", extra_env=env))
+    assert set(run_verify_tick(harness.settings(), env={**harness.env, **env})) == {"default", "us"}

@@ -300,9 +300,9 @@ resource queueAgeAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
 }
 
 // A verify (the daily VERIFY_SCHEDULE run, or any verify that sends telemetry)
-// found problems: exporter.verify.problems, a gauge per problem kind. The window
-// is a day so that one daily run keeps the alert up until the next one; split by
-// kind, the alert names what was found. The lines themselves are in the verify's
+// found problems: exporter.verify.problems, a gauge per destination and problem
+// kind. The window is a day so that one daily run keeps the alert up until the
+// next one; split by destination and kind, the alert names where and what. The lines themselves are in the verify's
 // log (traces) and in `python -m shared.cli verify` (docs/operations.md).
 resource verifyAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   name: 'alert-${namePrefix}-verify-problems'
@@ -311,7 +311,7 @@ resource verifyAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   kind: 'LogAlert'
   properties: {
     displayName: 'ETL exporter verify found problems (${namePrefix})'
-    description: 'exporter.verify.problems above 0 in the last 24 hours: a file is missing, changed or foreign, or the manifest chain is broken. Run python -m shared.cli verify for the lines.'
+    description: 'exporter.verify.problems above 0 in the last 24 hours: a file of the destination is missing, changed or foreign, or its manifest chain is broken. Run python -m shared.cli verify --destination NAME for the lines.'
     severity: 2
     enabled: true
     scopes: [
@@ -322,10 +322,17 @@ resource verifyAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
     criteria: {
       allOf: [
         {
-          query: 'customMetrics\n| where name == "exporter.verify.problems"\n| project timestamp, kind = tostring(customDimensions["kind"]), problems = valueMax\n'
+          query: 'customMetrics\n| where name == "exporter.verify.problems"\n| project timestamp, destination = tostring(customDimensions["destination"]), kind = tostring(customDimensions["kind"]), problems = valueMax\n'
           timeAggregation: 'Maximum'
           metricMeasureColumn: 'problems'
           dimensions: [
+            {
+              name: 'destination'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
             {
               name: 'kind'
               operator: 'Include'
