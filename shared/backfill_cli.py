@@ -29,6 +29,7 @@ from shared.destinations import get_destination
 from shared.errors import ExportError, SettingsError, StateConflictError
 from shared.pinning import pinned_for_backfill
 from shared.replay import rejected_files, tally
+from shared.sequence import DEFAULT_DESTINATION
 from shared.sequence import Sequence as ExportSequence
 from shared.settings import Settings
 from shared.windows import WINDOW, floor_window, format_rfc3339, parse_rfc3339
@@ -104,13 +105,22 @@ def backfill_commands(args: argparse.Namespace, app: Settings, env: Mapping[str,
                  lambda summary: print_summary(summary, out) if summary.units else None)
     clients = build_clients(settings)
     try:
-        p = progress_of(clients, definition, dest_key or pinned_key(clients, name) or "")
+        key = dest_key or pinned_key(clients, name) or ""
+        p = progress_of(clients, definition, key)
+        own = rejected_files(clients.blobs.at_path(definition.sequence.folder(settings.blob_path)), key) \
+            if p.finished and key else []
+        failed_again = tally(clients.blobs, own).total if own else 0
     finally:
         close_clients(clients)
     if last is not None and not last.ok:
         print(f"error: {last.error or failures(last)}", file=err)
     if p.finished:
         print(f"{definition.kind} {definition.id} done: {p.done} of {p.total} (window, type) units", file=out)
+        if failed_again:
+            named = f" --destination {name}" if name != DEFAULT_DESTINATION else ""
+            print(f"{failed_again} call(s) were quarantined in {definition.kind} {definition.id}: `rejected "
+                  f"list{named} --of {definition.id}` lists them, `rejected replay{named} --of {definition.id}` "
+                  "replays them once what refused them is fixed", file=out)
         return EXIT_OK
     print(f"{definition.kind} {definition.id}: {p.done} of {p.total} (window, type) units done, through "
           f"{format_rfc3339(p.through)}; run the same command again to resume it", file=out)
@@ -161,7 +171,8 @@ def rejected_list(clients, name: str, args: argparse.Namespace,  # type: ignore[
                   if any(d.id in holding and f.call_type in d.types and d.start <= f.window_start < d.end
                          for d in replays))
     in_replays = f", {covered} in the range of a recorded replay (below)" if covered else ""
-    again = f"rejected replay --of {source}" if source else "rejected replay"
+    named = f" --destination {name}" if name != DEFAULT_DESTINATION else ""
+    again = f"rejected replay{named}" + (f" --of {source}" if source else "")
     print(f"{found.total} quarantined call(s) in {len(files)} file(s) of {letters.name('_rejected/')}"
           + (f" since {format_rfc3339(since)}" if since else "")
           + f": {found.replayable - covered} can be replayed (`{again}`){in_replays}, "
@@ -173,7 +184,7 @@ def rejected_list(clients, name: str, args: argparse.Namespace,  # type: ignore[
             continue
         print(f"replay {d.id} covers {d.range_label()} ({','.join(d.types)}): dead letters from "
               f"{format_rfc3339(d.end)} on need `{again} --since {format_rfc3339(d.end)}`; what failed again "
-              f"in it: `rejected list --of {d.id}`", file=out)
+              f"in it: `rejected list{named} --of {d.id}`", file=out)
     return EXIT_OK
 
 
@@ -218,7 +229,8 @@ def replay_definition(settings: Settings, clients, name: str,  # type: ignore[no
         if of is not None:  # a finished backfill's or replay's own dead letters are final up to its end
             final: datetime | None = of.end
         else:  # the live export's, up to where every type has been exported
-            live = [clients.state.get(pin.key, t) for t in CALL_TYPES]
+            key = ExportSequence(name).state_key(pin.integration_id, pin.action_id)  # its own rows
+            live = [clients.state.get(key, t) for t in CALL_TYPES]
             final = min((r.window_end for r in live if r is not None), default=None)
         if final is None:
             print("nothing exported yet: nothing to replay", file=out)

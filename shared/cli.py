@@ -562,6 +562,8 @@ def verify_command(settings: Settings, env: dict[str, str], args: argparse.Names
         return EXIT_FAILED
     try:
         recorded_or_usage(clients.state, options["sequence"])
+        if options["sequence"] == LIVE_DEFAULT:
+            options["others"] = _other_destinations(settings)
         return run_verify(dest_settings, clients, out, **options)
     except UsageError as exc:
         print(f"error: {exc}", file=err)
@@ -607,9 +609,26 @@ def recorded_recipe(settings: Settings, clients, sequence: ExportSequence) -> Re
     return recipe
 
 
+def _other_destinations(settings: Settings) -> list[str]:
+    """The enabled named destinations (a plain ``verify`` audits ``default`` only); none when the
+    destinations table cannot be read (that is ``check``'s to say)."""
+    try:
+        store = open_store(settings, retry_total=1)
+    except ExportError:
+        return []
+    try:
+        return [row.name for row in store.rows() if row.enabled]
+    except ExportError:
+        return []
+    finally:
+        store.close()
+
+
 def run_verify(settings: Settings, clients, out: TextIO, *, sequence: ExportSequence,  # type: ignore[no-untyped-def]
-               deep: bool, against_etl: bool, since: datetime | None, until: datetime | None) -> int:
-    """Audit one sequence: one line per problem, a summary line; 1 on any problem."""
+               deep: bool, against_etl: bool, since: datetime | None, until: datetime | None,
+               others: Sequence[str] = ()) -> int:
+    """Audit one sequence: one line per problem, a summary line; 1 on any problem. ``others``: the
+    destinations this audit leaves out (named before the summary)."""
     pin = clients.state.get_pin(sequence.destination)
     dest = Destination(pin.integration_id, pin.action_id) if pin else clients.etl.destination()
     folder, max_call_bytes = sequence.folder(settings.blob_path), settings.max_call_bytes
@@ -626,6 +645,9 @@ def run_verify(settings: Settings, clients, out: TextIO, *, sequence: ExportSequ
         print(f"backfills and replays in {inner.rsplit('/', 1)[0]}/ (not audited here; `verify --backfill ID"
               + ("" if sequence.destination == DEFAULT_DESTINATION else f" --destination {sequence.destination}")
               + f"` audits one): {', '.join(result.backfills)}", file=out)
+    if others:
+        print(f"other destinations, not audited here (`verify --destination NAME` audits one): {', '.join(others)}",
+              file=out)
     print(result.summary(sequence.label(), folder), file=out)
     return EXIT_OK if result.ok else EXIT_FAILED
 

@@ -337,7 +337,14 @@ def add_destination(settings: Settings, name: str, pairs: Iterable[str], *, stor
     Nothing is stored when anything is wrong (SettingsError)."""
     _not_default(name, "added")
     values = parse_assignments(pairs)
-    validate(settings, values)
+    try:
+        validate(settings, values)
+    except SettingsError as exc:
+        if store.get(name) is None:
+            raise
+        # A setting left out takes its default, not the row's value of before: say so.
+        raise SettingsError(f"{exc} (destinations add replaces all of {name}'s settings: repeat the others "
+                            "from 'destinations list')") from None
     return store.put(name, values)
 
 

@@ -125,9 +125,10 @@ class Harness:
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
         )
 
-    def blobs(self) -> dict[str, StoredBlob]:
+    def blobs(self, container: str | None = None) -> dict[str, StoredBlob]:
+        """Every blob of the harness's container (or of ``container``)."""
         with self.azurite.blob_service() as svc:
-            return read_container(svc, self.container)
+            return read_container(svc, container or self.container)
 
     def data_blobs(self) -> dict[str, StoredBlob]:
         return {n: b for n, b in self.blobs().items() if "/_rejected/" not in n and "/_manifests/" not in n}

@@ -105,7 +105,8 @@ def test_dead_letters_of_a_named_destination_are_listed_and_replayed_in_its_plac
     check_container(mine, expected_ids={"big-eu"}, blob_path=f"{EU}/_backfill/r1")
     assert _default_files(harness) == default_before
     listed = harness.cli("rejected", "list", "--destination", "eu", extra_env=env).stdout
-    assert "0 can be replayed (`rejected replay`), 1 in the range of a recorded replay (below)" in listed, listed
+    assert "0 can be replayed (`rejected replay --destination eu`), 1 in the range of a recorded replay (below)" \
+        in listed, listed
     # default's dead letters of the same window are its own: eu's replay neither holds them back
     # nor stands in the way of default's replay of them
     listed = harness.cli("rejected", "list", extra_env=env).stdout
@@ -339,3 +340,23 @@ def test_a_hand_edited_definition_of_one_destination_does_not_stop_anothers_back
     proc = harness.cli("rejected", "list", extra_env=env)
     ok(proc, 1)
     assert "row backfills/default~b1: start is not what the exporter writes" in proc.stderr, proc.stderr
+
+
+def test_a_destination_with_ids_of_its_own_replays_up_to_where_its_own_export_stands(harness, others):
+    # us has other ids (9001.42) than default: its live rows are 9001.42~us, not the pin's bare key
+    env = env_of(others)
+    ok(add(harness, others["us"], env, "EXPORT_FORMAT=csv"))
+    us = others["us"]
+    us.source.add(make_window_calls(W0, per_type={"track": 2}, seed=43))
+    us.source.add([("track", "2026-11-28T12:14:00.000Z", _big("big-us", "2026-11-28T12:14:00.000Z"))])
+    harness.env["EXPORT_START"] = "2026-11-28T12:00:00Z"
+    ok(harness.cli("run", "--now", AFTER_THREE, extra_env=env))
+    listed = harness.cli("rejected", "list", "--destination", "us", extra_env=env)
+    assert "1 can be replayed (`rejected replay --destination us`)" in listed.stdout, listed.stdout
+    ok(add(harness, us, env, "EXPORT_FORMAT=csv", "MAX_CALL_BYTES=200000"))
+    proc = harness.cli("rejected", "replay", "--destination", "us", "--id", "r1", "--now", AFTER_THREE,
+                       extra_env=env)
+    ok(proc)
+    assert "replay r1 done" in proc.stdout, proc.stdout
+    mine = {n: b for n, b in harness.blobs(us.container).items() if n.startswith("_backfill/r1/")}
+    check_container(mine, expected_ids={"big-us"}, blob_path="_backfill/r1", dest_key="9001.42")

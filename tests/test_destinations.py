@@ -260,6 +260,11 @@ def test_disable_enable_remove_and_add_again_keep_state_and_files(harness, other
     replaced = add(harness, eu, env, "EXPORT_FORMAT=json", "SETTLE_SECONDS=30")
     ok(replaced)
     assert replaced.stdout.startswith("destination eu replaced (its state stays)")
+    # one setting alone is not a change of that setting: the row is replaced whole, and it says so
+    partial = harness.cli("destinations", "add", "eu", "MAX_CALL_BYTES=200000", extra_env=env)
+    ok(partial, 2)
+    assert partial.stderr.startswith("error: ETL_API_ENDPOINT is not set") and partial.stderr.rstrip().endswith(
+        "(destinations add replaces all of eu's settings: repeat the others from 'destinations list')")
     listed = harness.cli("destinations", "list", extra_env=env)
     assert any(ln.split()[:2] == ["eu", "no"] and "SETTLE_SECONDS=30" in ln for ln in listed.stdout.splitlines())
     assert positions(harness, key)["track"] == 1

@@ -319,6 +319,8 @@ def test_what_failed_again_in_a_replay_is_replayed_with_of_each_call_exactly_onc
     assert first.returncode == 0 and "replay r1 done" in first.stdout, (first.stdout, first.stderr)
     check_container(folder("r1"), expected_ids={"big-1", "big-2"}, expected_rejected=2,
                     blob_path=f"{LIVE_PATH}/_backfill/r1")  # big-3 and "{not json" failed again, there
+    assert "2 call(s) were quarantined in replay r1: `rejected list --of r1` lists them, `rejected replay --of r1` " \
+           "replays them once what refused them is fixed" in first.stdout, first.stdout
     listed = harness.cli("rejected", "list").stdout
     assert "what failed again in it: `rejected list --of r1`" in listed, listed
     harness.env["MAX_CALL_BYTES"] = "200000"

@@ -294,6 +294,9 @@ def test_a_named_destination_is_audited_in_its_own_place(harness, others):
     proc = harness.cli("verify", "--destination", "eu", extra_env=env)
     assert proc.returncode == 0, (proc.stdout, proc.stderr)
     assert "verify eu in eu/segment: 1 manifest(s), 1 data file(s)" in proc.stdout and "no problem" in proc.stdout
+    plain = harness.cli("verify", extra_env=env)  # default's: it names what it leaves out
+    assert "other destinations, not audited here (`verify --destination NAME` audits one): eu\n" in plain.stdout
+    assert plain.stdout.strip().splitlines()[-1].startswith("verify default in exports/segment: ")
     _container(harness).delete_blob(f"eu/segment/{KEY}.1.track.json")
     proc = harness.cli("verify", "--destination", "eu", extra_env=env)
     assert proc.returncode == 1 and f"missing: eu/segment/{KEY}.1.track.json" in proc.stdout
