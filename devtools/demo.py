@@ -65,7 +65,8 @@ def main() -> int:
         print("\n$ python -m shared.cli verify --deep   (positions, manifests, and every file read again)\n",
               flush=True)
         verified = subprocess.run([*cli, "verify", "--deep"], env=env, cwd=ROOT)
-        print("\nNext steps: `scripts/test` runs the test suite; to run the exporter against your own "
+        print("\nThis demo's Azurite keeps its data in memory: the files above are gone when it exits."
+              "\nNext steps: `scripts/test` runs the test suite; to run the exporter against your own "
               "settings (a local Azurite that keeps its data, or your storage account), see the README, "
               "'To run against your own settings locally'; docs/operations.md covers running it.", flush=True)
         return verified.returncode

@@ -48,7 +48,8 @@ def print_backfills(clients, name: str, dest_key: str, out: TextIO) -> None:  # 
         p = progress_of(clients, d, dest_key)
         state = "done" if p.finished else (
             f"pending at {format_rfc3339(p.through)}" if p.pending else f"through {format_rfc3339(p.through)}")
-        rows.append([d.id, d.kind, d.range_label(), ",".join(d.types), f"{p.done}/{p.total}", state])
+        kind = f"{d.kind} of {d.source}" if d.source else d.kind
+        rows.append([d.id, kind, d.range_label(), ",".join(d.types), f"{p.done}/{p.total}", state])
     print("backfills (files in BLOB_PATH/_backfill/<backfill>/):", file=out)
     table(rows, out)
 

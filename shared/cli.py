@@ -392,11 +392,15 @@ def check_command(settings: Settings, env: dict[str, str], name: str | None, out
         lines = io.StringIO()
         passed = run_checks(dest.settings, lines)
         if dest.name in {n for n, _ in neighbours}:
-            for other, problem in overlaps(dest.name, neighbours):
+            found = overlaps(dest.name, neighbours)
+            for other, problem in found:
                 # beside a disabled destination it is a warning: nothing writes there now
                 check = Check("folder", other not in enabled, problem, warn=True)
                 passed = passed and check.ok
                 print(check.line(), file=lines)
+            if not found and len(neighbours) > 1:
+                print(Check("folder", True, "its own: no other destination writes into it, inside it or around "
+                            "it").line(), file=lines)
         for other in unplaced:
             if other != dest.name:
                 print(Check("folder", True, f"not compared with destination {other}: its settings do not resolve "
