@@ -184,6 +184,30 @@ class Definition:
         return cls(backfill, kind, start, end, types, text("recipe"), destination, source)
 
 
+def lineage(source: str, recorded: Mapping[str, Definition]) -> tuple[tuple[str, ...], str]:
+    """The dead letters a replay of ``source``'s reads come from: the ids it descends from
+    (``source``, that replay's source, ...) and their root, ``""`` for the live export's dead
+    letters, else the backfill whose dead letters the chain starts at.
+
+    A replay's dead letters are calls its source did not export, so the whole family of a root
+    draws from the same calls: a replay that exported nothing leaves them in its own ``_rejected/``
+    *and* free in its source's. An id not recorded (a row deleted) or a loop (rows edited by hand)
+    is taken as the live export's family, whose replays then refuse overlaps: refusing loses nothing."""
+    chain: list[str] = []
+    current = source
+    while current:
+        if current in chain:
+            return tuple(chain), ""
+        chain.append(current)
+        definition = recorded.get(current)
+        if definition is None:
+            return tuple(chain), ""
+        if definition.kind != "replay":
+            return tuple(chain), current
+        current = definition.source
+    return tuple(chain), ""
+
+
 def row_key(destination: str, backfill: str) -> str:
     return f"{destination}~{backfill}"
 

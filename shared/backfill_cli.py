@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TextIO
 
-from shared.backfill import Definition, UsageError, derived_id, parse_id, parse_range, parse_types
+from shared.backfill import Definition, UsageError, derived_id, lineage, parse_id, parse_range, parse_types
 from shared.backfill_run import (
     dead_letter_store,
     definitions,
@@ -162,8 +162,7 @@ def rejected_list(clients, name: str, args: argparse.Namespace,  # type: ignore[
         rows = [["type", "calls", "reason"]]
         rows += [[t, str(n), r] for (t, r), n in sorted(found.by_reason.items(), key=lambda kv: (kv[0][0], -kv[1]))]
         table(rows, out)
-    replays = [d for d in definitions(clients.state, name)
-               if d.kind == "replay" and d.destination == name and d.source == source]
+    replays = _family(definitions(clients.state, name), name, source)
     # A call in the range and types of a recorded replay that exported a file, or may still (not
     # finished), is that replay's: a new replay of it is refused, so it is not counted as
     # replayable. A finished replay that exported nothing holds nothing back (_exported_any).
@@ -248,9 +247,8 @@ def replay_definition(settings: Settings, clients, name: str,  # type: ignore[no
         with recording_replay(clients.state, name, replay_id) as held:
             # One replay at a time looks for overlaps and records itself: two new replays of the
             # same dead letters started at once would each find the other not recorded yet.
-            for other in definitions(clients.state, name):
-                if other.kind == "replay" and other.destination == name and other.source == source \
-                        and other.id != replay_id and other.start < wanted.end and wanted.start < other.end \
+            for other in _family(definitions(clients.state, name), name, source):
+                if other.id != replay_id and other.start < wanted.end and wanted.start < other.end \
                         and set(other.types) & set(wanted.types) and _exported_any(clients, other, pin.key):
                     raise StateConflictError(
                         f"replay {other.id} already replayed the dead letters of {other.range_label()} "
@@ -292,6 +290,16 @@ def newer_than_replay(letters: BlobStore, dest_key: str, definition: Definition,
         print(f"{count} newer quarantined call(s) are outside this replay (it covers {definition.range_label()}): "
               f"run `rejected replay{f' --of {definition.source}' if definition.source else ''} --since "
               f"{format_rfc3339(definition.end)}`", file=out)
+
+
+def _family(recorded: list[Definition], name: str, source: str) -> list[Definition]:
+    """The recorded replays of destination ``name`` that may hold calls of ``source``'s dead letters
+    (the live export's: ``""``): those of the same root (:func:`lineage`), the chain ``source``
+    descends from left out (their dead letters are where ``source``'s come from)."""
+    replays = {d.id: d for d in recorded if d.kind == "replay" and d.destination == name}
+    by_id = {d.id: d for d in recorded}
+    ancestors, root = lineage(source, by_id)
+    return [d for d in replays.values() if d.id not in ancestors and lineage(d.source, by_id)[1] == root]
 
 
 def _exported_any(clients, definition: Definition, dest_key: str) -> bool:  # type: ignore[no-untyped-def]

@@ -33,6 +33,12 @@ from shared.settings import SETTING
 
 #: How long a secret read from Key Vault is used before it is read again (rotation shows up then).
 CACHE_SECONDS = 300.0
+#: Seconds a Key Vault read may take to connect, and to answer, before it fails (then retried
+#: :data:`VAULT_RETRIES` times). azure-core's own read timeout is 300 s per try: a vault that
+#: never answered held every destination of a tick past the function's timeout.
+VAULT_CONNECT_TIMEOUT = 10.0
+VAULT_READ_TIMEOUT = 15.0
+VAULT_RETRIES = 2
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,127}")
 _KV_NAME = re.compile(r"[0-9A-Za-z-]{1,127}")  # Key Vault's rule for secret names
@@ -90,7 +96,8 @@ class KeyVaultReader:
                  clock: Callable[[], float] = time.monotonic, ttl: float = CACHE_SECONDS) -> None:
         self.vault_url = vault_url
         self._credential = credential
-        self._client_kwargs = client_kwargs or {}
+        self._client_kwargs = {"connection_timeout": VAULT_CONNECT_TIMEOUT, "read_timeout": VAULT_READ_TIMEOUT,
+                               "retry_total": VAULT_RETRIES, **(client_kwargs or {})}
         self._client: Any = None
         self._clock = clock
         self._ttl = ttl

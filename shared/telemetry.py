@@ -15,7 +15,8 @@ What is emitted (docs/operations.md says how to read it):
   (counters, dimension ``type``), ``exporter.lag_seconds`` (gauge, dimensions ``type`` and
   ``destination``),
   ``exporter.run_duration_seconds`` (histogram, dimension ``outcome``), ``exporter.failed_runs``,
-  ``exporter.manifests`` (counter), ``exporter.verify.problems`` (gauge, dimensions ``destination`` and ``kind``);
+  ``exporter.manifests`` (counter), ``exporter.verify.problems`` (observable gauge, dimensions
+  ``destination`` and ``kind``);
 - the work queue's (docs/design.md, "Plan, queue, work"): ``exporter.queue.depth``,
   ``exporter.queue.oldest_age_seconds``, ``exporter.queue.poison`` (gauges, dimension ``queue``,
   recorded by each plan), ``exporter.units_in_flight`` (up-down counter),
@@ -34,6 +35,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import os
+import threading
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -77,10 +79,45 @@ failed_runs = _meter.create_counter(
 manifests_written = _meter.create_counter(
     "exporter.manifests", unit="{manifest}", description="Window manifests committed"
 )
-verify_problems = _meter.create_gauge(
-    "exporter.verify.problems", unit="{problem}",
-    description="Problems the last verify found, by destination and kind (0 when healthy)",
+# The last verify's counts, destination -> kind -> problems. An observable gauge reports what is
+# here at each collection, and nothing else: a synchronous gauge repeats the last value of every
+# attribute set it ever saw for the life of the process (a removed destination's count, or the
+# healthy 0 of one that can no longer be audited).
+_verify_counts: dict[str, dict[str, int]] = {}
+_verify_lock = threading.Lock()
+#: The ``kind`` of a destination that the last scheduled verify could not audit (its value is 1).
+NOT_AUDITED = "not_audited"
+
+
+def _observe_verify(options: metrics.CallbackOptions) -> list[metrics.Observation]:
+    with _verify_lock:
+        counts = [(d, k, n) for d, kinds in _verify_counts.items() for k, n in kinds.items()]
+    return [metrics.Observation(n, {"destination": d, "kind": k}) for d, k, n in counts]
+
+
+verify_problems = _meter.create_observable_gauge(
+    "exporter.verify.problems", callbacks=[_observe_verify], unit="{problem}",
+    description="Problems the last verify found, by destination and kind (0 when healthy; kind "
+                "not_audited 1: the destination could not be audited)",
 )
+
+
+def record_verify_problems(destination: str, problems: Mapping[str, int]) -> None:
+    """One destination's audit: its count per kind, reported until its next audit or tick."""
+    with _verify_lock:
+        _verify_counts[destination] = dict(problems)
+
+
+def record_verify_tick(audited: Mapping[str, bool], *, others_unknown: bool = False) -> None:
+    """A scheduled verify went over ``audited`` (name -> whether it was audited): the gauge holds
+    those alone, one not audited as 1 of kind :data:`NOT_AUDITED`. ``others_unknown``: the list of
+    destinations could not be read, so those of earlier ticks are not audited either."""
+    with _verify_lock:
+        kept = {name: _verify_counts.get(name, {}) if ok else {NOT_AUDITED: 1} for name, ok in audited.items()}
+        if others_unknown:
+            kept.update({name: {NOT_AUDITED: 1} for name in _verify_counts if name not in kept})
+        _verify_counts.clear()
+        _verify_counts.update(kept)
 queue_depth = _meter.create_gauge(
     "exporter.queue.depth", unit="{message}",
     description="Messages in the work queue (visible and invisible), by queue; recorded at each plan",

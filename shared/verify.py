@@ -55,7 +55,7 @@ from shared.page_reader import line_cap_for
 from shared.recipe import UnreadableRecipe, recorded_folder
 from shared.sequence import BACKFILL_FOLDER, Sequence
 from shared.state_store import StateStore, TypeState
-from shared.telemetry import verify_problems
+from shared.telemetry import record_verify_problems
 from shared.windows import WINDOW, Window, format_rfc3339, parse_rfc3339
 
 log = logging.getLogger(__name__)
@@ -182,9 +182,7 @@ class Verifier:
             self._backfill_folders()
         if self.etl is not None:
             self._against_etl()
-        for kind in KINDS:
-            verify_problems.set(self.result.problems.get(kind, 0),
-                                {"kind": kind, "destination": self.sequence.destination})
+        record_verify_problems(self.sequence.destination, {kind: self.result.problems.get(kind, 0) for kind in KINDS})
         return self.result
 
     # -- manifests --------------------------------------------------------------------------------

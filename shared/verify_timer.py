@@ -21,7 +21,7 @@ from shared.etl_client import Destination
 from shared.redact import install_log_redaction
 from shared.sequence import DEFAULT_DESTINATION, LIVE_DEFAULT, Sequence
 from shared.settings import Settings
-from shared.telemetry import configure_azure_monitor, quiet_sdk_loggers
+from shared.telemetry import configure_azure_monitor, quiet_sdk_loggers, record_verify_tick
 from shared.verify import Problem, VerifyResult, verify
 
 log = logging.getLogger(__name__)
@@ -37,11 +37,13 @@ def run_verify_tick(settings: Settings | None = None, *, env: Mapping[str, str] 
     quiet_sdk_loggers()
     settings = settings or Settings.from_env()
     configure_azure_monitor(settings.appinsights_connection_string)
+    unknown = False
     try:
         destinations = load_destinations(settings, env=env)
     except ExportError as exc:  # the destinations table: default is still audited
         log.error("verify: the named destinations were not read (%s); default alone is audited", exc)
         destinations = [NamedDestination(DEFAULT_DESTINATION, LIVE_DEFAULT, True, settings)]
+        unknown = True
     results: dict[str, VerifyResult | None] = {}
     for named in destinations:
         if named.settings is None:
@@ -53,6 +55,9 @@ def run_verify_tick(settings: Settings | None = None, *, env: Mapping[str, str] 
         except ExportError as exc:  # one destination's storage or ETL API: the others are audited
             log.error("verify %s: not audited: %s", named.name, exc)
             results[named.name] = None
+    # The gauge: these destinations alone (a disabled or removed one is dropped), one not audited
+    # as not_audited 1 rather than the count of its last audit.
+    record_verify_tick({name: result is not None for name, result in results.items()}, others_unknown=unknown)
     return results
 
 

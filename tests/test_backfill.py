@@ -21,6 +21,7 @@ from shared.backfill import (
     Scope,
     UsageError,
     derived_id,
+    lineage,
     parse_boundary,
     parse_id,
     parse_range,
@@ -194,6 +195,20 @@ def test_a_replays_source_round_trips_and_a_bad_one_is_refused():
                    {**r.to_entity(), "source": "r2"}, {**backfill.to_entity(), "source": "r1"}):
         with pytest.raises(StateConflictError, match="source is not what the exporter writes"):
             Definition.from_entity(entity, "tbl")
+
+
+def test_a_replays_lineage_runs_to_the_live_export_or_a_backfill_and_is_conservative_on_odd_rows():
+    def replay(rid: str, source: str = "") -> Definition:
+        return Definition(rid, "replay", W0, W0 + WINDOW, ("track",), "{}", "default", source)
+
+    rows = {d.id: d for d in (replay("r1"), replay("r2", "r1"), replay("r3", "r2"),
+                              Definition("bf", "backfill", W0, W0 + WINDOW, ("track",), "{}"), replay("s1", "bf"),
+                              replay("loop-a", "loop-b"), replay("loop-b", "loop-a"))}
+    assert lineage("", rows) == ((), "")
+    assert lineage("r3", rows) == (("r3", "r2", "r1"), "")
+    assert lineage("s1", rows) == (("s1", "bf"), "bf")  # a backfill's copy is a family of its own
+    assert lineage("gone", rows) == (("gone",), "")  # a deleted row: the live export's family
+    assert lineage("loop-a", rows) == (("loop-a", "loop-b"), "")
 
 
 def test_progress_counts_the_windows_of_each_type():

@@ -369,3 +369,36 @@ def test_of_names_a_finished_backfill_or_replay_of_the_destination(harness):
         assert proc.returncode == 2 and proc.stderr.startswith(message), (args, proc.stderr)
     assert "0 quarantined call(s)" in harness.cli("rejected", "list", "--of", "bq").stdout  # listing may look
     assert snapshot(harness.blobs()) == before
+
+
+def test_a_replay_that_exported_nothing_has_its_leftovers_replayed_once_by_of_or_by_a_live_replay(harness):
+    """Replay r1 exported nothing (everything failed again), so it holds nothing back: a new replay
+    of the live dead letters may take them. Its own dead letters are the same calls: a replay
+    --of r1 and a live replay of the same range must not both export them (in either order)."""
+    _, now = _setup(harness)
+    same = harness.cli("rejected", "replay", "--id", "r1", "--now", now)
+    assert same.returncode == 0 and "replay r1 done" in same.stdout, same.stderr
+    harness.env["MAX_CALL_BYTES"] = "200000"
+    of = harness.cli("rejected", "replay", "--of", "r1", "--id", "r2", "--now", now)
+    assert of.returncode == 0 and "replay r2 done" in of.stdout, (of.stdout, of.stderr)
+    assert _replayed_ids(harness) == {"big-1": 1, "big-2": 1, "big-3": 1}
+    listed = harness.cli("rejected", "list").stdout
+    assert ": 0 can be replayed (`rejected replay`), 4 in the range of a recorded replay (below)" in listed, listed
+    live = harness.cli("rejected", "replay", "--id", "r3", "--now", now)
+    assert live.returncode == 1 and "replay r2 already replayed the dead letters" in live.stderr, live.stderr
+    sibling = harness.cli("rejected", "replay", "--of", "r1", "--id", "r2b", "--now", now)
+    assert sibling.returncode == 1 and "replay r2 already replayed" in sibling.stderr, sibling.stderr
+    assert _replayed_ids(harness) == {"big-1": 1, "big-2": 1, "big-3": 1}
+
+
+def test_a_live_replay_and_a_replay_of_the_leftovers_of_one_that_exported_nothing_never_both_export(harness):
+    _, now = _setup(harness)
+    assert harness.cli("rejected", "replay", "--id", "r1", "--now", now).returncode == 0  # exports nothing
+    harness.env["MAX_CALL_BYTES"] = "200000"
+    live = harness.cli("rejected", "replay", "--id", "r3", "--now", now)
+    assert live.returncode == 0 and "replay r3 done" in live.stdout, live.stderr
+    listed = harness.cli("rejected", "list", "--of", "r1").stdout
+    assert "0 can be replayed (`rejected replay --of r1`), 4 in the range of a recorded replay" in listed, listed
+    of = harness.cli("rejected", "replay", "--of", "r1", "--id", "r2", "--now", now)
+    assert of.returncode == 1 and "replay r3 already replayed the dead letters" in of.stderr, of.stderr
+    assert _replayed_ids(harness) == {"big-1": 1, "big-2": 1, "big-3": 1}

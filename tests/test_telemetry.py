@@ -41,6 +41,8 @@ from tests.conftest import TOKEN
 from tests.support.calls import make_window_calls
 from tests.support.echoing_etl import ECHO_VARIANTS, EchoingEtl
 from tests.support.leaks import assert_no_leak
+from tests.test_destinations import add, env_of, ok
+from tests.test_destinations import others as others
 
 ROOT = Path(__file__).resolve().parent.parent
 W0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -514,6 +516,48 @@ def test_manifests_written_are_counted_and_the_verify_timer_sets_its_problems_ga
     summaries = [r for r in otel.logs.get_finished_logs() if "verify default in exports/segment" in str(
         r.log_record.body)]
     assert len(summaries) == 1 and "1 problem(s) (foreign 1)" in str(summaries[0].log_record.body)
+def test_the_verify_gauge_holds_only_what_the_last_tick_audited(harness, others, otel):
+    """A synchronous gauge repeats its last value per attribute set for the life of the process:
+    a destination that could not be audited kept its last count (a healthy 0: the alert stayed
+    silent while nothing was audited), and one disabled or removed kept firing the alert with a
+    count nobody could clear. Each tick now reports exactly the destinations it went over; one it
+    could not audit is 1 of kind not_audited."""
+    from shared.verify_timer import run_verify_tick
+
+    def gauge() -> dict[tuple[str, str], int]:
+        return {(p.attributes["destination"], p.attributes["kind"]): p.value
+                for p in otel.points().get("exporter.verify.problems", [])}
+
+    env = env_of(others)
+    ok(add(harness, others["eu"], env))
+    others["eu"].source.add(make_window_calls(W0, per_type={"track": 3}, seed=4))
+    ok(harness.cli("run", "--now", "2026-11-28T12:11:01Z", extra_env=env))
+    with harness.azurite.blob_service() as svc:
+        svc.get_container_client(harness.container).upload_blob("eu/segment/stray.csv", b"x")
+    run_verify_tick(harness.settings(), env={**harness.env, **env})
+    first = gauge()
+    assert first[("eu", "foreign")] == 1 and first[("default", "foreign")] == 0, first
+    unresolved = {k: v for k, v in env.items() if k != "EU_TOKEN"}
+    assert run_verify_tick(harness.settings(), env={**harness.env, **unresolved})["eu"] is None
+    second = gauge()
+    assert {k: v for k, v in second.items() if k[0] == "eu"} == {("eu", "not_audited"): 1}, second
+    assert second[("default", "foreign")] == 0
+    ok(harness.cli("destinations", "disable", "eu", extra_env=env))
+    run_verify_tick(harness.settings(), env={**harness.env, **env})
+    third = gauge()
+    assert {k[0] for k in third} == {"default"}, third
+
+
+def test_a_tick_that_could_not_read_the_destinations_reports_the_earlier_ones_as_not_audited(otel):
+    telemetry.record_verify_problems("default", {"gap": 0})
+    telemetry.record_verify_problems("eu", {"gap": 2})
+    telemetry.record_verify_tick({"default": True}, others_unknown=True)
+    points = {(p.attributes["destination"], p.attributes["kind"]): p.value
+              for p in otel.points()["exporter.verify.problems"]}
+    assert points == {("default", "gap"): 0, ("eu", telemetry.NOT_AUDITED): 1}
+    telemetry.record_verify_tick({})
+
+
 def test_a_plan_records_the_queue_gauges_and_each_work_item_its_duration_lag_and_flight(azurite, tmp_path, otel):
     from shared.planning import plan
     from shared.work_queue import WorkQueue

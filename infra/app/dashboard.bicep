@@ -311,7 +311,7 @@ resource verifyAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
   kind: 'LogAlert'
   properties: {
     displayName: 'ETL exporter verify found problems (${namePrefix})'
-    description: 'exporter.verify.problems above 0 in the last 24 hours: a file of the destination is missing, changed or foreign, or its manifest chain is broken. Run python -m shared.cli verify --destination NAME for the lines.'
+    description: 'exporter.verify.problems above 0 in the last 24 hours: a file of the destination is missing, changed or foreign, or its manifest chain is broken (kind not_audited: it could not be audited, see the verify NAME: not audited log line). Run python -m shared.cli verify --destination NAME for the lines.'
     severity: 2
     enabled: true
     scopes: [

@@ -62,10 +62,13 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
 
 
 class KeyVaultServer:
-    def __init__(self, secrets: dict[str, str], *, gather: int = 0) -> None:
+    def __init__(self, secrets: dict[str, str], *, gather: int = 0, hang: frozenset[str] = frozenset(),
+                 hang_seconds: float = 20.0) -> None:
         """``gather``: each authorized request waits (at most 2 s) until that many have been in
-        flight at once, so a client that sends them one at a time shows in :attr:`most_at_once`."""
+        flight at once, so a client that sends them one at a time shows in :attr:`most_at_once`.
+        ``hang``: names whose reads are answered only after ``hang_seconds`` (or at shutdown)."""
         self.secrets = dict(secrets)
+        self._hang, self._hang_seconds, self._closing = hang, hang_seconds, threading.Event()
         self.fetches: list[str] = []  # names answered 200 or 404 (authorized requests)
         self.most_at_once = 0
         self._in_flight = 0
@@ -102,6 +105,8 @@ class KeyVaultServer:
                     self._send(400, {"error": {"code": "BadParameter", "message": "not a secret path"}})
                     return
                 name = parts[1]
+                if name in vault._hang:
+                    vault._closing.wait(vault._hang_seconds)
                 vault.fetches.append(name)
                 with vault._flight:
                     vault._in_flight += 1
@@ -140,6 +145,7 @@ class KeyVaultServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._closing.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self._dir.cleanup()
