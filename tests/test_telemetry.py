@@ -10,6 +10,7 @@ urllib3) are turned on here too, so their HTTP spans are checked for secrets as 
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -516,6 +517,17 @@ def test_manifests_written_are_counted_and_the_verify_timer_sets_its_problems_ga
     summaries = [r for r in otel.logs.get_finished_logs() if "verify default in exports/segment" in str(
         r.log_record.body)]
     assert len(summaries) == 1 and "1 problem(s) (foreign 1)" in str(summaries[0].log_record.body)
+    # a backfill audited by hand in the same process leaves the live export's counts as they are
+    from shared.cli import main
+
+    backfill = ["backfill", "--start", "2026-11-28T12:00:00Z", "--end", "2026-11-28T12:10:00Z", "--id", "b1",
+                "--now", "2026-11-28T12:21:01Z"]
+    assert main(["--no-settings", *backfill], out=io.StringIO()) == 0
+    assert main(["--no-settings", "verify", "--backfill", "b1"], out=io.StringIO()) == 0  # healthy
+    gauge = {p.attributes["kind"]: p.value for p in otel.points()["exporter.verify.problems"]}
+    assert gauge["foreign"] == 1 and sum(gauge.values()) == 1
+
+
 def test_the_verify_gauge_holds_only_what_the_last_tick_audited(harness, others, otel):
     """A synchronous gauge repeats its last value per attribute set for the life of the process:
     a destination that could not be audited kept its last count (a healthy 0: the alert stayed
