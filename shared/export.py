@@ -19,7 +19,7 @@ from typing import assert_never
 from shared.backfill import Scope
 from shared.calltypes import CALL_TYPES
 from shared.clients import Clients
-from shared.errors import ExportError, WindowNotClosed
+from shared.errors import ExportError, StateConflictError, WindowNotClosed
 from shared.etl_client import Destination
 from shared.finisher import Finisher
 from shared.manifests import MAX_PER_CALL, ManifestChain
@@ -44,7 +44,7 @@ from shared.telemetry import (
     tracer,
 )
 from shared.unit import Next, Step, Unit
-from shared.windows import Window, due_windows
+from shared.windows import Window, due_windows, format_rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -195,12 +195,24 @@ def positions(settings: Settings, clients: Clients, now: datetime, sequence: Seq
     def finish_old_place(old: DestinationPin) -> None:
         # Windows committed in the old place whose manifest a crash left unwritten get it there
         # now: their files are there, and the new place cannot find them (shared/manifests.py).
+        key = sequence.state_key(old.integration_id, old.action_id)
         if old.container == here.container:
             chain = ManifestChain(clients.blobs.at_path(old.blob_path), store,
-                                  Destination(old.integration_id, old.action_id),
-                                  sequence.state_key(old.integration_id, old.action_id))
+                                  Destination(old.integration_id, old.action_id), key)
             while len(chain.complete(here)) == MAX_PER_CALL:
                 pass
+            return
+        # Another container: the settings reach only the new one, so owed manifests cannot be
+        # written where their files are. Stop before moving (as for a pending window there).
+        cursor, rows = store.get_cursor(key), store.type_rows(key)
+        least = min((r.window_end for r in rows.values()), default=None)
+        if cursor is not None and least is not None and cursor.window_end < least:
+            raise StateConflictError(
+                f"the windows {format_rfc3339(cursor.window_end)}..{format_rfc3339(least)} of {key} were committed "
+                f"in the container {old.container}, but their manifests are not written yet (a run stopped in "
+                f"between) and the settings now reach {here.container} only: point them back at {old.container}, "
+                "run once so the manifests are written there, then switch (docs/operations.md, 'Moving the "
+                "export'); nothing was exported")
 
     pin = pin_destination(store, remote, container=here.container, blob_path=here.blob_path, start=start,
                           name=sequence.destination, before_move=finish_old_place)

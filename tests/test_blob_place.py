@@ -102,3 +102,34 @@ def test_a_sas_rotation_or_a_switch_to_the_managed_identity_form_is_not_a_move()
     d = container_location(account_url="https://acct.blob.core.windows.net?sv=1&sig=zzz", container="exports")
     assert a == b == c == d == "https://acct.blob.core.windows.net/exports"
     assert container_location(account_url="https://acct.blob.core.windows.net", container="other") != a
+
+
+def test_manifests_owed_in_the_old_container_stop_a_move_until_they_are_written_there(harness, azurite):
+    harness.source.add(make_window_calls(W0, per_type={"track": 3}, seed=23)
+                       + make_window_calls(W0 + timedelta(minutes=10), per_type={"track": 2}, seed=24))
+    harness.env.update(START)
+    crashed = harness.cli("run", "--now", "2026-11-28T12:11:01Z",
+                          extra_env={"EXPORTER_CRASH_AT": "before_manifest_commit"})
+    assert crashed.returncode == 137, crashed.stderr
+    assert not [n for n in harness.blobs() if "/_manifests/" in n]  # the window is committed, its manifest owed
+    other = f"m{harness.container[1:]}"
+    azurite.create_container(other)
+    elsewhere = azurite.sas_url(other)
+    before = snapshot(harness.blobs())
+
+    refused = run_with(harness, "2026-11-28T12:21:01Z", BLOB_SAS_URL=elsewhere)
+    assert refused.error is not None and "\n" not in refused.error and "sig=" not in refused.error
+    assert "the windows 2026-11-28T12:00:00Z..2026-11-28T12:10:00Z of 2184.13699 were committed in the container " \
+           f"http://127.0.0.1:{azurite.blob_port}/devstoreaccount1/{harness.container}, but their manifests are not " \
+           "written yet" in refused.error, refused.error
+    with azurite.blob_service() as svc:
+        assert list(svc.get_container_client(other).list_blobs()) == []
+    assert snapshot(harness.blobs()) == before
+
+    assert run_with(harness, "2026-11-28T12:11:02Z").ok  # back: the owed manifest is written where its files are
+    assert [n for n in harness.blobs() if "/_manifests/" in n] == [
+        "exports/segment/_manifests/2184.13699.20261128T1200Z.json"]
+    assert run_with(harness, "2026-11-28T12:21:01Z", BLOB_SAS_URL=elsewhere).ok  # then the move goes ahead
+    with azurite.blob_service() as svc:
+        moved = sorted(b.name for b in svc.get_container_client(other).list_blobs())
+    assert "exports/segment/_manifests/2184.13699.20261128T1210Z.json" in moved
