@@ -28,7 +28,8 @@ from shared.clients import build_clients, close_clients
 from shared.destinations import get_destination
 from shared.errors import ExportError, SettingsError, StateConflictError
 from shared.pinning import pinned_for_backfill
-from shared.replay import rejected_files, tally
+from shared.records import over_cap
+from shared.replay import reason_group, rejected_files, tally
 from shared.sequence import DEFAULT_DESTINATION
 from shared.sequence import Sequence as ExportSequence
 from shared.settings import Settings
@@ -86,7 +87,7 @@ def backfill_commands(args: argparse.Namespace, app: Settings, env: Mapping[str,
     clients = build_clients(settings)
     try:
         if args.command == "rejected" and args.verb == "list":
-            return rejected_list(clients, name, args, out)
+            return rejected_list(clients, name, args, out, settings.max_call_bytes)
         definition: Definition | None
         if wanted is not None:
             pinned_for_backfill(clients.state, clients.etl.destination(), wanted.sequence)  # before recording
@@ -143,7 +144,7 @@ def _since(option: str, text: str | None) -> datetime | None:
 
 
 def rejected_list(clients, name: str, args: argparse.Namespace,  # type: ignore[no-untyped-def]
-                  out: TextIO) -> int:
+                  out: TextIO, max_call_bytes: int) -> int:
     since = _since("--since", args.since)
     dest_key = pinned_key(clients, name)
     if dest_key is None:
@@ -177,6 +178,10 @@ def rejected_list(clients, name: str, args: argparse.Namespace,  # type: ignore[
           + (f" since {format_rfc3339(since)}" if since else "")
           + f": {found.replayable - covered} can be replayed (`{again}`){in_replays}, "
           f"{found.unreplayable} cannot (over the line cap, or repeats of exported calls)", file=out)
+    if any(reason == OVER_MAX_CALL_BYTES for _, reason in found.by_reason):
+        print(f"calls over the byte cap: the cap is MAX_CALL_BYTES ({max_call_bytes} now"
+              + (f", destination {name}'s row" if name != DEFAULT_DESTINATION else "")
+              + f"); raise it, then `{again}`", file=out)
     for d in replays:
         if d.id not in holding:
             print(f"replay {d.id} covers {d.range_label()} ({','.join(d.types)}) but exported nothing: its "
@@ -186,6 +191,10 @@ def rejected_list(clients, name: str, args: argparse.Namespace,  # type: ignore[
               f"{format_rfc3339(d.end)} on need `{again} --since {format_rfc3339(d.end)}`; what failed again "
               f"in it: `rejected list{named} --of {d.id}`", file=out)
     return EXIT_OK
+
+
+#: The reason group (shared/replay.py ``reason_group``) of a call over MAX_CALL_BYTES (shared/records.py).
+OVER_MAX_CALL_BYTES = reason_group(over_cap(1, 1))
 
 
 def _source(clients, name: str, of: str | None,  # type: ignore[no-untyped-def]

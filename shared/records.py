@@ -129,13 +129,18 @@ def _json_error(line: bytes, exc: Exception) -> str:
     return f"not valid JSON: {exc}"
 
 
+def over_cap(size: int, cap: int) -> str:
+    """The reason of a call over ``MAX_CALL_BYTES``."""
+    return f"call is {size} bytes, over the {cap}-byte cap"
+
+
 def validate_call(line: bytes, call_type: str, limits: Limits) -> dict[str, msgspec.Raw]:
     """Validate one line completely; return its top-level fields as raw JSON text.
 
     Raises :class:`BadCall` with the reason when the line is not a valid call of ``call_type``.
     """
     if len(line) > limits.max_call_bytes:
-        raise BadCall(f"call is {len(line)} bytes, over the {limits.max_call_bytes}-byte cap")
+        raise BadCall(over_cap(len(line), limits.max_call_bytes))
     try:
         value = msgspec.json.decode(line)
     except RecursionError:

@@ -353,6 +353,8 @@ def test_a_destination_with_ids_of_its_own_replays_up_to_where_its_own_export_st
     ok(harness.cli("run", "--now", AFTER_THREE, extra_env=env))
     listed = harness.cli("rejected", "list", "--destination", "us", extra_env=env)
     assert "1 can be replayed (`rejected replay --destination us`)" in listed.stdout, listed.stdout
+    assert "the cap is MAX_CALL_BYTES (65536 now, destination us's row); raise it, then `rejected replay " \
+        "--destination us`" in listed.stdout
     ok(add(harness, us, env, "EXPORT_FORMAT=csv", "MAX_CALL_BYTES=200000"))
     proc = harness.cli("rejected", "replay", "--destination", "us", "--id", "r1", "--now", AFTER_THREE,
                        extra_env=env)

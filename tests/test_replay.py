@@ -93,6 +93,7 @@ def test_rejected_list_counts_the_quarantined_calls_by_window_type_and_reason(ha
     assert "2026-11-28T12:00:00Z  track  3" in out and "2026-11-28T12:00:00Z  page   1" in out
     assert "2026-11-28T12:20:00Z  track  1" in out
     assert "track  2      call is N bytes, over the N-byte cap" in out
+    assert "calls over the byte cap: the cap is MAX_CALL_BYTES (65536 now); raise it, then `rejected replay`" in out
     assert "5 quarantined call(s) in 3 file(s)" in out and "4 can be replayed" in out and "1 cannot" in out
     assert "y" * 50 not in out and harness.env["ETL_API_TOKEN"] not in out  # counts, not calls or secrets
     since = harness.cli("rejected", "list", "--since", "2026-11-28T12:10:00Z")
