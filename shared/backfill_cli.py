@@ -296,9 +296,14 @@ def newer_than_replay(letters: BlobStore, dest_key: str, definition: Definition,
     newer = [f for f in rejected_files(letters, dest_key, start, until) if f.call_type in types]
     count = tally(letters, newer).total if newer else 0
     if count:
+        # The same command from the replay's end: its destination, --of, --until and --types too.
+        again = "rejected replay" + (f" --destination {definition.destination}"
+                                     if definition.destination != DEFAULT_DESTINATION else "") \
+            + (f" --of {definition.source}" if definition.source else "") \
+            + f" --since {format_rfc3339(start)}" + (f" --until {format_rfc3339(until)}" if until else "") \
+            + (f" --types {','.join(types)}" if types != CALL_TYPES else "")
         print(f"{count} newer quarantined call(s) are outside this replay (it covers {definition.range_label()}): "
-              f"run `rejected replay{f' --of {definition.source}' if definition.source else ''} --since "
-              f"{format_rfc3339(definition.end)}`", file=out)
+              f"run `{again}`", file=out)
 
 
 def _family(recorded: list[Definition], name: str, source: str) -> list[Definition]:

@@ -44,7 +44,7 @@ from shared.telemetry import (
     tracer,
 )
 from shared.unit import Next, Step, Unit
-from shared.windows import Window, due_windows, format_rfc3339
+from shared.windows import WINDOW, Window, due_windows, format_rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -205,14 +205,39 @@ def positions(settings: Settings, clients: Clients, now: datetime, sequence: Seq
         # Another container: the settings reach only the new one, so owed manifests cannot be
         # written where their files are. Stop before moving (as for a pending window there).
         cursor, rows = store.get_cursor(key), store.type_rows(key)
-        least = min((r.window_end for r in rows.values()), default=None)
-        if cursor is not None and least is not None and cursor.window_end < least:
+        if not rows:
+            return
+        least, most = min(r.window_end for r in rows.values()), max(r.window_end for r in rows.values())
+        pending = [r for t in CALL_TYPES if (r := rows.get(t)) is not None and r.pending_start is not None]
+        if pending:
+            # Checked before the move, not by the unit after it: the types before it in the run
+            # would put their files of the window in the new container first (a split window).
+            r = pending[0]
+            window = Window(r.pending_start, r.pending_start + WINDOW)
+            raise StateConflictError(
+                f"{r.call_type} {window.label()} was started in the container {old.container} but the settings "
+                f"now point at {here.container}: point BLOB_SAS_URL (or BLOB_ACCOUNT_URL/BLOB_CONTAINER) back "
+                "at the first one until `status` shows no pending window, then switch (docs/operations.md, "
+                "'Moving the export'); nothing was exported", window=window, call_type=r.call_type)
+        if cursor is not None and cursor.window_end < least:
             raise StateConflictError(
                 f"the windows {format_rfc3339(cursor.window_end)}..{format_rfc3339(least)} of {key} were committed "
                 f"in the container {old.container}, but their manifests are not written yet (a run stopped in "
                 f"between) and the settings now reach {here.container} only: point them back at {old.container}, "
                 "run once so the manifests are written there, then switch (docs/operations.md, 'Moving the "
                 "export'); nothing was exported")
+        if most > least:
+            # Types ahead of the others (a run stopped by its budget or a failure between them): the
+            # windows between hold their files here, and the others' would land there: a manifest
+            # built in either container would wait for the files of the other.
+            ahead = [t for t in CALL_TYPES if t in rows and rows[t].window_end > least]
+            behind = [t for t in CALL_TYPES if t in rows and rows[t].window_end == least]
+            raise StateConflictError(
+                f"the windows {format_rfc3339(least)}..{format_rfc3339(most)} of {key} were committed in the "
+                f"container {old.container} by {', '.join(ahead)} but not yet by {', '.join(behind)} (a run "
+                f"stopped in between) and the settings now reach {here.container} only: point them back at "
+                f"{old.container}, run until `status` shows every type at the same window, then switch "
+                "(docs/operations.md, 'Moving the export'); nothing was exported")
 
     pin = pin_destination(store, remote, container=here.container, blob_path=here.blob_path, start=start,
                           name=sequence.destination, before_move=finish_old_place)

@@ -121,6 +121,25 @@ def test_dead_letters_of_a_named_destination_are_listed_and_replayed_in_its_plac
     assert "replay r1 already replayed the dead letters" in again.stderr
 
 
+
+def test_the_newer_dead_letters_hint_of_a_named_destinations_replay_names_the_destination(harness, others):
+    # Run as printed, the hint without --destination would replay default's dead letters.
+    env, _ = _eu_exported(harness, others)
+    ok(add(harness, others["eu"], env, "EXPORT_FORMAT=json", "MAX_CALL_BYTES=200000"))
+    ok(harness.cli("rejected", "replay", "--destination", "eu", "--id", "r1", "--now", AFTER_THREE, extra_env=env))
+    others["eu"].source.add([("track", "2026-11-28T12:33:00.000Z", b"{not json")])  # quarantined later
+    later = "2026-11-28T12:41:01Z"
+    ok(harness.cli("run", "--now", later, extra_env=env))
+    again = harness.cli("rejected", "replay", "--destination", "eu", "--id", "r1", "--now", later, extra_env=env)
+    ok(again)
+    hint = "run `rejected replay --destination eu --since 2026-11-28T12:20:00Z`"
+    assert "1 newer quarantined call(s) are outside this replay" in again.stdout and hint in again.stdout, again.stdout
+    newer = harness.cli(*hint[len("run `"):-1].split(), "--now", later, extra_env=env)  # copy-pasted
+    ok(newer)
+    assert "1 quarantined call(s) in 1 file(s)" in newer.stdout, newer.stdout  # eu's (default has none there)
+    assert "`rejected replay --destination eu --of replay-" in newer.stdout, newer.stdout
+
+
 def test_an_unknown_destination_is_a_usage_error_and_touches_nothing(harness, others):
     env, _ = _eu_exported(harness, others)
     before = snapshot(harness.blobs())

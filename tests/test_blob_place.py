@@ -133,3 +133,53 @@ def test_manifests_owed_in_the_old_container_stop_a_move_until_they_are_written_
     with azurite.blob_service() as svc:
         moved = sorted(b.name for b in svc.get_container_client(other).list_blobs())
     assert "exports/segment/_manifests/2184.13699.20261128T1210Z.json" in moved
+
+
+
+def test_types_uneven_at_a_container_move_stop_the_move_until_they_are_even(harness, azurite):
+    # The run budget ran out after identify's W0+10 and before the other types' (no claim is
+    # pending): W0+10 is partly committed in the old container (identify's file is there). Moved
+    # now, the others' W0+10 would land in the new container, and the manifest of W0+10, built
+    # there, would wait forever for identify's file, which it cannot see.
+    from shared.clients import build_clients, close_clients
+    from shared.export import run_export
+    from tests.support.runs import FAST_ETL, at
+
+    harness.source.add(make_window_calls(W0, per_type={"track": 3, "identify": 2}, seed=31)
+                       + make_window_calls(W0 + timedelta(minutes=10), per_type={"track": 2, "identify": 1}, seed=32))
+    harness.env.update(START)
+    ticks = iter([0.0] * 8)  # the run's start, W0's six units, identify's W0+10: then the budget is spent
+    settings = harness.settings()
+    clients = build_clients(settings, etl_kwargs=FAST_ETL)
+    try:
+        cut = run_export(settings, clients, at("2026-11-28T12:21:01Z"), monotonic=lambda: next(ticks, 1e9))
+    finally:
+        close_clients(clients)
+    assert cut.stopped_by_budget
+    rows = state_rows(harness)
+    assert rows["identify"].window_end == W0 + timedelta(minutes=20)
+    assert all(rows[t].window_end == W0 + timedelta(minutes=10) and not rows[t].pending_start
+               for t in rows if t != "identify")
+    other = f"m{harness.container[1:]}"
+    azurite.create_container(other)
+    elsewhere = azurite.sas_url(other)
+    before = snapshot(harness.blobs())
+
+    refused = run_with(harness, "2026-11-28T12:21:02Z", BLOB_SAS_URL=elsewhere)
+    assert refused.error is not None and "\n" not in refused.error and "sig=" not in refused.error
+    assert "the windows 2026-11-28T12:10:00Z..2026-11-28T12:20:00Z of 2184.13699 were committed in the " \
+           f"container http://127.0.0.1:{azurite.blob_port}/devstoreaccount1/{harness.container} by identify but " \
+           "not yet by track, page, screen, alias, group" in refused.error, refused.error
+    with azurite.blob_service() as svc:
+        assert list(svc.get_container_client(other).list_blobs()) == []
+    assert snapshot(harness.blobs()) == before
+    assert state_rows(harness) == rows  # nothing moved, the pin neither
+
+    assert run_with(harness, "2026-11-28T12:21:03Z").ok  # back: the others catch up where identify's file is
+    assert sorted(n for n in harness.blobs() if "/_manifests/" in n) == [
+        "exports/segment/_manifests/2184.13699.20261128T1200Z.json",
+        "exports/segment/_manifests/2184.13699.20261128T1210Z.json"]
+    assert run_with(harness, "2026-11-28T12:31:01Z", BLOB_SAS_URL=elsewhere).ok  # then the move goes ahead
+    with azurite.blob_service() as svc:
+        moved = sorted(b.name for b in svc.get_container_client(other).list_blobs())
+    assert "exports/segment/_manifests/2184.13699.20261128T1220Z.json" in moved
