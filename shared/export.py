@@ -208,17 +208,18 @@ def positions(settings: Settings, clients: Clients, now: datetime, sequence: Seq
         if not rows:
             return
         least, most = min(r.window_end for r in rows.values()), max(r.window_end for r in rows.values())
-        pending = [r for t in CALL_TYPES if (r := rows.get(t)) is not None and r.pending_start is not None]
+        pending = [(r.call_type, started) for t in CALL_TYPES
+                   if (r := rows.get(t)) is not None and (started := r.pending_start) is not None]
         if pending:
             # Checked before the move, not by the unit after it: the types before it in the run
             # would put their files of the window in the new container first (a split window).
-            r = pending[0]
-            window = Window(r.pending_start, r.pending_start + WINDOW)
+            call_type, started = pending[0]
+            window = Window(started, started + WINDOW)
             raise StateConflictError(
-                f"{r.call_type} {window.label()} was started in the container {old.container} but the settings "
+                f"{call_type} {window.label()} was started in the container {old.container} but the settings "
                 f"now point at {here.container}: point BLOB_SAS_URL (or BLOB_ACCOUNT_URL/BLOB_CONTAINER) back "
                 "at the first one until `status` shows no pending window, then switch (docs/operations.md, "
-                "'Moving the export'); nothing was exported", window=window, call_type=r.call_type)
+                "'Moving the export'); nothing was exported", window=window, call_type=call_type)
         if cursor is not None and cursor.window_end < least:
             raise StateConflictError(
                 f"the windows {format_rfc3339(cursor.window_end)}..{format_rfc3339(least)} of {key} were committed "
