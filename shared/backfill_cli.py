@@ -109,8 +109,8 @@ def backfill_commands(args: argparse.Namespace, app: Settings, env: Mapping[str,
     try:
         key = dest_key or pinned_key(clients, name) or ""
         p = progress_of(clients, definition, key)
-        own = rejected_files(clients.blobs.at_path(definition.sequence.folder(settings.blob_path)), key) \
-            if p.finished and key else []
+        # its own dead letters, where it was written (its recorded folder, whatever BLOB_PATH is now)
+        own = rejected_files(dead_letter_store(clients, name, definition.id), key) if p.finished and key else []
         failed_again = tally(clients.blobs, own).total if own else 0
     finally:
         close_clients(clients)
