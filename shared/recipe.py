@@ -110,6 +110,17 @@ def recorded_folder(text: str, current_container: str, current_path: str) -> tup
     return container, path
 
 
+def recipe_diff(recorded: str, now: str) -> str:
+    """``setting recorded -> now`` of each setting that differs (the recipes hold no secret); the
+    recorded text itself (cut) when it is not a JSON object (a hand edit may be anything)."""
+    try:
+        was, current = _recorded_object(recorded), _recorded_object(now)
+    except UnreadableRecipe:
+        return f"recorded recipe {recorded[:200]}"
+    return ", ".join(f"{k} {was.get(k)!r} -> {current.get(k)!r}" for k in sorted(was.keys() | current.keys())
+                     if was.get(k) != current.get(k))
+
+
 def recorded_place(text: str) -> str | None:
     """Where a recorded recipe says its window's files go (``BLOB_PATH=... in <container URL>``),
     when that much of it can be read even though the rest cannot; else None. The container is
