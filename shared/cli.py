@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, TextIO, cast
 
 from shared.backfill import UsageError
-from shared.backfill_cli import backfill_commands, destination_settings, print_backfills
+from shared.backfill_cli import backfill_commands, destination_flag, destination_settings, print_backfills
 from shared.backfill_run import backfill_settings, recorded
 from shared.blob_store import sas_expiry
 from shared.calltypes import CALL_TYPES
@@ -647,7 +647,7 @@ def run_verify(settings: Settings, clients, out: TextIO, *, sequence: ExportSequ
     if result.backfills:
         inner = ExportSequence(sequence.destination, result.backfills[0]).folder(settings.blob_path)
         print(f"backfills and replays in {inner.rsplit('/', 1)[0]}/ (not audited here; `verify --backfill ID"
-              + ("" if sequence.destination == DEFAULT_DESTINATION else f" --destination {sequence.destination}")
+              + destination_flag(sequence.destination)
               + f"` audits one): {', '.join(result.backfills)}", file=out)
     if others:
         print(f"other destinations, not audited here (`verify --destination NAME` audits one): {', '.join(others)}",
