@@ -302,7 +302,8 @@ def newer_than_replay(letters: BlobStore, dest_key: str, definition: Definition,
     count = tally(letters, newer).total if newer else 0
     if count:
         print(f"{count} newer quarantined call(s) are outside this replay (it covers {definition.range_label()}): "
-              f"run `rejected replay{f' --of {definition.source}' if definition.source else ''} --since "
+              f"run `rejected replay{destination_flag(definition.destination)}"
+              f"{f' --of {definition.source}' if definition.source else ''} --since "
               f"{format_rfc3339(definition.end)}`", file=out)
 
 

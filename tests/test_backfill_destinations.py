@@ -121,6 +121,25 @@ def test_dead_letters_of_a_named_destination_are_listed_and_replayed_in_its_plac
     assert "replay r1 already replayed the dead letters" in again.stderr
 
 
+def test_newer_dead_letters_of_a_named_destination_are_pointed_at_with_its_name(harness, others):
+    """A recorded replay run again says how to replay the dead letters that landed after it: for a
+    named destination the command names it (it named default's replay)."""
+    env, _ = _eu_exported(harness, others)
+    fixed = ("EXPORT_FORMAT=json", "MAX_CALL_BYTES=200000")
+    ok(add(harness, others["eu"], env, *fixed))
+    ok(harness.cli("rejected", "replay", "--destination", "eu", "--id", "r1", "--now", AFTER_THREE, extra_env=env))
+    ok(add(harness, others["eu"], env))  # the live cap back: a later big call is quarantined again
+    others["eu"].source.add([("track", "2026-11-28T12:33:00.000Z", _big("big-eu-2", "2026-11-28T12:33:00.000Z"))])
+    ok(harness.cli("run", "--now", "2026-11-28T12:41:01Z", extra_env=env))
+    ok(add(harness, others["eu"], env, *fixed))
+    again = harness.cli("rejected", "replay", "--destination", "eu", "--id", "r1", "--now", "2026-11-28T12:41:01Z",
+                        extra_env=env)
+    ok(again)
+    assert "1 newer quarantined call(s) are outside this replay (it covers 2026-11-28T12:10:00Z.." \
+           "2026-11-28T12:20:00Z): run `rejected replay --destination eu --since 2026-11-28T12:20:00Z`" \
+           in again.stdout, again.stdout
+
+
 def test_an_unknown_destination_is_a_usage_error_and_touches_nothing(harness, others):
     env, _ = _eu_exported(harness, others)
     before = snapshot(harness.blobs())
