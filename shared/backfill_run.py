@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from shared.backfill import BACKFILLS_PARTITION, Definition, Progress, Scope, progress, row_key
+from shared.backfill import BACKFILLS_PARTITION, Definition, Progress, Scope, backfill_of_row, progress, row_key
 from shared.blob_store import BlobStore, container_location
 from shared.clients import Clients
 from shared.errors import StateConflictError
@@ -52,9 +52,8 @@ def recorded(store: StateStore, destination: str, backfill_id: str) -> Definitio
 def definitions(store: StateStore, destination: str | None = None) -> list[Definition]:
     """Every recorded backfill and replay (of ``destination`` only: another destination's row is
     not read, so one it cannot read is that destination's problem alone), oldest range first."""
-    prefix = None if destination is None else row_key(destination, "")
     found = [Definition.from_entity(e, store.table_name) for e in store.rows(BACKFILLS_PARTITION)
-             if prefix is None or str(e.get("RowKey", "")).startswith(prefix)]
+             if destination is None or backfill_of_row(destination, str(e.get("RowKey", ""))) is not None]
     return sorted(found, key=lambda d: (d.start, d.id))
 
 
