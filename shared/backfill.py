@@ -212,6 +212,13 @@ def row_key(destination: str, backfill: str) -> str:
     return f"{destination}~{backfill}"
 
 
+def backfill_of_row(destination: str, key: str) -> str | None:
+    """The id part of a definition row's key (:func:`row_key`) when the row is ``destination``'s,
+    else None: a destination reads its rows by their key, not by a field a hand edit may change."""
+    prefix = row_key(destination, "")
+    return key[len(prefix):] if key.startswith(prefix) else None
+
+
 def parse_types(text: str | None) -> tuple[str, ...]:
     """``track,page`` -> the types in their canonical order; None or empty -> every type."""
     if text is None or not text.strip():

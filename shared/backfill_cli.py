@@ -71,6 +71,11 @@ def destination_settings(app: Settings, env: Mapping[str, str], name: str, *, qu
     return named.settings
 
 
+def destination_flag(name: str) -> str:
+    """`` --destination NAME`` for a command line the output suggests ("" for ``default``)."""
+    return "" if name == DEFAULT_DESTINATION else f" --destination {name}"
+
+
 def backfill_commands(args: argparse.Namespace, app: Settings, env: Mapping[str, str], now: datetime,
                       out: TextIO, err: TextIO) -> int:
     """``backfill``, ``rejected list`` and ``rejected replay`` of one destination (``--destination``)."""
@@ -119,7 +124,7 @@ def backfill_commands(args: argparse.Namespace, app: Settings, env: Mapping[str,
     if p.finished:
         print(f"{definition.kind} {definition.id} done: {p.done} of {p.total} (window, type) units", file=out)
         if failed_again:
-            named = f" --destination {name}" if name != DEFAULT_DESTINATION else ""
+            named = destination_flag(name)
             print(f"{failed_again} call(s) were quarantined in {definition.kind} {definition.id}: `rejected "
                   f"list{named} --of {definition.id}` lists them, `rejected replay{named} --of {definition.id}` "
                   "replays them once what refused them is fixed", file=out)
@@ -172,7 +177,7 @@ def rejected_list(clients, name: str, args: argparse.Namespace,  # type: ignore[
                   if any(d.id in holding and f.call_type in d.types and d.start <= f.window_start < d.end
                          for d in replays))
     in_replays = f", {covered} in the range of a recorded replay (below)" if covered else ""
-    named = f" --destination {name}" if name != DEFAULT_DESTINATION else ""
+    named = destination_flag(name)
     again = f"rejected replay{named}" + (f" --of {source}" if source else "")
     print(f"{found.total} quarantined call(s) in {len(files)} file(s) of {letters.name('_rejected/')}"
           + (f" since {format_rfc3339(since)}" if since else "")
@@ -297,8 +302,7 @@ def newer_than_replay(letters: BlobStore, dest_key: str, definition: Definition,
     count = tally(letters, newer).total if newer else 0
     if count:
         # The same command from the replay's end: its destination, --of, --until and --types too.
-        again = "rejected replay" + (f" --destination {definition.destination}"
-                                     if definition.destination != DEFAULT_DESTINATION else "") \
+        again = f"rejected replay{destination_flag(definition.destination)}" \
             + (f" --of {definition.source}" if definition.source else "") \
             + f" --since {format_rfc3339(start)}" + (f" --until {format_rfc3339(until)}" if until else "") \
             + (f" --types {','.join(types)}" if types != CALL_TYPES else "")

@@ -17,15 +17,13 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 
-import orjson
-
-from shared.backfill import BACKFILLS_PARTITION, Definition, Progress, Scope, progress, row_key
+from shared.backfill import BACKFILLS_PARTITION, Definition, Progress, Scope, backfill_of_row, progress, row_key
 from shared.blob_store import BlobStore, container_location
 from shared.clients import Clients
 from shared.errors import StateConflictError
 from shared.etl_client import Destination
 from shared.export import run_export
-from shared.recipe import Recipe, UnreadableRecipe, recorded_folder
+from shared.recipe import Recipe, UnreadableRecipe, recipe_diff, recorded_folder
 from shared.replay import ReplaySource, rejected_files
 from shared.sequence import Sequence
 from shared.settings import Settings
@@ -54,9 +52,8 @@ def recorded(store: StateStore, destination: str, backfill_id: str) -> Definitio
 def definitions(store: StateStore, destination: str | None = None) -> list[Definition]:
     """Every recorded backfill and replay (of ``destination`` only: another destination's row is
     not read, so one it cannot read is that destination's problem alone), oldest range first."""
-    prefix = None if destination is None else row_key(destination, "")
     found = [Definition.from_entity(e, store.table_name) for e in store.rows(BACKFILLS_PARTITION)
-             if prefix is None or str(e.get("RowKey", "")).startswith(prefix)]
+             if destination is None or backfill_of_row(destination, str(e.get("RowKey", ""))) is not None]
     return sorted(found, key=lambda d: (d.start, d.id))
 
 
@@ -196,18 +193,6 @@ def unchanged(settings: Settings, definition: Definition) -> None:
         f"{definition.kind} {definition.id} was recorded with other settings than destination "
         f"{definition.destination}'s now ({recipe_diff(definition.recipe, now)}): nothing was exported; set "
         f"them back as recorded, or start a new {definition.kind} under another --id")
-
-
-def recipe_diff(recorded_json: str, now_json: str) -> str:
-    """``setting recorded -> now`` of each setting that differs (pure; the recipes hold no secret)."""
-    try:
-        was, now = orjson.loads(recorded_json), orjson.loads(now_json)
-    except orjson.JSONDecodeError:
-        return f"recorded recipe {recorded_json[:200]}"
-    if not isinstance(was, dict) or not isinstance(now, dict):
-        return f"recorded recipe {recorded_json[:200]}"
-    return ", ".join(f"{k} {was.get(k)!r} -> {now.get(k)!r}" for k in sorted(was.keys() | now.keys())
-                     if was.get(k) != now.get(k))
 
 
 def drive(settings: Settings, open_clients: Callable[[], Clients], close: Callable[[Clients], None],

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, TextIO, cast
 
 from shared.backfill import UsageError
-from shared.backfill_cli import backfill_commands, destination_settings, print_backfills
+from shared.backfill_cli import backfill_commands, destination_flag, destination_settings, print_backfills
 from shared.backfill_run import backfill_settings, recorded
 from shared.blob_store import sas_expiry
 from shared.calltypes import CALL_TYPES
@@ -372,11 +372,6 @@ def check_command(settings: Settings, env: dict[str, str], name: str | None, out
     alone = _only_default(destinations) and table_error is None and name is None
     ok = table_error is None
     everyone = destinations if name is None else _selected(settings, env, None, quick=True)[0]
-    neighbours = [(d.name, d.settings) for d in everyone if d.settings is not None]
-    enabled = {d.name for d in everyone if d.enabled}
-    # An enabled destination whose settings do not resolve now has a place no one can compare
-    # with: said beside each destination (a warning), not taken for a place elsewhere.
-    unplaced = sorted(d.name for d in everyone if d.settings is None and d.enabled)
     if table_error:
         print(Check("destinations", False, redact_text(table_error)).line(), file=out)
     for i, dest in enumerate(destinations):
@@ -391,25 +386,35 @@ def check_command(settings: Settings, env: dict[str, str], name: str | None, out
             continue
         lines = io.StringIO()
         passed = run_checks(dest.settings, lines)
-        if dest.name in {n for n, _ in neighbours}:
-            found = overlaps(dest.name, neighbours)
-            for other, problem in found:
-                # beside a disabled destination it is a warning: nothing writes there now
-                check = Check("folder", other not in enabled, problem, warn=True)
-                passed = passed and check.ok
-                print(check.line(), file=lines)
-            if not found and len(neighbours) > 1:
-                print(Check("folder", True, "its own: no other destination writes into it, inside it or around "
-                            "it").line(), file=lines)
-        for other in unplaced:
-            if other != dest.name:
-                print(Check("folder", True, f"not compared with destination {other}: its settings do not resolve "
-                            f"(`check {other}` says why); it may write into this folder once they do",
-                            warn=True).line(), file=lines)
+        for check in _folder_checks(dest.name, everyone):
+            passed = passed and check.ok
+            print(check.line(), file=lines)
         for line in lines.getvalue().splitlines():
             print(line + _where_secrets_are(line, dest), file=out)
         ok = (passed or not counts) and ok
     return EXIT_OK if ok else EXIT_FAILED
+
+
+def _folder_checks(name: str, everyone: Sequence[NamedDestination]) -> list[Check]:
+    """``check``'s folder lines of destination ``name`` beside ``everyone`` (shared/places.py): one
+    per other destination that writes into its folder, inside it or around it (a warning beside a
+    disabled one: nothing writes there now), or one saying the folder is its own; and a warning per
+    other enabled destination whose settings do not resolve now (its place is unknown, so it is
+    named rather than taken for a place elsewhere)."""
+    neighbours = [(d.name, d.settings) for d in everyone if d.settings is not None]
+    enabled = {d.name for d in everyone if d.enabled}
+    checks: list[Check] = []
+    if name in {n for n, _ in neighbours}:
+        found = overlaps(name, neighbours)
+        checks += [Check("folder", other not in enabled, problem, warn=True) for other, problem in found]
+        if not found and len(neighbours) > 1:
+            checks.append(Check("folder", True, "its own: no other destination writes into it, inside it or around "
+                                "it"))
+    for other in sorted(d.name for d in everyone if d.settings is None and d.enabled):
+        if other != name:
+            checks.append(Check("folder", True, f"not compared with destination {other}: its settings do not resolve "
+                                f"(`check {other}` says why); it may write into this folder once they do", warn=True))
+    return checks
 
 
 def _where_secrets_are(line: str, dest: NamedDestination) -> str:
@@ -647,7 +652,7 @@ def run_verify(settings: Settings, clients, out: TextIO, *, sequence: ExportSequ
     if result.backfills:
         inner = ExportSequence(sequence.destination, result.backfills[0]).folder(settings.blob_path)
         print(f"backfills and replays in {inner.rsplit('/', 1)[0]}/ (not audited here; `verify --backfill ID"
-              + ("" if sequence.destination == DEFAULT_DESTINATION else f" --destination {sequence.destination}")
+              + destination_flag(sequence.destination)
               + f"` audits one): {', '.join(result.backfills)}", file=out)
     if others:
         print(f"other destinations, not audited here (`verify --destination NAME` audits one): {', '.join(others)}",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, fields
+from typing import Any
 
 import orjson
 
@@ -64,12 +65,7 @@ class Recipe:
         """The recorded recipe; raises :class:`UnreadableRecipe` saying what this version cannot read.
 
         A recipe from before the place was recorded is in ``current``'s place."""
-        try:
-            stored = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            raise UnreadableRecipe("it is not whole JSON (cut or edited)") from None
-        if not isinstance(stored, dict):
-            raise UnreadableRecipe("it is not a JSON object")
+        stored = _recorded_object(text)
         names = {f.name: f.type for f in fields(cls)}
         if stored.keys() == names.keys() - _PLACE:  # an earlier version: no place recorded
             stored.update(container=current.container, blob_path=current.blob_path)
@@ -91,15 +87,21 @@ class Recipe:
 _PLACE = frozenset({"container", "blob_path"})
 
 
-def recorded_folder(text: str, current_container: str, current_path: str) -> tuple[str, str]:
-    """(container, blob_path) that a recorded recipe's files went to; a recipe of an earlier
-    version without its place is in the current one. :class:`UnreadableRecipe` otherwise."""
+def _recorded_object(text: str) -> dict[str, Any]:
+    """A recorded recipe's JSON object; :class:`UnreadableRecipe` when the text is not one."""
     try:
         stored = orjson.loads(text)
     except orjson.JSONDecodeError:
         raise UnreadableRecipe("it is not whole JSON (cut or edited)") from None
     if not isinstance(stored, dict):
         raise UnreadableRecipe("it is not a JSON object")
+    return stored
+
+
+def recorded_folder(text: str, current_container: str, current_path: str) -> tuple[str, str]:
+    """(container, blob_path) that a recorded recipe's files went to; a recipe of an earlier
+    version without its place is in the current one. :class:`UnreadableRecipe` otherwise."""
+    stored = _recorded_object(text)
     if not stored.keys() & _PLACE:
         return current_container, current_path
     container, path = stored.get("container"), stored.get("blob_path")
@@ -108,15 +110,24 @@ def recorded_folder(text: str, current_container: str, current_path: str) -> tup
     return container, path
 
 
+def recipe_diff(recorded: str, now: str) -> str:
+    """``setting recorded -> now`` of each setting that differs (the recipes hold no secret); the
+    recorded text itself (cut) when it is not a JSON object (a hand edit may be anything)."""
+    try:
+        was, current = _recorded_object(recorded), _recorded_object(now)
+    except UnreadableRecipe:
+        return f"recorded recipe {recorded[:200]}"
+    return ", ".join(f"{k} {was.get(k)!r} -> {current.get(k)!r}" for k in sorted(was.keys() | current.keys())
+                     if was.get(k) != current.get(k))
+
+
 def recorded_place(text: str) -> str | None:
     """Where a recorded recipe says its window's files go (``BLOB_PATH=... in <container URL>``),
     when that much of it can be read even though the rest cannot; else None. The container is
     recorded without any query, so no secret is shown."""
     try:
-        stored = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(stored, dict):
+        stored = _recorded_object(text)
+    except UnreadableRecipe:
         return None
     path, container = stored.get("blob_path"), stored.get("container")
     if not isinstance(path, str) or not isinstance(container, str) or "?" in container:

@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from shared.backfill import BACKFILLS_PARTITION, row_key
+from shared.backfill import BACKFILLS_PARTITION, backfill_of_row
 from shared.blob_store import BlobStore, ListedBlob
 from shared.calltypes import CALL_TYPES
 from shared.errors import ExportError
@@ -550,12 +550,10 @@ def recorded_backfills(state: StateStore, destination: str) -> dict[str, str]:
     """The backfills and replays recorded for ``destination``: id -> its recorded recipe (text).
     Read by the row's key (``NAME~ID``), as the backfill commands read them, not by fields a hand
     edit may change; not parsed strictly (``verify --backfill ID`` reads the recipe it audits)."""
-    prefix = row_key(destination, "")
     out = {}
     for e in state.rows(BACKFILLS_PARTITION):
-        key = str(e.get("RowKey", ""))
-        if key.startswith(prefix) and key[len(prefix):]:
-            out[key[len(prefix):]] = str(e.get("recipe") or "")
+        if backfill := backfill_of_row(destination, str(e.get("RowKey", ""))):
+            out[backfill] = str(e.get("recipe") or "")
     return out
 
 

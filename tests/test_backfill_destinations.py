@@ -10,9 +10,9 @@ import uuid
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.backfill_run import recipe_diff
 from shared.destinations import get_destination
 from shared.errors import StateConflictError
+from shared.recipe import recipe_diff
 from shared.sequence import Sequence
 from shared.state_store import StateStore, make_table_service
 from shared.work_queue import WorkQueue
