@@ -71,6 +71,11 @@ def destination_settings(app: Settings, env: Mapping[str, str], name: str, *, qu
     return named.settings
 
 
+def status_for(name: str) -> str:
+    """The ``status`` command line that shows destination ``name``'s backfills and replays."""
+    return "status" if name == DEFAULT_DESTINATION else f"status {name}"
+
+
 def destination_flag(name: str) -> str:
     """`` --destination NAME`` for a command line the output suggests ("" for ``default``)."""
     return "" if name == DEFAULT_DESTINATION else f" --destination {name}"
@@ -213,7 +218,7 @@ def _source(clients, name: str, of: str | None,  # type: ignore[no-untyped-def]
     source = recorded(clients.state, name, source_id)
     if source is None:
         raise UsageError(f"--of {source_id}: destination {name} has no backfill or replay of that id "
-                         "(`status` lists them)")
+                         f"(`{status_for(name)}` lists them)")
     pin = clients.state.get_pin(name)
     if finished and pin is not None and not progress_of(clients, source, pin.key).finished:
         raise UsageError(f"--of {source_id}: {source.kind} {source_id} is not finished, so its dead letters may "

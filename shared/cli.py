@@ -41,7 +41,13 @@ from pathlib import Path
 from typing import Any, TextIO, cast
 
 from shared.backfill import UsageError
-from shared.backfill_cli import backfill_commands, destination_flag, destination_settings, print_backfills
+from shared.backfill_cli import (
+    backfill_commands,
+    destination_flag,
+    destination_settings,
+    print_backfills,
+    status_for,
+)
 from shared.backfill_run import backfill_settings, recorded
 from shared.blob_store import sas_expiry
 from shared.calltypes import CALL_TYPES
@@ -594,7 +600,7 @@ def recorded_or_usage(store, sequence: ExportSequence) -> None:  # type: ignore[
         raise UsageError(f"--backfill {sequence.backfill}: destination {sequence.destination} has no backfill or "
                          f"replay of that id in STATE_TABLE {store.table_name} (it has "
                          f"{', '.join(ids[:20]) + (', ...' if len(ids) > 20 else '') if ids else 'none'}); "
-                         "`status` lists them")
+                         f"`{status_for(sequence.destination)}` lists them")
 
 
 def recorded_recipe(settings: Settings, clients, sequence: ExportSequence) -> Recipe | None:  # type: ignore[no-untyped-def]

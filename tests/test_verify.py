@@ -301,6 +301,8 @@ def test_a_named_destination_is_audited_in_its_own_place(harness, others):
     proc = harness.cli("verify", "--destination", "eu", extra_env=env)
     assert proc.returncode == 1 and f"missing: eu/segment/{KEY}.1.track.json" in proc.stdout
     assert harness.cli("verify", "--destination", "nope", extra_env=env).returncode == 2
+    unknown = harness.cli("verify", "--destination", "eu", "--backfill", "nope", extra_env=env)
+    assert unknown.returncode == 2 and unknown.stderr.rstrip().endswith("(it has none); `status eu` lists them")
 
 
 def test_the_verify_timer_audits_every_enabled_destination_each_in_its_place(harness, others, caplog):
