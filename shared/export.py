@@ -257,12 +257,18 @@ def positions(settings: Settings, clients: Clients, now: datetime, sequence: Seq
     return dest, states
 
 
-def pinned_positions(clients: Clients, now: datetime, sequence: Sequence, call_type: str, dest: Destination,
-                     ) -> tuple[Destination, dict[str, TypeState]] | None:
+def pinned_positions(settings: Settings, clients: Clients, now: datetime, sequence: Sequence, call_type: str,
+                     dest: Destination) -> tuple[Destination, dict[str, TypeState]] | None:
     """A work item's position when it carries its destination's pinned ids (shared/work_item.py):
-    the type's state row read directly, without ``GET /v1/destination`` and the pin (the plan that
-    started the chain checked them, and a pin's ids never change). None when the row is not there:
-    then :func:`positions`, which creates it."""
+    the type's state row read directly, without ``GET /v1/destination`` (the plan that started the
+    chain checked the ids, and a pin's ids never change). None when the row is not there, or when
+    the pin's place is not the settings' (the export is moving: an item queued before the change
+    must not write into the new place before the move is checked): then :func:`positions`, which
+    creates the row, or moves the pin or refuses the move."""
+    here = Recipe.of(settings)
+    pin = clients.state.get_pin(sequence.destination)
+    if pin is None or (pin.container, pin.blob_path) != (here.container, here.blob_path):
+        return None
     annotate_destination(dest.integration_id, dest.action_id)
     state = clients.state.get(sequence.state_key(dest.integration_id, dest.action_id), call_type)
     if state is None:

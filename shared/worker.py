@@ -25,8 +25,8 @@ How each ending is acknowledged (docs/design.md, "Plan, queue, work"):
   its marker goes stale and the first plan after two leases plans the unit again.
 
 The first touch of the marker is one conditional write when the message carries the marker's
-ETag (shared/work_markers.py ``take``); the type's row is read directly when it carries the pinned
-ids (shared/export.py ``pinned_positions``). While the unit runs, a heartbeat touches the marker
+ETag (shared/work_markers.py ``take``); the pin and the type's row are read directly when it
+carries the pinned ids (shared/export.py ``pinned_positions``). While the unit runs, a heartbeat touches the marker
 (and, under ``work``, renews the message's lease) every third of a lease, so a long unit is
 neither planned again nor delivered twice.
 """
@@ -198,9 +198,9 @@ def _track(item: WorkItem, dest_settings: Settings, clients: Clients, sequence: 
     backfill's chain) the recorded backfill's (shared/backfill_chains.py); None: no such backfill."""
     if item.backfill is not None:
         return backfill_track(dest_settings, clients, item)
-    # An item carrying the pinned ids reads its row alone (no GET /v1/destination, no pin read).
-    read = None if item.ids is None else pinned_positions(clients, item.horizon, sequence, item.call_type,
-                                                          Destination(*item.ids))
+    # An item carrying the pinned ids reads the pin and its row alone (no GET /v1/destination).
+    read = None if item.ids is None else pinned_positions(dest_settings, clients, item.horizon, sequence,
+                                                          item.call_type, Destination(*item.ids))
     dest, states = read or positions(dest_settings, clients, item.horizon, sequence, (item.call_type,),
                                      ensure_table=False)
     return Track(dest_settings, clients, dest, states[item.call_type], None)

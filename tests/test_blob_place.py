@@ -183,3 +183,43 @@ def test_types_uneven_at_a_container_move_stop_the_move_until_they_are_even(harn
     with azurite.blob_service() as svc:
         moved = sorted(b.name for b in svc.get_container_client(other).list_blobs())
     assert "exports/segment/_manifests/2184.13699.20261128T1220Z.json" in moved
+
+
+def test_a_work_item_queued_before_a_container_change_does_not_write_into_the_new_container(harness, azurite):
+    import uuid
+
+    import pytest
+
+    from shared.errors import StateConflictError
+    from shared.planning import plan
+    from shared.sequence import Sequence
+    from shared.work_item import WorkItem
+    from shared.work_queue import WorkQueue
+    from shared.worker import handle
+    from tests.support.runs import FAST_ETL, at
+
+    harness.source.add(make_window_calls(W0, per_type={"track": 2, "identify": 1}, seed=25))
+    harness.env.update(START, EXPORT_QUEUE=f"q{uuid.uuid4().hex[:20]}", EXPORT_MODE="queue")
+    here = harness.settings()
+    other = f"w{harness.container[1:]}"
+    azurite.create_container(other)
+    there = harness.settings(BLOB_SAS_URL=azurite.sas_url(other))
+    planned = plan(here, at("2026-11-28T12:11:01Z"), destinations=[("default", Sequence(), here)])
+    assert planned.ok and {i.call_type for i in planned.items} >= {"track", "identify"}
+    queue = WorkQueue.of(here)
+    try:
+        messages = {}
+        while (m := queue.receive(30)) is not None:
+            messages[WorkItem.from_text(m.content).call_type] = m
+        # track's item runs; then the settings point at another container while identify's waits
+        handle(messages["track"].content, here, queue=queue, destinations=[("default", Sequence(), here)],
+               clients_kwargs={"etl_kwargs": FAST_ETL})
+        before = snapshot(harness.blobs())
+        with pytest.raises(StateConflictError, match=r"the settings now reach .* only: point them back"):
+            handle(messages["identify"].content, there, queue=queue, destinations=[("default", Sequence(), there)],
+                   clients_kwargs={"etl_kwargs": FAST_ETL})
+        with azurite.blob_service() as svc:
+            assert list(svc.get_container_client(other).list_blobs()) == []  # nothing landed there
+        assert snapshot(harness.blobs()) == before
+    finally:
+        queue.close()
