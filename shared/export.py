@@ -192,35 +192,50 @@ def positions(settings: Settings, clients: Clients, now: datetime, sequence: Seq
     # records the start before any row, so a row created by a later run starts at the same instant.
     here = Recipe.of(settings)
     start = functools.cache(lambda: first_start(settings, clients.etl, now))
+
     def finish_old_place(old: DestinationPin) -> None:
-        # Windows committed in the old place whose manifest a crash left unwritten get it there
-        # now: their files are there, and the new place cannot find them (shared/manifests.py).
+        # A window's files are in one place: nothing moves while a window is started or partly
+        # committed in the old place (the other types' files of it would land in the new one, and
+        # its manifest, built in either, would wait forever for the files of the other).
         key = sequence.state_key(old.integration_id, old.action_id)
-        if old.container == here.container:
+        folder = old.container == here.container
+        if folder:
+            # Windows committed in the old folder whose manifest a crash left unwritten get it
+            # there now: their files are there, and the new folder cannot find them.
             chain = ManifestChain(clients.blobs.at_path(old.blob_path), store,
                                   Destination(old.integration_id, old.action_id), key)
             while len(chain.complete(here)) == MAX_PER_CALL:
                 pass
-            return
-        # Another container: the settings reach only the new one, so owed manifests cannot be
-        # written where their files are. Stop before moving (as for a pending window there).
         cursor, rows = store.get_cursor(key), store.type_rows(key)
         if not rows:
             return
-        least, most = min(r.window_end for r in rows.values()), max(r.window_end for r in rows.values())
+        if folder:
+            where, back = (f"the folder {old.blob_path or '(the container root)'}",
+                           f"BLOB_PATH now says {here.blob_path or '(empty)'}: point BLOB_PATH back at "
+                           f"{old.blob_path or '(empty)'}")
+        else:
+            where, back = (f"the container {old.container}", f"the settings now reach {here.container} only: "
+                           f"point them back at {old.container}")
+        least = min(r.window_end for r in rows.values())
+        most = max(r.window_end for r in rows.values())
         pending = [(r.call_type, started) for t in CALL_TYPES
                    if (r := rows.get(t)) is not None and (started := r.pending_start) is not None]
         if pending:
             # Checked before the move, not by the unit after it: the types before it in the run
-            # would put their files of the window in the new container first (a split window).
+            # would put their files of the window in the new place first (a split window).
             call_type, started = pending[0]
             window = Window(started, started + WINDOW)
             raise StateConflictError(
-                f"{call_type} {window.label()} was started in the container {old.container} but the settings "
-                f"now point at {here.container}: point BLOB_SAS_URL (or BLOB_ACCOUNT_URL/BLOB_CONTAINER) back "
-                "at the first one until `status` shows no pending window, then switch (docs/operations.md, "
-                "'Moving the export'); nothing was exported", window=window, call_type=call_type)
-        if cursor is not None and cursor.window_end < least:
+                f"{call_type} {window.label()} was started in {where} but " + (
+                    f"BLOB_PATH now says {here.blob_path or '(empty)'}: point BLOB_PATH back at "
+                    f"{old.blob_path or '(empty)'}" if folder else
+                    f"the settings now point at {here.container}: point BLOB_SAS_URL (or "
+                    "BLOB_ACCOUNT_URL/BLOB_CONTAINER) back at the first one") + " until `status` shows no pending "
+                "window, then switch (docs/operations.md, 'Moving the export'); nothing was exported",
+                window=window, call_type=call_type)
+        if not folder and cursor is not None and cursor.window_end < least:
+            # Another container: the settings reach only the new one, so owed manifests cannot be
+            # written where their files are.
             raise StateConflictError(
                 f"the windows {format_rfc3339(cursor.window_end)}..{format_rfc3339(least)} of {key} were committed "
                 f"in the container {old.container}, but their manifests are not written yet (a run stopped in "
@@ -228,17 +243,15 @@ def positions(settings: Settings, clients: Clients, now: datetime, sequence: Seq
                 "run once so the manifests are written there, then switch (docs/operations.md, 'Moving the "
                 "export'); nothing was exported")
         if most > least:
-            # Types ahead of the others (a run stopped by its budget or a failure between them): the
-            # windows between hold their files here, and the others' would land there: a manifest
-            # built in either container would wait for the files of the other.
+            # Types ahead of the others (a run stopped by its budget or a failure between them;
+            # in queue mode each type's chain runs alone, so whenever work items are in flight).
             ahead = [t for t in CALL_TYPES if t in rows and rows[t].window_end > least]
             behind = [t for t in CALL_TYPES if t in rows and rows[t].window_end == least]
             raise StateConflictError(
-                f"the windows {format_rfc3339(least)}..{format_rfc3339(most)} of {key} were committed in the "
-                f"container {old.container} by {', '.join(ahead)} but not yet by {', '.join(behind)} (a run "
-                f"stopped in between) and the settings now reach {here.container} only: point them back at "
-                f"{old.container}, run until `status` shows every type at the same window, then switch "
-                "(docs/operations.md, 'Moving the export'); nothing was exported")
+                f"the windows {format_rfc3339(least)}..{format_rfc3339(most)} of {key} were committed in {where} "
+                f"by {', '.join(ahead)} but not yet by {', '.join(behind)} (a run stopped in between, or work "
+                f"items in flight) and {back}, run until `status` shows every type at the same window, then "
+                "switch (docs/operations.md, 'Moving the export'); nothing was exported")
 
     pin = pin_destination(store, remote, container=here.container, blob_path=here.blob_path, start=start,
                           name=sequence.destination, before_move=finish_old_place)

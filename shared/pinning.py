@@ -82,14 +82,14 @@ def pin_destination(
             "(docs/operations.md, 'The ETL API names another destination')"
         )
     if (pin.container, pin.blob_path) != (container, blob_path):
+        if before_move is not None:  # may refuse the move: then nothing is said about one
+            before_move(pin)
         log.warning(
             "the files of %s now go to %s (before: %s): positions go on from the stored state, "
-            "EXPORT_START is not read again, and a pending window is finished where it started; "
+            "EXPORT_START is not read again (every window of the old place was finished there first); "
             "to export from EXPORT_START into a fresh place use a new STATE_TABLE (docs/operations.md)",
             pin.key, _place(container, blob_path), _place(pin.container, pin.blob_path), extra=_ids(pin),
         )
-        if before_move is not None:
-            before_move(pin)
         store.move_pin(pin, container, blob_path)
     return pin
 

@@ -45,7 +45,16 @@ def _ids_by_folder(blobs) -> dict[str, Counter]:
 def test_a_window_pending_under_the_old_blob_path_is_finished_there_not_duplicated_in_the_new(harness, caplog):
     first, second = _crash_mid_window(harness, BLOB_PATH="old")
     before = snapshot(harness.blobs())
+    rows = state_rows(harness)
     caplog.set_level(logging.INFO)
+    # Moved now, the other types' files of 12:00 would land in new/ and track's in old/: the
+    # window's manifest, built in either, would wait forever for the files of the other.
+    refused = run_with(harness, "2026-11-28T12:21:01Z", BLOB_PATH="new")
+    assert refused.error is not None and "\n" not in refused.error
+    assert "was started in the folder old but BLOB_PATH now says new: point BLOB_PATH back at old until " \
+           "`status` shows no pending window" in refused.error, refused.error
+    assert snapshot(harness.blobs()) == before and state_rows(harness) == rows  # nothing moved, the pin neither
+    assert run_with(harness, "2026-11-28T12:11:02Z", BLOB_PATH="old").ok  # back: the window is finished there
     summary = run_with(harness, "2026-11-28T12:21:01Z", BLOB_PATH="new")
     assert summary.ok, summary.error
     names = sorted(harness.data_blobs())
@@ -60,6 +69,8 @@ def test_a_window_pending_under_the_old_blob_path_is_finished_there_not_duplicat
     by_folder = _ids_by_folder(blobs)
     assert by_folder["old"] == Counter(ids_of(first)) and by_folder["new"] == Counter(ids_of(second))
     assert committed(state_rows(harness))["track"] == (4, W0 + timedelta(minutes=20))
+    assert sorted(n for n in blobs if "/_manifests/" in n) == [  # each window's manifest where its files are
+        "new/_manifests/2184.13699.20261128T1210Z.json", "old/_manifests/2184.13699.20261128T1200Z.json"]
     # Moving the export is said out loud, with what it means for EXPORT_START.
     moved = [r.getMessage() for r in caplog.records if "now go to" in r.getMessage()]
     assert len(moved) == 1 and "EXPORT_START is not read again" in moved[0] and "/new" in moved[0]
@@ -221,5 +232,55 @@ def test_a_work_item_queued_before_a_container_change_does_not_write_into_the_ne
         with azurite.blob_service() as svc:
             assert list(svc.get_container_client(other).list_blobs()) == []  # nothing landed there
         assert snapshot(harness.blobs()) == before
+    finally:
+        queue.close()
+
+
+def test_a_work_item_queued_before_a_blob_path_change_never_splits_a_window_between_two_folders(harness):
+    # Queue mode: each type's chain runs alone, so types are uneven whenever items are in flight.
+    # track's W0 lands in the old folder; then BLOB_PATH changes while the other types' W0 items
+    # wait. Moved now, their W0 would land in the new folder and W0's manifest, built there, would
+    # wait forever for track's file, which is not there: the move waits until the types are even.
+    import uuid
+
+    import pytest
+
+    from shared.errors import StateConflictError
+    from shared.planning import plan
+    from shared.sequence import Sequence
+    from shared.work_item import WorkItem
+    from shared.work_queue import WorkQueue
+    from shared.worker import handle
+    from tests.support.runs import FAST_ETL, at
+
+    harness.source.add(make_window_calls(W0, per_type={"track": 2, "identify": 1}, seed=26))
+    harness.env.update(START, EXPORT_QUEUE=f"q{uuid.uuid4().hex[:20]}", EXPORT_MODE="queue")
+    here = harness.settings()
+    there = harness.settings(BLOB_PATH="moved")
+    planned = plan(here, at("2026-11-28T12:11:01Z"), destinations=[("default", Sequence(), here)])
+    assert planned.ok
+    queue = WorkQueue.of(here)
+    try:
+        messages = {}
+        while (m := queue.receive(30)) is not None:
+            messages[WorkItem.from_text(m.content).call_type] = m
+        handle(messages["track"].content, here, queue=queue, destinations=[("default", Sequence(), here)],
+               clients_kwargs={"etl_kwargs": FAST_ETL})
+        before = snapshot(harness.blobs())
+        rows = state_rows(harness)
+        refusal = r"in the folder exports/segment by track but not yet by identify.*point BLOB_PATH back at exports/seg"
+        with pytest.raises(StateConflictError, match=refusal):
+            handle(messages["identify"].content, there, queue=queue, destinations=[("default", Sequence(), there)],
+                   clients_kwargs={"etl_kwargs": FAST_ETL})
+        assert not [n for n in harness.blobs() if n.startswith("moved/")]  # nothing landed there
+        assert snapshot(harness.blobs()) == before
+        assert state_rows(harness) == rows
+        # Back in the old folder the others catch up; W0's manifest is written there, by its files.
+        for t, m in messages.items():
+            if t != "track":
+                handle(m.content, here, queue=queue, destinations=[("default", Sequence(), here)],
+                       clients_kwargs={"etl_kwargs": FAST_ETL})
+        assert [n for n in harness.blobs() if "/_manifests/" in n] == [
+            "exports/segment/_manifests/2184.13699.20261128T1200Z.json"]
     finally:
         queue.close()
