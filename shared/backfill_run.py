@@ -143,15 +143,17 @@ def progress_of(clients: Clients, definition: Definition, dest_key: str) -> Prog
     return progress(definition, rows, windows)
 
 
-def replay_windows(clients: Clients, definition: Definition, dest_key: str) -> dict[str, frozenset[datetime]]:
+def replay_windows(clients: Clients, definition: Definition, dest_key: str,
+                   letters: BlobStore | None = None) -> dict[str, frozenset[datetime]]:
     """A replay's windows, the same for each of its types: those of its range with a dead-letter
     file of any of its types (one listing; the files of its range are final, its end was the live
     export's position, or its source's end). Every type goes through every one (a type without a file there has no calls
     in it), so its types' rows stand together and each window's manifest is written: were each
     type to stop at its own last file, the windows after the first type to stop would never be
-    committed by all of them."""
+    committed by all of them. ``letters``: where its dead letters are, when the caller has it
+    (:func:`dead_letter_store`)."""
     types = set(definition.types)
-    store = dead_letter_store(clients, definition.destination, definition.source)
+    store = letters or dead_letter_store(clients, definition.destination, definition.source)
     windows = frozenset(f.window_start for f in rejected_files(store, dest_key, definition.start, definition.end)
                         if f.call_type in types)
     return {t: windows for t in definition.types}
@@ -176,8 +178,8 @@ def prepared(settings: Settings, clients: Clients, definition: Definition) -> tu
             raise StateConflictError(f"{definition.sequence.label()}: destination {definition.destination!r} "
                                      "has no pin yet: there is nothing of it to replay")
         dest = Destination(pin.integration_id, pin.action_id)
-        scope = replace(scope, windows=replay_windows(clients, definition, dest.key))
         letters = dead_letter_store(clients, definition.destination, definition.source)
+        scope = replace(scope, windows=replay_windows(clients, definition, dest.key, letters))
         clients = replace(clients, etl=ReplaySource(letters, dest))  # type: ignore[arg-type]
     return backfill_settings(settings, definition.sequence), clients, scope
 
