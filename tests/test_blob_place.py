@@ -42,6 +42,23 @@ def _ids_by_folder(blobs) -> dict[str, Counter]:
     return out
 
 
+def _refused_in_another_container(harness, azurite, now: str, prefix: str) -> tuple[str, str, str]:
+    """A container beside the harness's, and a run at ``now`` pointed at it that must be refused in
+    one line with no SAS signature, writing nothing there: (its name, its SAS URL, the error)."""
+    other = f"{prefix}{harness.container[1:]}"
+    azurite.create_container(other)
+    elsewhere = azurite.sas_url(other)
+    refused = run_with(harness, now, BLOB_SAS_URL=elsewhere)
+    assert refused.error is not None and "\n" not in refused.error and "sig=" not in refused.error
+    assert _names_in(azurite, other) == []
+    return other, elsewhere, refused.error
+
+
+def _names_in(azurite, container: str) -> list[str]:
+    with azurite.blob_service() as svc:
+        return sorted(b.name for b in svc.get_container_client(container).list_blobs())
+
+
 def test_a_window_pending_under_the_old_blob_path_is_finished_there_not_duplicated_in_the_new(harness, caplog):
     first, second = _crash_mid_window(harness, BLOB_PATH="old")
     before = snapshot(harness.blobs())
@@ -80,18 +97,12 @@ def test_a_window_pending_under_the_old_blob_path_is_finished_there_not_duplicat
 
 def test_a_window_pending_in_another_container_is_a_clear_error_until_that_container_is_back(harness, azurite):
     _crash_mid_window(harness, BLOB_PATH="old")
-    other = f"o{harness.container[1:]}"
-    azurite.create_container(other)
     pending = state_rows(harness)["track"]
     before = committed(state_rows(harness))
-    elsewhere = azurite.sas_url(other)
 
-    refused = run_with(harness, "2026-11-28T12:21:01Z", BLOB_SAS_URL=elsewhere)
-    assert refused.error is not None and "\n" not in refused.error
-    assert "was started in the container" in refused.error and harness.container in refused.error
-    assert "point BLOB_SAS_URL" in refused.error and "sig=" not in refused.error
-    with azurite.blob_service() as svc:
-        assert list(svc.get_container_client(other).list_blobs()) == []
+    other, elsewhere, error = _refused_in_another_container(harness, azurite, "2026-11-28T12:21:01Z", "o")
+    assert "was started in the container" in error and harness.container in error
+    assert "point BLOB_SAS_URL" in error
     assert state_rows(harness)["track"].pending_start == pending.pending_start
     assert committed(state_rows(harness)) == before
 
@@ -99,9 +110,8 @@ def test_a_window_pending_in_another_container_is_a_clear_error_until_that_conta
     assert run_with(harness, "2026-11-28T12:11:02Z").ok
     assert sorted(harness.data_blobs()) == [f"old/2184.13699.{p}.track.csv" for p in (1, 2, 3)]
     assert run_with(harness, "2026-11-28T12:21:01Z", BLOB_SAS_URL=elsewhere, BLOB_PATH="old").ok
-    with azurite.blob_service() as svc:
-        assert [b.name for b in svc.get_container_client(other).list_blobs()] == [
-            "old/2184.13699.4.track.csv", "old/_manifests/2184.13699.20261128T1210Z.json"]
+    assert _names_in(azurite, other) == [
+        "old/2184.13699.4.track.csv", "old/_manifests/2184.13699.20261128T1210Z.json"]
 
 
 def test_a_sas_rotation_or_a_switch_to_the_managed_identity_form_is_not_a_move():
@@ -123,27 +133,19 @@ def test_manifests_owed_in_the_old_container_stop_a_move_until_they_are_written_
                           extra_env={"EXPORTER_CRASH_AT": "before_manifest_commit"})
     assert crashed.returncode == 137, crashed.stderr
     assert not [n for n in harness.blobs() if "/_manifests/" in n]  # the window is committed, its manifest owed
-    other = f"m{harness.container[1:]}"
-    azurite.create_container(other)
-    elsewhere = azurite.sas_url(other)
     before = snapshot(harness.blobs())
 
-    refused = run_with(harness, "2026-11-28T12:21:01Z", BLOB_SAS_URL=elsewhere)
-    assert refused.error is not None and "\n" not in refused.error and "sig=" not in refused.error
+    other, elsewhere, error = _refused_in_another_container(harness, azurite, "2026-11-28T12:21:01Z", "m")
     assert "the windows 2026-11-28T12:00:00Z..2026-11-28T12:10:00Z of 2184.13699 were committed in the container " \
            f"http://127.0.0.1:{azurite.blob_port}/devstoreaccount1/{harness.container}, but their manifests are not " \
-           "written yet" in refused.error, refused.error
-    with azurite.blob_service() as svc:
-        assert list(svc.get_container_client(other).list_blobs()) == []
+           "written yet" in error, error
     assert snapshot(harness.blobs()) == before
 
     assert run_with(harness, "2026-11-28T12:11:02Z").ok  # back: the owed manifest is written where its files are
     assert [n for n in harness.blobs() if "/_manifests/" in n] == [
         "exports/segment/_manifests/2184.13699.20261128T1200Z.json"]
     assert run_with(harness, "2026-11-28T12:21:01Z", BLOB_SAS_URL=elsewhere).ok  # then the move goes ahead
-    with azurite.blob_service() as svc:
-        moved = sorted(b.name for b in svc.get_container_client(other).list_blobs())
-    assert "exports/segment/_manifests/2184.13699.20261128T1210Z.json" in moved
+    assert "exports/segment/_manifests/2184.13699.20261128T1210Z.json" in _names_in(azurite, other)
 
 
 
@@ -171,18 +173,12 @@ def test_types_uneven_at_a_container_move_stop_the_move_until_they_are_even(harn
     assert rows["identify"].window_end == W0 + timedelta(minutes=20)
     assert all(rows[t].window_end == W0 + timedelta(minutes=10) and not rows[t].pending_start
                for t in rows if t != "identify")
-    other = f"m{harness.container[1:]}"
-    azurite.create_container(other)
-    elsewhere = azurite.sas_url(other)
     before = snapshot(harness.blobs())
 
-    refused = run_with(harness, "2026-11-28T12:21:02Z", BLOB_SAS_URL=elsewhere)
-    assert refused.error is not None and "\n" not in refused.error and "sig=" not in refused.error
+    other, elsewhere, error = _refused_in_another_container(harness, azurite, "2026-11-28T12:21:02Z", "m")
     assert "the windows 2026-11-28T12:10:00Z..2026-11-28T12:20:00Z of 2184.13699 were committed in the " \
            f"container http://127.0.0.1:{azurite.blob_port}/devstoreaccount1/{harness.container} by identify but " \
-           "not yet by track, page, screen, alias, group" in refused.error, refused.error
-    with azurite.blob_service() as svc:
-        assert list(svc.get_container_client(other).list_blobs()) == []
+           "not yet by track, page, screen, alias, group" in error, error
     assert snapshot(harness.blobs()) == before
     assert state_rows(harness) == rows  # nothing moved, the pin neither
 
@@ -191,9 +187,7 @@ def test_types_uneven_at_a_container_move_stop_the_move_until_they_are_even(harn
         "exports/segment/_manifests/2184.13699.20261128T1200Z.json",
         "exports/segment/_manifests/2184.13699.20261128T1210Z.json"]
     assert run_with(harness, "2026-11-28T12:31:01Z", BLOB_SAS_URL=elsewhere).ok  # then the move goes ahead
-    with azurite.blob_service() as svc:
-        moved = sorted(b.name for b in svc.get_container_client(other).list_blobs())
-    assert "exports/segment/_manifests/2184.13699.20261128T1220Z.json" in moved
+    assert "exports/segment/_manifests/2184.13699.20261128T1220Z.json" in _names_in(azurite, other)
 
 
 def test_a_work_item_queued_before_a_container_change_does_not_write_into_the_new_container(harness, azurite):
@@ -229,8 +223,7 @@ def test_a_work_item_queued_before_a_container_change_does_not_write_into_the_ne
         with pytest.raises(StateConflictError, match=r"the settings now reach .* only: point them back"):
             handle(messages["identify"].content, there, queue=queue, destinations=[("default", Sequence(), there)],
                    clients_kwargs={"etl_kwargs": FAST_ETL})
-        with azurite.blob_service() as svc:
-            assert list(svc.get_container_client(other).list_blobs()) == []  # nothing landed there
+        assert _names_in(azurite, other) == []  # nothing landed there
         assert snapshot(harness.blobs()) == before
     finally:
         queue.close()
